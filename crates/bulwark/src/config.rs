@@ -1,0 +1,104 @@
+//! Command line and environment. Every flag has a `BULWARK_*` variable (`spec/api.md`); the
+//! variables are what scripts and tests use.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+use url::Url;
+
+#[derive(Debug, Parser)]
+#[command(name = "bulwark", version, about = "Self-hosted, security-first crypto trading automation.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web UI and the JSON API. Creates the data dir and the SQLite database on first start.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Holds the SQLite file and the mail outbox.
+    #[arg(long, env = "BULWARK_DATA_DIR", default_value = "./bulwark-data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://<file>` or `postgres://...` [default: sqlite://<data dir>/bulwark.db]
+    #[arg(long, env = "BULWARK_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Listen address. A non-loopback address needs BULWARK_TRUSTED_PROXIES (TLS termination in front).
+    #[arg(long, env = "BULWARK_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Base of links in mails and the allowed Origin [default: http://<bind>]
+    #[arg(long, env = "BULWARK_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+    /// `smtp://127.0.0.1:2525` (plain, loopback only) or `smtps://user:pass@host:465`. Unset: mail goes to <data dir>/outbox/.
+    #[arg(long, env = "BULWARK_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of every mail.
+    #[arg(long, env = "BULWARK_MAIL_FROM", default_value = "Bulwark <no-reply@bulwark.localhost>")]
+    pub mail_from: String,
+    /// Comma-separated CIDRs whose X-Forwarded-For is believed.
+    #[arg(long, env = "BULWARK_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Minutes without a request after which a session ends.
+    #[arg(long, env = "BULWARK_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u64,
+    /// Hours after sign-in at which a session ends regardless of use.
+    #[arg(long, env = "BULWARK_SESSION_ABSOLUTE_HOURS", default_value_t = 12)]
+    pub session_absolute_hours: u64,
+    /// tracing filter, e.g. `info` or `server=debug,info`.
+    #[arg(long, env = "BULWARK_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Configuration after defaults that depend on other values are filled in and checked.
+#[derive(Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub bind: SocketAddr,
+    pub smtp_url: Option<String>,
+    pub server: server::ServerConfig,
+}
+
+impl ServeArgs {
+    /// # Errors
+    /// When the values contradict each other or a safety rule (see `docs/configuration.md`).
+    pub fn resolve(self) -> anyhow::Result<Settings> {
+        if !self.bind.ip().is_loopback() && self.trusted_proxies.is_empty() {
+            bail!(
+                "refusing to listen on {} without TLS: Bulwark serves plain HTTP only on loopback. \
+                 Put a TLS-terminating proxy in front and set BULWARK_TRUSTED_PROXIES, or bind 127.0.0.1.",
+                self.bind
+            );
+        }
+        if self.session_idle_minutes == 0 || self.session_absolute_hours == 0 {
+            bail!("session timeouts must be positive");
+        }
+        let database_url = match self.database_url {
+            Some(url) => url,
+            None => format!("sqlite://{}", self.data_dir.join("bulwark.db").display()),
+        };
+        let public_url = match self.public_url {
+            Some(url) => url,
+            None => {
+                Url::parse(&format!("http://{}", self.bind)).context("building the public URL from BULWARK_BIND")?
+            }
+        };
+        if !matches!(public_url.scheme(), "http" | "https") {
+            bail!("BULWARK_PUBLIC_URL must be an http:// or https:// URL");
+        }
+        let mut server = server::ServerConfig::new(public_url);
+        server.session_idle = Duration::from_secs(self.session_idle_minutes * 60);
+        server.session_absolute = Duration::from_secs(self.session_absolute_hours * 3600);
+        server.trusted_proxies = self.trusted_proxies;
+        server.mail_from = self.mail_from;
+        Ok(Settings { data_dir: self.data_dir, database_url, bind: self.bind, smtp_url: self.smtp_url, server })
+    }
+}

@@ -1,0 +1,106 @@
+//! The `bulwark` binary: reads configuration (flags and `BULWARK_*` variables), picks the storage
+//! backend and the mailer, and runs the chosen subcommand. The only crate that reads the
+//! environment or names a concrete adapter (ARCHITECTURE.md invariants 6 and the layer rule).
+
+mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+
+use config::{Cli, Command, ServeArgs};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(serve(args))
+        }
+    }
+}
+
+/// The wall clock, for production. Tests pass a fake one.
+#[derive(Debug)]
+struct SystemClock;
+
+impl domain::Clock for SystemClock {
+    fn now(&self) -> domain::Timestamp {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        domain::Timestamp::from_unix_millis(millis)
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(&args.log);
+    let settings = args.resolve()?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
+
+    let store: Arc<dyn store::Store> =
+        if settings.database_url.starts_with("postgres://") || settings.database_url.starts_with("postgresql://") {
+            tracing::info!("storage: PostgreSQL");
+            Arc::new(store_postgres::PgStore::connect(&settings.database_url).await?)
+        } else if settings.database_url.starts_with("sqlite:") {
+            tracing::info!(url = %settings.database_url, "storage: SQLite");
+            Arc::new(store_sqlite::SqliteStore::connect(&settings.database_url).await?)
+        } else {
+            anyhow::bail!("BULWARK_DATABASE_URL must start with sqlite: or postgres://");
+        };
+
+    let mailer: Arc<dyn mail::Mailer> = match &settings.smtp_url {
+        Some(url) => {
+            let smtp = mail::SmtpMailer::new(url, &settings.server.mail_from)?;
+            tracing::info!(mailer = ?smtp, "mail: SMTP");
+            Arc::new(smtp)
+        }
+        None => {
+            let outbox = mail::OutboxMailer::new(settings.data_dir.join("outbox"), &settings.server.mail_from)?;
+            tracing::info!(dir = %outbox.dir().display(), "mail: no BULWARK_SMTP_URL, so every mail is written as an .eml file into the outbox folder");
+            Arc::new(outbox)
+        }
+    };
+
+    let deps = server::AppDeps { store, mailer, clock: Arc::new(SystemClock), random: Arc::new(auth::OsRandom) };
+    let public_url = settings.server.public_url.clone();
+    let state = server::AppState::new(settings.server, deps)?;
+    let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, public_url = %public_url, "Bulwark is listening; open {public_url}");
+    server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(filter: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

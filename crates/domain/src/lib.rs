@@ -1,0 +1,13 @@
+//! Bulwark's pure model.
+//!
+//! Everything here is plain data and total functions: no IO, no wall clock, no environment, no random
+//! source (ARCHITECTURE.md invariant 1; `clippy.toml` in this crate forbids the ambient calls). Values
+//! are parsed once at the edge into these types and passed around already valid.
+
+mod clock;
+mod email;
+mod ids;
+
+pub use clock::{Clock, Timestamp};
+pub use email::{Email, EmailError};
+pub use ids::{AuditId, SessionId, UserId};

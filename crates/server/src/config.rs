@@ -1,0 +1,118 @@
+//! The server's typed configuration. Only the `bulwark` crate reads the environment; it fills this.
+
+use std::time::Duration;
+
+use auth::{HashParams, PasswordPolicy};
+use ipnet::IpNet;
+use store::ThrottleRule;
+use url::Url;
+
+/// Throttle rules by purpose. Defaults are documented in `docs/security-model.md`.
+#[derive(Debug, Clone)]
+pub struct ThrottleConfig {
+    /// Failed sign-ins (and failed password confirmations) per account, whether or not it exists.
+    pub login_account: ThrottleRule,
+    /// Failed sign-ins per client IP, across accounts (credential stuffing).
+    pub login_ip: ThrottleRule,
+    /// Requests that send mail (register, password reset, resend verification) per client IP.
+    pub mail_ip: ThrottleRule,
+    /// Mails per recipient account (reset links, verification resends), so nobody is mail-bombed.
+    pub mail_account: ThrottleRule,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        ThrottleConfig {
+            // 10 failures block 15 minutes, doubling with every further 10, up to a day: 100
+            // consecutive failures take days, which keeps AU-4's bound of 100 per account.
+            login_account: ThrottleRule {
+                limit: 10,
+                base_block: minutes(15),
+                max_block: minutes(24 * 60),
+                forget_after: minutes(24 * 60),
+            },
+            login_ip: ThrottleRule {
+                limit: 50,
+                base_block: minutes(15),
+                max_block: minutes(24 * 60),
+                forget_after: minutes(60),
+            },
+            mail_ip: ThrottleRule {
+                limit: 20,
+                base_block: minutes(60),
+                max_block: minutes(24 * 60),
+                forget_after: minutes(60),
+            },
+            mail_account: ThrottleRule {
+                limit: 5,
+                base_block: minutes(60),
+                max_block: minutes(24 * 60),
+                forget_after: minutes(60),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Base of links in mails and the one allowed `Origin`.
+    pub public_url: Url,
+    /// Sessions end after this long without a request (SE-2).
+    pub session_idle: Duration,
+    /// Sessions end this long after sign-in whatever happens (SE-2).
+    pub session_absolute: Duration,
+    /// How long a re-authentication counts as recent for sensitive actions.
+    pub reauth_window: Duration,
+    pub verify_token_ttl: Duration,
+    pub reset_token_ttl: Duration,
+    pub password_policy: PasswordPolicy,
+    pub hash_params: HashParams,
+    /// Argon2 computations that may run at once (threads of the blocking pool in use for hashing).
+    pub hash_concurrency: usize,
+    /// Hash requests that may wait for a slot; beyond it requests are refused with 429 at once.
+    pub hash_queue: usize,
+    pub throttles: ThrottleConfig,
+    /// Peers whose `X-Forwarded-For` is believed. Empty: the socket peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// JSON bodies above this are refused with 413.
+    pub max_body_bytes: usize,
+    /// The sender of every mail.
+    pub mail_from: String,
+}
+
+impl ServerConfig {
+    pub fn new(public_url: Url) -> ServerConfig {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        ServerConfig {
+            public_url,
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+            reauth_window: Duration::from_secs(5 * 60),
+            verify_token_ttl: Duration::from_secs(24 * 3600),
+            reset_token_ttl: Duration::from_secs(3600),
+            password_policy: PasswordPolicy::default(),
+            hash_params: HashParams::default(),
+            hash_concurrency: cores,
+            hash_queue: 64 * cores,
+            throttles: ThrottleConfig::default(),
+            trusted_proxies: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            mail_from: "Bulwark <no-reply@bulwark.localhost>".to_owned(),
+        }
+    }
+
+    /// The origin (`scheme://host[:port]`) pages are served from.
+    pub fn origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// `public_url` joined with a path and query, for links in mails.
+    pub fn link(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path_and_query)
+    }
+}

@@ -1,0 +1,65 @@
+//! The text of every mail Bulwark sends. Plain text, no tracking, links only to our public URL.
+
+use mail::OutgoingMail;
+
+use crate::config::ServerConfig;
+
+const SIGNATURE: &str = "\n-- \nBulwark, your self-hosted trading platform.\nIf something here looks wrong, sign in and open Account > Security, or ask your operator.\n";
+
+pub fn verify_email(config: &ServerConfig, to: &str, token: &str) -> OutgoingMail {
+    let link = config.link(&format!("/verify-email?token={token}"));
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Confirm your email for Bulwark".to_owned(),
+        text: format!(
+            "Welcome to Bulwark.\n\nConfirm this address by opening the link below. It works once and expires in {} hours.\n\n{link}\n\nIf you did not create an account, ignore this mail: nothing happens without the link.\n{SIGNATURE}",
+            config.verify_token_ttl.as_secs() / 3600
+        ),
+    }
+}
+
+pub fn already_registered(config: &ServerConfig, to: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Someone tried to create a Bulwark account with your email".to_owned(),
+        text: format!(
+            "Someone (perhaps you) tried to create a Bulwark account with this address, which already has one.\n\nTo sign in: {}\nForgot your password? {}\n\nIf this was not you, you do not need to do anything: your account is unchanged.\n{SIGNATURE}",
+            config.link("/"),
+            config.link("/forgot-password")
+        ),
+    }
+}
+
+pub fn reset_password(config: &ServerConfig, to: &str, token: &str) -> OutgoingMail {
+    let link = config.link(&format!("/reset-password?token={token}"));
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Reset your Bulwark password".to_owned(),
+        text: format!(
+            "Someone asked to reset the password of the Bulwark account for this address.\n\nTo choose a new password, open the link below. It works once and expires in {} minutes. Resetting signs out every session; two-factor sign-in, if on, still applies.\n\n{link}\n\nIf you did not ask for this, ignore this mail: your password stays as it is.\n{SIGNATURE}",
+            config.reset_token_ttl.as_secs() / 60
+        ),
+    }
+}
+
+pub fn password_changed(config: &ServerConfig, to: &str, how: &str, ip: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Your Bulwark password was changed".to_owned(),
+        text: format!(
+            "The password of your Bulwark account was {how} from {ip}. Other sessions were signed out.\n\nIf this was not you, reset your password now: {}\n{SIGNATURE}",
+            config.link("/forgot-password")
+        ),
+    }
+}
+
+pub fn new_sign_in(config: &ServerConfig, to: &str, ip: &str, user_agent: &str, when: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "New sign-in to your Bulwark account".to_owned(),
+        text: format!(
+            "Your Bulwark account was signed in to from a device or address it had not used before.\n\nWhen: {when}\nAddress: {ip}\nBrowser: {user_agent}\n\nIf this was you, there is nothing to do. If not, change your password and sign out all sessions: {}\n{SIGNATURE}",
+            config.link("/account/security")
+        ),
+    }
+}

@@ -1,0 +1,183 @@
+//! The one error type of the HTTP layer. It renders the error shape of `spec/api.md`:
+//! `{"error": "<code>", "message": "<sentence>"}` (plus `"field"` for input errors). A 5xx body is
+//! generic; its cause goes to the log with its chain and never to the client.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed JSON: {0}")]
+    InvalidJson(String),
+    #[error("invalid input in {field}: {message}")]
+    InvalidInput { field: &'static str, message: String },
+    #[error("invalid email")]
+    InvalidEmail(String),
+    #[error("weak password in {field}")]
+    WeakPassword { field: &'static str, reason: String },
+    #[error("body too large")]
+    BodyTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("invalid or expired token")]
+    InvalidToken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("second factor required")]
+    SecondFactorRequired,
+    #[error("unauthenticated")]
+    Unauthenticated,
+    #[error("re-authentication required")]
+    ReauthRequired,
+    #[error("cross-origin request refused")]
+    CsrfRejected,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("rate limited for {0:?}")]
+    RateLimited(Duration),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_) | ApiError::InvalidToken => StatusCode::BAD_REQUEST,
+            ApiError::InvalidInput { .. } | ApiError::InvalidEmail(_) | ApiError::WeakPassword { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::InvalidCredentials | ApiError::SecondFactorRequired | ApiError::Unauthenticated => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::ReauthRequired | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code of `spec/api.md`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidInput { .. } => "invalid_input",
+            ApiError::InvalidEmail(_) => "invalid_email",
+            ApiError::WeakPassword { .. } => "weak_password",
+            ApiError::BodyTooLarge => "body_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::InvalidToken => "invalid_token",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::SecondFactorRequired => "second_factor_required",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::ReauthRequired => "reauth_required",
+            ApiError::CsrfRejected => "csrf_rejected",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Store(StoreError::Unavailable(_)) => "unavailable",
+            ApiError::Store(_) | ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The sentence shown to the user. Never includes a cause from inside the server.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::InvalidJson(why) => format!("The request body is not valid JSON: {why}"),
+            ApiError::InvalidInput { message, .. } => message.clone(),
+            ApiError::InvalidEmail(why) | ApiError::WeakPassword { reason: why, .. } => why.clone(),
+            ApiError::BodyTooLarge => "The request body is too large.".to_owned(),
+            ApiError::UnsupportedMediaType => "Send the body as JSON with Content-Type: application/json.".to_owned(),
+            ApiError::InvalidToken => "This link is invalid, already used or expired. Ask for a new one.".to_owned(),
+            ApiError::InvalidCredentials => "The email or password is not right.".to_owned(),
+            ApiError::SecondFactorRequired => "Enter the code from your authenticator app.".to_owned(),
+            ApiError::Unauthenticated => "Sign in to continue.".to_owned(),
+            ApiError::ReauthRequired => "Confirm your password to continue.".to_owned(),
+            ApiError::CsrfRejected => "This request did not come from Bulwark's own pages.".to_owned(),
+            ApiError::NotFound => "Nothing here.".to_owned(),
+            ApiError::MethodNotAllowed => "This method is not allowed here.".to_owned(),
+            ApiError::RateLimited(wait) => {
+                format!("Too many attempts. Try again in {}.", human_duration(*wait))
+            }
+            ApiError::Store(StoreError::Unavailable(_)) => {
+                "The service is temporarily unavailable. Try again shortly.".to_owned()
+            }
+            ApiError::Store(_) | ApiError::Internal(_) => "Something went wrong on our side.".to_owned(),
+        }
+    }
+
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            ApiError::InvalidInput { field, .. } => Some(field),
+            ApiError::InvalidEmail(_) => Some("email"),
+            ApiError::WeakPassword { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    pub fn internal(what: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(what.to_string())
+    }
+}
+
+fn human_duration(wait: Duration) -> String {
+    let secs = wait.as_secs().max(1);
+    match secs {
+        1 => "a second".to_owned(),
+        2..=119 => format!("{secs} seconds"),
+        120..=7199 => format!("{} minutes", secs.div_ceil(60)),
+        _ => format!("{} hours", secs.div_ceil(3600)),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, code = self.code(), "request failed");
+        }
+        let mut body = json!({ "error": self.code(), "message": self.message() });
+        if let Some(field) = self.field() {
+            body["field"] = json!(field);
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::RateLimited(wait) = &self {
+            let secs = wait.as_secs().max(1).to_string();
+            if let Ok(value) = HeaderValue::from_str(&secs) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_never_show_their_cause() {
+        let err = ApiError::Store(StoreError::Other("relation users: password_phc=$argon2id$secret".into()));
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!err.message().contains("argon2"));
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(Duration::from_millis(10)), "a second");
+        assert_eq!(human_duration(Duration::from_secs(90)), "90 seconds");
+        assert_eq!(human_duration(Duration::from_secs(900)), "15 minutes");
+        assert_eq!(human_duration(Duration::from_secs(86_400)), "24 hours");
+    }
+}

@@ -1,0 +1,113 @@
+//! Bulwark's HTTP layer: the JSON API under `/api/v1`, the server-rendered pages, sessions and
+//! the security middleware. Only this crate knows our HTTP and JSON shapes (ARCHITECTURE.md
+//! invariant 8). It takes a `Store`, a `Mailer`, a `Clock` and a random source from the caller and
+//! never reads the environment.
+
+pub mod api;
+pub mod config;
+mod emails;
+mod error;
+pub mod extract;
+mod hashing;
+pub mod middleware;
+mod pages;
+pub mod session;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+pub use config::{ServerConfig, ThrottleConfig};
+pub use error::ApiError;
+pub use state::{AppDeps, AppState};
+
+/// Every route, with the middleware of `spec/api.md` around all of them.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/auth/register", post(api::auth::register))
+        .route("/auth/verify-email", post(api::auth::verify_email))
+        .route("/auth/verify-email/resend", post(api::auth::resend_verification))
+        .route("/auth/login", post(api::auth::login))
+        .route("/auth/logout", post(api::auth::logout))
+        .route("/auth/logout-all", post(api::auth::logout_all))
+        .route("/auth/reauth", post(api::auth::reauth))
+        .route("/auth/password/change", post(api::auth::change_password))
+        .route("/auth/password/reset-request", post(api::auth::reset_request))
+        .route("/auth/password/reset", post(api::auth::reset_password))
+        .route("/me", get(api::account::me))
+        .route("/sessions", get(api::account::sessions))
+        .route("/sessions/{id}", delete(api::account::revoke_session))
+        .route("/audit-log", get(api::account::audit_log))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/", get(pages::index))
+        .route("/register", get(pages::register))
+        .route("/check-email", get(pages::check_email))
+        .route("/verify-email", get(pages::verify_email))
+        .route("/forgot-password", get(pages::forgot_password))
+        .route("/reset-password", get(pages::reset_password))
+        .route("/dashboard", get(pages::dashboard))
+        .route("/account/security", get(pages::security))
+        .route("/assets/app.css", get(pages::app_css))
+        .route("/assets/app.js", get(pages::app_js))
+        .route("/assets/favicon.svg", get(pages::favicon))
+        .route("/healthz", get(healthz))
+        .fallback(pages::not_found)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
+        .with_state(state)
+}
+
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+    match state.store.ping().await {
+        Ok(()) => axum::Json(json!({ "status": "ok" })).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "health check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "unavailable" }))).into_response()
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, with the client's socket address
+/// available to handlers. Also runs the housekeeping loop (expired-session purge).
+///
+/// # Errors
+/// The IO error that stopped the server.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    housekeeping.abort();
+    result
+}
+
+/// Deletes sessions that ended, every ten minutes. Expiry does not depend on it (every request
+/// checks both timeouts); it only keeps the table small.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = state.now();
+        match state.store.purge_sessions(now, now.minus(state.config.session_idle)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "purged ended sessions"),
+            Err(err) => tracing::warn!(error = %err, "session purge failed"),
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Server-rendered pages. Each page is an askama template; every dynamic value is HTML-escaped by
+//! askama, and the pages carry no inline script (the CSP forbids it): `assets/app.js` drives the
+//! forms through the JSON API.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::api::account::live_sessions;
+use crate::extract::{ClientInfo, MaybeAuthed};
+use crate::state::AppState;
+use crate::{ApiError, api};
+
+fn render(template: &impl Template, status: StatusCode) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(err) => ApiError::internal(format!("template: {err}")).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    signed_in_as: Option<&'a str>,
+    active: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "register.html")]
+struct RegisterPage<'a> {
+    signed_in_as: Option<&'a str>,
+    active: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+struct ForgotPage<'a> {
+    signed_in_as: Option<&'a str>,
+    active: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetPage<'a> {
+    signed_in_as: Option<&'a str>,
+    active: &'a str,
+    token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    signed_in_as: Option<&'a str>,
+    active: &'a str,
+    tone: &'a str,
+    heading: &'a str,
+    body: &'a str,
+    action: Option<(&'a str, &'a str)>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage<'a> {
+    signed_in_as: Option<&'a str>,
+    active: &'a str,
+    email: &'a str,
+    email_verified: bool,
+    totp_enabled: bool,
+    created_at: String,
+}
+
+struct SessionRow {
+    id: String,
+    user_agent: String,
+    ip: String,
+    created_at: String,
+    last_seen_at: String,
+    current: bool,
+}
+
+struct EventRow {
+    at: String,
+    label: String,
+    ip: String,
+    user_agent: String,
+}
+
+#[derive(Template)]
+#[template(path = "security.html")]
+struct SecurityPage<'a> {
+    signed_in_as: Option<&'a str>,
+    active: &'a str,
+    sessions: Vec<SessionRow>,
+    events: Vec<EventRow>,
+}
+
+fn message(status: StatusCode, tone: &str, heading: &str, body: &str, action: Option<(&str, &str)>) -> Response {
+    render(&MessagePage { signed_in_as: None, active: "", tone, heading, body, action }, status)
+}
+
+/// `GET /`: the sign-in page, or the dashboard for a signed-in user.
+pub async fn index(MaybeAuthed(authed): MaybeAuthed) -> Response {
+    if authed.is_some() {
+        return Redirect::to("/dashboard").into_response();
+    }
+    render(&IndexPage { signed_in_as: None, active: "" }, StatusCode::OK)
+}
+
+pub async fn register() -> Response {
+    render(&RegisterPage { signed_in_as: None, active: "" }, StatusCode::OK)
+}
+
+pub async fn check_email() -> Response {
+    message(
+        StatusCode::OK,
+        "",
+        "Check your mail",
+        "We sent a confirmation link to the address you gave. Open it to confirm the address, then sign in. The link works once and expires in 24 hours.",
+        Some(("/", "Go to sign in")),
+    )
+}
+
+pub async fn forgot_password() -> Response {
+    render(&ForgotPage { signed_in_as: None, active: "" }, StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+/// `GET /verify-email?token=T`: the mailed link. 200 when the address is now confirmed, 400 when
+/// the link is unknown, used or expired.
+pub async fn verify_email(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    let raw = query.token.unwrap_or_default();
+    match api::auth::verify_email_token(&state, &client, &raw).await {
+        Ok(_) => message(
+            StatusCode::OK,
+            "",
+            "Email confirmed",
+            "Thank you. Your address is confirmed and your account is ready.",
+            Some(("/", "Continue")),
+        ),
+        Err(ApiError::InvalidToken) => message(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "This link does not work",
+            "It is unknown, was already used, or has expired. Sign in and ask for a new confirmation link from the dashboard.",
+            Some(("/", "Go to sign in")),
+        ),
+        Err(other) => other.into_response(),
+    }
+}
+
+/// `GET /reset-password?token=T`: the form behind the mailed reset link. The token is checked when
+/// the form is sent, so opening the page never consumes it.
+pub async fn reset_password(Query(query): Query<TokenQuery>) -> Response {
+    let token = query.token.unwrap_or_default();
+    if auth::OpaqueToken::parse(&token).is_err() {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "This link does not work",
+            "It is incomplete or malformed. Ask for a new reset link.",
+            Some(("/forgot-password", "Ask for a new link")),
+        );
+    }
+    render(&ResetPage { signed_in_as: None, active: "", token: &token }, StatusCode::OK)
+}
+
+pub async fn dashboard(MaybeAuthed(authed): MaybeAuthed) -> Response {
+    let Some(authed) = authed else {
+        return Redirect::to("/").into_response();
+    };
+    let user = &authed.user;
+    render(
+        &DashboardPage {
+            signed_in_as: Some(user.email.as_str()),
+            active: "dashboard",
+            email: user.email.as_str(),
+            email_verified: user.email_verified_at.is_some(),
+            totp_enabled: user.totp_enabled,
+            created_at: user.created_at.to_rfc3339(),
+        },
+        StatusCode::OK,
+    )
+}
+
+fn event_label(kind: &str) -> &str {
+    match kind {
+        "auth.registered" => "Account created",
+        "auth.register_attempt_existing" => "Someone tried to register with your email",
+        "auth.email_verified" => "Email confirmed",
+        "auth.verification_resent" => "Confirmation link sent again",
+        "auth.login_succeeded" => "Signed in",
+        "auth.login_failed" => "Failed sign-in",
+        "auth.logout" => "Signed out",
+        "auth.logout_all" => "Signed out everywhere",
+        "auth.session_revoked" => "Session revoked",
+        "auth.reauthenticated" => "Password confirmed",
+        "auth.password_confirmation_failed" => "Wrong password when confirming",
+        "auth.password_changed" => "Password changed",
+        "auth.password_reset_requested" => "Password reset requested",
+        "auth.password_reset" => "Password reset",
+        other => other,
+    }
+}
+
+pub async fn security(State(state): State<AppState>, MaybeAuthed(authed): MaybeAuthed) -> Result<Response, ApiError> {
+    let Some(authed) = authed else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    let sessions = live_sessions(&state, &authed)
+        .await?
+        .into_iter()
+        .map(|s| SessionRow {
+            id: s.id.to_string(),
+            user_agent: if s.user_agent.is_empty() { "Unknown browser".to_owned() } else { s.user_agent.clone() },
+            ip: s.ip.clone(),
+            created_at: s.created_at.to_rfc3339(),
+            last_seen_at: s.last_seen_at.to_rfc3339(),
+            current: s.id == authed.session.id,
+        })
+        .collect();
+    let events = state
+        .store
+        .audit_for_user(authed.user.id, None, 25)
+        .await?
+        .into_iter()
+        .map(|e| EventRow {
+            at: e.at.to_rfc3339(),
+            label: event_label(&e.kind).to_owned(),
+            ip: e.ip,
+            user_agent: e.user_agent,
+        })
+        .collect();
+    Ok(render(
+        &SecurityPage { signed_in_as: Some(authed.user.email.as_str()), active: "security", sessions, events },
+        StatusCode::OK,
+    ))
+}
+
+/// Unknown routes: JSON under `/api`, a page elsewhere.
+pub async fn not_found(uri: Uri) -> Response {
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        return ApiError::NotFound.into_response();
+    }
+    message(
+        StatusCode::NOT_FOUND,
+        "error",
+        "Page not found",
+        "There is nothing at this address.",
+        Some(("/", "Go home")),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}
+
+pub async fn app_css() -> Response {
+    asset("text/css; charset=utf-8", include_str!("../assets/app.css"))
+}
+
+pub async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("../assets/app.js"))
+}
+
+pub async fn favicon() -> Response {
+    asset("image/svg+xml", include_str!("../assets/favicon.svg"))
+}

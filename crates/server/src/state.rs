@@ -1,0 +1,94 @@
+//! Shared state of the HTTP layer and the small services handlers share: ids, audit rows, mail.
+
+use std::sync::Arc;
+
+use auth::Random;
+use domain::{AuditId, Clock, Timestamp, UserId};
+use mail::{Mailer, OutgoingMail};
+use serde_json::Value;
+use store::{AuditRecord, Store};
+
+use crate::config::ServerConfig;
+use crate::extract::ClientInfo;
+use crate::hashing::HashPool;
+
+/// What the composition root hands the server.
+#[derive(Debug, Clone)]
+pub struct AppDeps {
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub config: ServerConfig,
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+    pub hashes: HashPool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// # Errors
+    /// When the configured Argon2 parameters are invalid.
+    pub fn new(config: ServerConfig, deps: AppDeps) -> Result<AppState, auth::PasswordError> {
+        let hasher = auth::PasswordHasher::new(config.hash_params)?;
+        let hashes = HashPool::new(hasher, config.hash_concurrency, config.hash_queue)?;
+        Ok(AppState(Arc::new(Inner {
+            config,
+            store: deps.store,
+            mailer: deps.mailer,
+            clock: deps.clock,
+            random: deps.random,
+            hashes,
+        })))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn random_16(&self) -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        self.random.fill(&mut bytes);
+        bytes
+    }
+
+    /// An audit row for `kind`, stamped now, from this client.
+    pub fn audit(&self, user: Option<UserId>, kind: &str, client: &ClientInfo, detail: Value) -> AuditRecord {
+        AuditRecord {
+            id: AuditId::from_random_bytes(self.random_16()),
+            user_id: user,
+            at: self.now(),
+            kind: kind.to_owned(),
+            ip: client.ip.to_string(),
+            user_agent: client.user_agent.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Sends a mail in the background: the answer to the request never waits for (or reveals,
+    /// through its timing) the mail server. A failure is logged without the body.
+    pub fn send_mail(&self, mail: OutgoingMail) {
+        let mailer = self.mailer.clone();
+        tokio::spawn(async move {
+            if let Err(err) = mailer.send(&mail).await {
+                tracing::error!(error = %err, subject = %mail.subject, "sending mail failed");
+            }
+        });
+    }
+}

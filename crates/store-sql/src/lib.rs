@@ -1,0 +1,628 @@
+//! The SQL of Bulwark's store, written once for both backends.
+//!
+//! SQLite and PostgreSQL accept the same statements here: numbered `$n` parameters (sqlx binds
+//! SQLite's `$n` by number), `INSERT ... ON CONFLICT`, `RETURNING`, integers for times and bytes for
+//! hashes. So the implementation of `store::Store` is one macro, expanded in each backend crate
+//! over that crate's `sqlx` driver; the backends differ only in connecting, migrations and how a
+//! write transaction begins. Only `store-*` crates know SQL (ARCHITECTURE.md invariant 8).
+
+pub use sqlx;
+
+/// Implements `store::Store` for `$store` (a struct with a `pool: sqlx::Pool<$db>` field).
+/// `$begin` is an async fn of the backend crate that opens a write transaction.
+#[macro_export]
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $begin:path) => {
+        mod sql_impl {
+            use $crate::sqlx::{self, Row as _};
+
+            use ::domain::{AuditId, Email, SessionId, Timestamp, UserId};
+            use ::store::{
+                AuditRecord, LoginWrite, NewEmailToken, SessionRecord, StoreError, StoreResult, ThrottleRule,
+                TokenPurpose, UserRecord,
+            };
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            pub(super) fn map_err(err: sqlx::Error) -> StoreError {
+                match err {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict("unique constraint"),
+                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                        StoreError::Unavailable(err.to_string())
+                    }
+                    sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) => {
+                        StoreError::Corrupt(err.to_string())
+                    }
+                    other => StoreError::Other(other.to_string()),
+                }
+            }
+
+            fn get<'r, T>(row: &'r DbRow, column: &str) -> StoreResult<T>
+            where
+                T: sqlx::Decode<'r, $db> + sqlx::Type<$db>,
+            {
+                row.try_get::<T, _>(column).map_err(map_err)
+            }
+
+            fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> StoreResult<T> {
+                raw.parse().map_err(|_| StoreError::Corrupt(format!("bad {what} id {raw:?}")))
+            }
+
+            fn ts(raw: i64) -> Timestamp {
+                Timestamp::from_unix_millis(raw)
+            }
+
+            pub(super) const USER_COLUMNS: &str =
+                "u.id, u.email, u.password_phc, u.email_verified_at, u.totp_enabled, u.hide_balances, u.created_at";
+
+            pub(super) fn user(row: &DbRow) -> StoreResult<UserRecord> {
+                let email: String = get(row, "email")?;
+                Ok(UserRecord {
+                    id: parse_id::<UserId>(&get::<String>(row, "id")?, "user")?,
+                    email: Email::parse(&email).map_err(|e| StoreError::Corrupt(format!("stored email: {e}")))?,
+                    password_phc: get(row, "password_phc")?,
+                    email_verified_at: get::<Option<i64>>(row, "email_verified_at")?.map(ts),
+                    totp_enabled: get(row, "totp_enabled")?,
+                    hide_balances: get(row, "hide_balances")?,
+                    created_at: ts(get(row, "created_at")?),
+                })
+            }
+
+            pub(super) fn session(row: &DbRow) -> StoreResult<SessionRecord> {
+                Ok(SessionRecord {
+                    id: parse_id::<SessionId>(&get::<String>(row, "session_id")?, "session")?,
+                    user_id: parse_id::<UserId>(&get::<String>(row, "session_user_id")?, "user")?,
+                    created_at: ts(get(row, "session_created_at")?),
+                    last_seen_at: ts(get(row, "last_seen_at")?),
+                    expires_at: ts(get(row, "expires_at")?),
+                    reauth_at: get::<Option<i64>>(row, "reauth_at")?.map(ts),
+                    ip: get(row, "ip")?,
+                    user_agent: get(row, "user_agent")?,
+                })
+            }
+
+            pub(super) const SESSION_COLUMNS: &str = "s.id AS session_id, s.user_id AS session_user_id, \
+                s.created_at AS session_created_at, s.last_seen_at, s.expires_at, s.reauth_at, s.ip, s.user_agent";
+
+            pub(super) fn audit(row: &DbRow) -> StoreResult<AuditRecord> {
+                let user_id: Option<String> = get(row, "user_id")?;
+                Ok(AuditRecord {
+                    id: parse_id::<AuditId>(&get::<String>(row, "id")?, "audit")?,
+                    user_id: user_id.as_deref().map(|raw| parse_id::<UserId>(raw, "user")).transpose()?,
+                    at: ts(get(row, "at")?),
+                    kind: get(row, "kind")?,
+                    ip: get(row, "ip")?,
+                    user_agent: get(row, "user_agent")?,
+                    detail: get(row, "detail")?,
+                })
+            }
+
+            pub(super) async fn insert_audit<'c, E>(executor: E, audit: &AuditRecord) -> StoreResult<()>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                sqlx::query(
+                    "INSERT INTO audit_log (id, user_id, at, kind, ip, user_agent, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(audit.id.to_string())
+                .bind(audit.user_id.map(|id| id.to_string()))
+                .bind(audit.at.as_unix_millis())
+                .bind(audit.kind.as_str())
+                .bind(audit.ip.as_str())
+                .bind(audit.user_agent.as_str())
+                .bind(audit.detail.as_str())
+                .execute(executor)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            pub(super) async fn insert_token<'c, E>(executor: E, token: &NewEmailToken) -> StoreResult<()>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                sqlx::query(
+                    "INSERT INTO email_tokens (hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&token.hash[..])
+                .bind(token.user_id.to_string())
+                .bind(token.purpose.as_str())
+                .bind(token.created_at.as_unix_millis())
+                .bind(token.expires_at.as_unix_millis())
+                .execute(executor)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            /// Marks an unused, unexpired token of `purpose` used and returns its user.
+            pub(super) async fn consume_token<'c, E>(
+                executor: E,
+                hash: &[u8; 32],
+                purpose: TokenPurpose,
+                now: Timestamp,
+            ) -> StoreResult<Option<UserId>>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                let row = sqlx::query(
+                    "UPDATE email_tokens SET used_at = $1 \
+                     WHERE hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 \
+                     RETURNING user_id",
+                )
+                .bind(now.as_unix_millis())
+                .bind(&hash[..])
+                .bind(purpose.as_str())
+                .fetch_optional(executor)
+                .await
+                .map_err(map_err)?;
+                row.map(|row| parse_id::<UserId>(&get::<String>(&row, "user_id")?, "user")).transpose()
+            }
+
+            pub(super) fn with_user(audit: &AuditRecord, user: UserId) -> AuditRecord {
+                AuditRecord { user_id: Some(user), ..audit.clone() }
+            }
+
+            pub(super) fn login_parts(login: &LoginWrite) -> (&::store::NewSession, &AuditRecord) {
+                (&login.session, &login.audit)
+            }
+
+            pub(super) fn throttle_params(rule: &ThrottleRule, now: Timestamp) -> i64 {
+                now.minus(rule.forget_after).as_unix_millis()
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl ::store::Store for $store {
+            async fn create_user(
+                &self,
+                user: &::store::NewUser,
+                token: &::store::NewEmailToken,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<()> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                sqlx::query(
+                    "INSERT INTO users (id, email, email_canonical, password_phc, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(user.id.to_string())
+                .bind(user.email.as_str())
+                .bind(user.email.canonical())
+                .bind(user.password_phc.as_str())
+                .bind(user.created_at.as_unix_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match sql_impl::map_err(e) {
+                    ::store::StoreError::Conflict(_) => ::store::StoreError::Conflict("email already registered"),
+                    other => other,
+                })?;
+                sql_impl::insert_token(&mut *tx, token).await?;
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)
+            }
+
+            async fn user_by_email(&self, canonical_email: &str) -> ::store::StoreResult<Option<::store::UserRecord>> {
+                use $crate::sqlx;
+                let sql = format!("SELECT {} FROM users u WHERE u.email_canonical = $1", sql_impl::USER_COLUMNS);
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(canonical_email)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                row.as_ref().map(sql_impl::user).transpose()
+            }
+
+            async fn user_by_id(&self, id: ::domain::UserId) -> ::store::StoreResult<Option<::store::UserRecord>> {
+                use $crate::sqlx;
+                let sql = format!("SELECT {} FROM users u WHERE u.id = $1", sql_impl::USER_COLUMNS);
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                row.as_ref().map(sql_impl::user).transpose()
+            }
+
+            async fn insert_email_token(
+                &self,
+                token: &::store::NewEmailToken,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<()> {
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                sql_impl::insert_token(&mut *tx, token).await?;
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)
+            }
+
+            async fn verify_email(
+                &self,
+                token_hash: &[u8; 32],
+                now: ::domain::Timestamp,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<Option<::domain::UserId>> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let Some(user) =
+                    sql_impl::consume_token(&mut *tx, token_hash, ::store::TokenPurpose::VerifyEmail, now).await?
+                else {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE users SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL")
+                    .bind(now.as_unix_millis())
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                sql_impl::insert_audit(&mut *tx, &sql_impl::with_user(audit, user)).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(Some(user))
+            }
+
+            async fn reset_token_user(
+                &self,
+                token_hash: &[u8; 32],
+                now: ::domain::Timestamp,
+            ) -> ::store::StoreResult<Option<::domain::UserId>> {
+                use $crate::sqlx;
+                let row = sqlx::query(
+                    "SELECT user_id FROM email_tokens \
+                     WHERE hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+                )
+                .bind(&token_hash[..])
+                .bind(::store::TokenPurpose::ResetPassword.as_str())
+                .bind(now.as_unix_millis())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(sql_impl::map_err)?;
+                match row {
+                    None => Ok(None),
+                    Some(row) => {
+                        use $crate::sqlx::Row as _;
+                        let raw: String = row.try_get("user_id").map_err(sql_impl::map_err)?;
+                        raw.parse()
+                            .map(Some)
+                            .map_err(|_| ::store::StoreError::Corrupt(format!("bad user id {raw:?}")))
+                    }
+                }
+            }
+
+            async fn reset_password(
+                &self,
+                token_hash: &[u8; 32],
+                now: ::domain::Timestamp,
+                password_phc: &str,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<Option<::domain::UserId>> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let Some(user) =
+                    sql_impl::consume_token(&mut *tx, token_hash, ::store::TokenPurpose::ResetPassword, now).await?
+                else {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(None);
+                };
+                // A reset link proves control of the mailbox, so the address counts as verified.
+                sqlx::query(
+                    "UPDATE users SET password_phc = $1, email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $3",
+                )
+                .bind(password_phc)
+                .bind(now.as_unix_millis())
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?;
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                // Any other outstanding reset links die with this one.
+                sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL")
+                    .bind(now.as_unix_millis())
+                    .bind(user.to_string())
+                    .bind(::store::TokenPurpose::ResetPassword.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                sql_impl::insert_audit(&mut *tx, &sql_impl::with_user(audit, user)).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(Some(user))
+            }
+
+            async fn change_password(
+                &self,
+                user: ::domain::UserId,
+                password_phc: &str,
+                keep: ::domain::SessionId,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<()> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                sqlx::query("UPDATE users SET password_phc = $1 WHERE id = $2")
+                    .bind(password_phc)
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+                    .bind(user.to_string())
+                    .bind(keep.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)
+            }
+
+            async fn record_login(&self, login: &::store::LoginWrite) -> ::store::StoreResult<()> {
+                use $crate::sqlx;
+                let (session, audit) = sql_impl::login_parts(login);
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                if let Some(old) = &login.replaces {
+                    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                        .bind(&old[..])
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                }
+                sqlx::query(
+                    "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent) \
+                     VALUES ($1, $2, $3, $4, $4, $5, $4, $6, $7)",
+                )
+                .bind(session.id.to_string())
+                .bind(&session.token_hash[..])
+                .bind(session.user_id.to_string())
+                .bind(session.created_at.as_unix_millis())
+                .bind(session.expires_at.as_unix_millis())
+                .bind(session.ip.as_str())
+                .bind(session.user_agent.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?;
+                if let Some(phc) = &login.upgraded_password_phc {
+                    sqlx::query("UPDATE users SET password_phc = $1 WHERE id = $2")
+                        .bind(phc.as_str())
+                        .bind(session.user_id.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                }
+                for key in &login.clear_throttles {
+                    sqlx::query("DELETE FROM throttles WHERE key = $1")
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                }
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)
+            }
+
+            async fn session_by_token(
+                &self,
+                token_hash: &[u8; 32],
+            ) -> ::store::StoreResult<Option<(::store::SessionRecord, ::store::UserRecord)>> {
+                use $crate::sqlx;
+                let sql = format!(
+                    "SELECT {}, {} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
+                    sql_impl::SESSION_COLUMNS,
+                    sql_impl::USER_COLUMNS
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&token_hash[..])
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                match row {
+                    None => Ok(None),
+                    Some(row) => Ok(Some((sql_impl::session(&row)?, sql_impl::user(&row)?))),
+                }
+            }
+
+            async fn touch_session(&self, id: ::domain::SessionId, now: ::domain::Timestamp) -> ::store::StoreResult<()> {
+                use $crate::sqlx;
+                sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
+                    .bind(now.as_unix_millis())
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                Ok(())
+            }
+
+            async fn reauthenticate_session(
+                &self,
+                id: ::domain::SessionId,
+                new_token_hash: &[u8; 32],
+                now: ::domain::Timestamp,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let updated = sqlx::query(
+                    "UPDATE sessions SET token_hash = $1, reauth_at = $2, last_seen_at = $2 WHERE id = $3",
+                )
+                .bind(&new_token_hash[..])
+                .bind(now.as_unix_millis())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?
+                .rows_affected();
+                if updated == 0 {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(false);
+                }
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(true)
+            }
+
+            async fn sessions_for_user(&self, user: ::domain::UserId) -> ::store::StoreResult<Vec<::store::SessionRecord>> {
+                use $crate::sqlx;
+                let sql = format!(
+                    "SELECT {} FROM sessions s WHERE s.user_id = $1 ORDER BY s.last_seen_at DESC, s.id",
+                    sql_impl::SESSION_COLUMNS
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(user.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                rows.iter().map(sql_impl::session).collect()
+            }
+
+            async fn delete_session(
+                &self,
+                user: ::domain::UserId,
+                id: ::domain::SessionId,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
+                    .bind(id.to_string())
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                if deleted == 0 {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(false);
+                }
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(true)
+            }
+
+            async fn delete_sessions(
+                &self,
+                user: ::domain::UserId,
+                except: Option<::domain::SessionId>,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<u64> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let deleted = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
+                    .bind(user.to_string())
+                    .bind(except.map(|id| id.to_string()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(deleted)
+            }
+
+            async fn purge_sessions(
+                &self,
+                now: ::domain::Timestamp,
+                idle_cutoff: ::domain::Timestamp,
+            ) -> ::store::StoreResult<u64> {
+                use $crate::sqlx;
+                let deleted = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+                    .bind(now.as_unix_millis())
+                    .bind(idle_cutoff.as_unix_millis())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                Ok(deleted)
+            }
+
+            async fn throttle_blocked_until(
+                &self,
+                key: &str,
+                now: ::domain::Timestamp,
+            ) -> ::store::StoreResult<Option<::domain::Timestamp>> {
+                use $crate::sqlx;
+                let row = sqlx::query("SELECT blocked_until FROM throttles WHERE key = $1 AND blocked_until > $2")
+                    .bind(key)
+                    .bind(now.as_unix_millis())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                match row {
+                    None => Ok(None),
+                    Some(row) => {
+                        use $crate::sqlx::Row as _;
+                        let until: i64 = row.try_get("blocked_until").map_err(sql_impl::map_err)?;
+                        Ok(Some(::domain::Timestamp::from_unix_millis(until)))
+                    }
+                }
+            }
+
+            async fn throttle_hit(
+                &self,
+                key: &str,
+                now: ::domain::Timestamp,
+                rule: &::store::ThrottleRule,
+            ) -> ::store::StoreResult<Option<::domain::Timestamp>> {
+                use $crate::sqlx::{self, Row as _};
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                // One atomic upsert counts the failure, so concurrent failures on several nodes
+                // are all counted; a count older than `forget_after` starts again.
+                let row = sqlx::query(
+                    "INSERT INTO throttles (key, failures, last_failure_at, blocked_until) VALUES ($1, 1, $2, 0) \
+                     ON CONFLICT (key) DO UPDATE SET \
+                       failures = CASE WHEN throttles.last_failure_at < $3 THEN 1 ELSE throttles.failures + 1 END, \
+                       last_failure_at = $2 \
+                     RETURNING failures",
+                )
+                .bind(key)
+                .bind(now.as_unix_millis())
+                .bind(sql_impl::throttle_params(rule, now))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?;
+                let failures: i64 = row.try_get("failures").map_err(sql_impl::map_err)?;
+                let failures = u32::try_from(failures).unwrap_or(u32::MAX);
+                let blocked = ::store::throttle_block(rule, failures).map(|block| now.plus(block));
+                if let Some(until) = blocked {
+                    sqlx::query("UPDATE throttles SET blocked_until = $1 WHERE key = $2")
+                        .bind(until.as_unix_millis())
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                }
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(blocked)
+            }
+
+            async fn append_audit(&self, audit: &::store::AuditRecord) -> ::store::StoreResult<()> {
+                sql_impl::insert_audit(&self.pool, audit).await
+            }
+
+            async fn audit_for_user(
+                &self,
+                user: ::domain::UserId,
+                before: Option<::domain::Timestamp>,
+                limit: u32,
+            ) -> ::store::StoreResult<Vec<::store::AuditRecord>> {
+                use $crate::sqlx;
+                let rows = sqlx::query(
+                    "SELECT id, user_id, at, kind, ip, user_agent, detail FROM audit_log \
+                     WHERE user_id = $1 AND ($2 IS NULL OR at < $2) ORDER BY at DESC, id DESC LIMIT $3",
+                )
+                .bind(user.to_string())
+                .bind(before.map(|t| t.as_unix_millis()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(sql_impl::map_err)?;
+                rows.iter().map(sql_impl::audit).collect()
+            }
+
+            async fn ping(&self) -> ::store::StoreResult<()> {
+                use $crate::sqlx;
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(sql_impl::map_err)?;
+                Ok(())
+            }
+        }
+    };
+}

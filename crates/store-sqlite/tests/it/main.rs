@@ -1,0 +1,19 @@
+//! The store contract on SQLite, plus what is particular to SQLite.
+
+store::store_contract_tests!(test_support::sqlite_store());
+
+#[tokio::test]
+async fn the_database_uses_wal() {
+    let db = test_support::sqlite_store().await;
+    assert_eq!(db.journal_mode().await.unwrap(), "wal");
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_migrations_are_idempotent() {
+    let db = test_support::sqlite_store().await;
+    let url = format!("sqlite://{}", db.path.display());
+    use store::Store as _;
+    assert!(db.store.user_by_email("x@example.com").await.unwrap().is_none());
+    let again = store_sqlite::SqliteStore::connect(&url).await.expect("reopen runs no migration twice");
+    again.ping().await.unwrap();
+}

@@ -1,0 +1,370 @@
+//! The contract suite: behaviour every `Store` backend must show, run by each backend's own tests
+//! (`store_contract_tests!`) so SQLite and PostgreSQL are held to the same rules
+//! (ARCHITECTURE.md invariant 7). Each function gets a fresh, empty store.
+
+use std::time::Duration;
+
+use domain::{AuditId, Email, SessionId, Timestamp, UserId};
+
+use crate::{
+    AuditRecord, LoginWrite, NewEmailToken, NewSession, NewUser, Store, StoreError, ThrottleRule, TokenPurpose,
+};
+
+/// Expands to one `#[tokio::test]` per contract function. `$make` is an async expression that
+/// yields a fresh store (anything that derefs to `dyn Store`).
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($make:expr) => {
+        $crate::store_contract_tests!(@each $make;
+            users_are_created_and_found,
+            a_taken_email_conflicts_and_writes_nothing,
+            verification_tokens_are_single_use_and_expire,
+            password_reset_consumes_the_token_and_ends_sessions,
+            sign_in_creates_and_rotates_sessions,
+            sessions_are_listed_touched_and_revoked_per_user,
+            password_change_keeps_only_the_current_session,
+            reauthentication_rotates_the_token,
+            expired_and_idle_sessions_are_purged,
+            throttles_block_at_the_limit_and_double,
+            throttles_forget_old_failures_and_clear_on_sign_in,
+            audit_log_is_per_user_newest_first_and_paged,
+            ping_answers,
+        );
+    };
+    (@each $make:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store = $make.await;
+                $crate::contract::$name(&*store).await;
+            }
+        )+
+    };
+}
+
+const T0: i64 = 1_800_000_000_000;
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn at(offset_secs: i64) -> Timestamp {
+    Timestamp::from_unix_millis(T0 + offset_secs * 1000)
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    for chunk in out.chunks_mut(16) {
+        let id = uuid::Uuid::new_v4();
+        chunk.copy_from_slice(&id.as_bytes()[..chunk.len()]);
+    }
+    out
+}
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        id: UserId::from_random_bytes(random_bytes()),
+        email: Email::parse(email).expect("test email"),
+        password_phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        created_at: at(0),
+    }
+}
+
+fn token(user: UserId, purpose: TokenPurpose, expires_in: Duration) -> NewEmailToken {
+    NewEmailToken {
+        hash: random_bytes(),
+        user_id: user,
+        purpose,
+        created_at: at(0),
+        expires_at: at(0).plus(expires_in),
+    }
+}
+
+fn audit(user: Option<UserId>, kind: &str, when: Timestamp) -> AuditRecord {
+    AuditRecord {
+        id: AuditId::from_random_bytes(random_bytes()),
+        user_id: user,
+        at: when,
+        kind: kind.to_owned(),
+        ip: "192.0.2.7".to_owned(),
+        user_agent: "contract-test".to_owned(),
+        detail: "{}".to_owned(),
+    }
+}
+
+fn session(user: UserId, when: Timestamp) -> NewSession {
+    NewSession {
+        id: SessionId::from_random_bytes(random_bytes()),
+        token_hash: random_bytes(),
+        user_id: user,
+        created_at: when,
+        expires_at: when.plus(Duration::from_secs(12 * 3600)),
+        ip: "192.0.2.7".to_owned(),
+        user_agent: "contract-test".to_owned(),
+    }
+}
+
+fn login(new: &NewSession, replaces: Option<[u8; 32]>) -> LoginWrite {
+    LoginWrite {
+        session: new.clone(),
+        replaces,
+        upgraded_password_phc: None,
+        clear_throttles: vec![],
+        audit: audit(Some(new.user_id), "auth.login_succeeded", new.created_at),
+    }
+}
+
+async fn register(store: &dyn Store, email: &str) -> (NewUser, NewEmailToken) {
+    let user = new_user(email);
+    let verify = token(user.id, TokenPurpose::VerifyEmail, DAY);
+    store.create_user(&user, &verify, &audit(Some(user.id), "auth.registered", at(0))).await.expect("create user");
+    (user, verify)
+}
+
+pub async fn users_are_created_and_found(store: &dyn Store) {
+    let (user, _) = register(store, "Alice.Example@Example.com").await;
+    let found = store.user_by_email("alice.example@example.com").await.unwrap().expect("by canonical email");
+    assert_eq!(found.id, user.id);
+    assert_eq!(found.email.as_str(), "Alice.Example@example.com");
+    assert_eq!(found.password_phc, user.password_phc);
+    assert_eq!(found.email_verified_at, None);
+    assert!(!found.totp_enabled && !found.hide_balances);
+    assert_eq!(found.created_at, at(0));
+    assert_eq!(store.user_by_id(user.id).await.unwrap(), Some(found));
+    assert_eq!(store.user_by_email("nobody@example.com").await.unwrap(), None);
+    assert_eq!(store.user_by_id(UserId::from_random_bytes(random_bytes())).await.unwrap(), None);
+}
+
+pub async fn a_taken_email_conflicts_and_writes_nothing(store: &dyn Store) {
+    let (first, _) = register(store, "bob@example.com").await;
+    let second = new_user("BOB@example.com");
+    let verify = token(second.id, TokenPurpose::VerifyEmail, DAY);
+    let err = store
+        .create_user(&second, &verify, &audit(Some(second.id), "auth.registered", at(0)))
+        .await
+        .expect_err("same canonical email");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    // Nothing of the failed operation remains: no second user, no usable token, no audit row.
+    assert_eq!(store.user_by_email("bob@example.com").await.unwrap().map(|u| u.id), Some(first.id));
+    assert_eq!(store.user_by_id(second.id).await.unwrap(), None);
+    assert_eq!(
+        store.verify_email(&verify.hash, at(1), &audit(None, "auth.email_verified", at(1))).await.unwrap(),
+        None
+    );
+    assert!(store.audit_for_user(second.id, None, 10).await.unwrap().is_empty());
+}
+
+pub async fn verification_tokens_are_single_use_and_expire(store: &dyn Store) {
+    let (user, verify) = register(store, "carol@example.com").await;
+    let done = audit(None, "auth.email_verified", at(60));
+    // A token of another purpose with the same owner does not verify.
+    let reset = token(user.id, TokenPurpose::ResetPassword, DAY);
+    store.insert_email_token(&reset, &audit(Some(user.id), "auth.password_reset_requested", at(1))).await.unwrap();
+    assert_eq!(store.verify_email(&reset.hash, at(60), &done).await.unwrap(), None);
+    // Exactly at expiry the token is dead.
+    assert_eq!(store.verify_email(&verify.hash, at(0).plus(DAY), &done).await.unwrap(), None);
+    assert_eq!(store.verify_email(&verify.hash, at(60), &done).await.unwrap(), Some(user.id));
+    assert_eq!(store.user_by_id(user.id).await.unwrap().unwrap().email_verified_at, Some(at(60)));
+    assert_eq!(store.verify_email(&verify.hash, at(61), &done).await.unwrap(), None, "second use");
+    let kinds: Vec<String> =
+        store.audit_for_user(user.id, None, 10).await.unwrap().into_iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, ["auth.email_verified", "auth.password_reset_requested", "auth.registered"]);
+}
+
+pub async fn password_reset_consumes_the_token_and_ends_sessions(store: &dyn Store) {
+    let (user, _) = register(store, "dave@example.com").await;
+    let s1 = session(user.id, at(10));
+    store.record_login(&login(&s1, None)).await.unwrap();
+    let first = token(user.id, TokenPurpose::ResetPassword, Duration::from_secs(3600));
+    let second = token(user.id, TokenPurpose::ResetPassword, Duration::from_secs(3600));
+    for t in [&first, &second] {
+        store.insert_email_token(t, &audit(Some(user.id), "auth.password_reset_requested", at(20))).await.unwrap();
+    }
+    assert_eq!(store.reset_token_user(&first.hash, at(30)).await.unwrap(), Some(user.id));
+    assert_eq!(store.reset_token_user(&first.hash, at(3600)).await.unwrap(), None, "expired");
+    let done = audit(None, "auth.password_reset", at(40));
+    assert_eq!(store.reset_password(&first.hash, at(40), "$argon2id$new", &done).await.unwrap(), Some(user.id));
+    let after = store.user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(after.password_phc, "$argon2id$new");
+    assert_eq!(after.email_verified_at, Some(at(40)), "a reset link proves the mailbox");
+    assert!(store.sessions_for_user(user.id).await.unwrap().is_empty(), "all sessions end");
+    assert_eq!(store.reset_password(&first.hash, at(41), "$argon2id$again", &done).await.unwrap(), None);
+    assert_eq!(
+        store.reset_password(&second.hash, at(41), "$argon2id$again", &done).await.unwrap(),
+        None,
+        "siblings die"
+    );
+    assert_eq!(store.user_by_id(user.id).await.unwrap().unwrap().password_phc, "$argon2id$new");
+}
+
+pub async fn sign_in_creates_and_rotates_sessions(store: &dyn Store) {
+    let (user, _) = register(store, "erin@example.com").await;
+    let first = session(user.id, at(10));
+    let mut write = login(&first, None);
+    write.upgraded_password_phc = Some("$argon2id$upgraded".to_owned());
+    store.record_login(&write).await.unwrap();
+    let (found, owner) = store.session_by_token(&first.token_hash).await.unwrap().expect("session");
+    assert_eq!(found.id, first.id);
+    assert_eq!(found.user_id, user.id);
+    assert_eq!((found.created_at, found.last_seen_at, found.expires_at), (at(10), at(10), first.expires_at));
+    assert_eq!(found.reauth_at, Some(at(10)));
+    assert_eq!((found.ip.as_str(), found.user_agent.as_str()), ("192.0.2.7", "contract-test"));
+    assert_eq!(owner.password_phc, "$argon2id$upgraded");
+    // Signing in again from the same browser replaces the old session.
+    let second = session(user.id, at(20));
+    store.record_login(&login(&second, Some(first.token_hash))).await.unwrap();
+    assert!(store.session_by_token(&first.token_hash).await.unwrap().is_none());
+    assert!(store.session_by_token(&second.token_hash).await.unwrap().is_some());
+    assert_eq!(store.sessions_for_user(user.id).await.unwrap().len(), 1);
+    // A duplicate id is refused as a whole.
+    let mut dup = session(user.id, at(30));
+    dup.id = second.id;
+    assert!(store.record_login(&login(&dup, None)).await.is_err());
+    assert!(store.session_by_token(&dup.token_hash).await.unwrap().is_none());
+}
+
+pub async fn sessions_are_listed_touched_and_revoked_per_user(store: &dyn Store) {
+    let (alice, _) = register(store, "frank@example.com").await;
+    let (mallory, _) = register(store, "mallory@example.com").await;
+    let a1 = session(alice.id, at(10));
+    let a2 = session(alice.id, at(20));
+    let m1 = session(mallory.id, at(30));
+    for s in [&a1, &a2, &m1] {
+        store.record_login(&login(s, None)).await.unwrap();
+    }
+    store.touch_session(a1.id, at(100)).await.unwrap();
+    store.touch_session(a1.id, at(50)).await.unwrap(); // never moves backwards
+    let listed = store.sessions_for_user(alice.id).await.unwrap();
+    assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>(), [a1.id, a2.id], "most recently seen first");
+    assert_eq!(listed[0].last_seen_at, at(100));
+    // One user cannot revoke another's session.
+    let revoke = audit(Some(mallory.id), "auth.session_revoked", at(110));
+    assert!(!store.delete_session(mallory.id, a1.id, &revoke).await.unwrap());
+    assert!(store.session_by_token(&a1.token_hash).await.unwrap().is_some());
+    assert!(
+        store.delete_session(alice.id, a1.id, &audit(Some(alice.id), "auth.session_revoked", at(110))).await.unwrap()
+    );
+    assert!(store.session_by_token(&a1.token_hash).await.unwrap().is_none());
+    assert!(
+        !store.delete_session(alice.id, a1.id, &audit(Some(alice.id), "auth.session_revoked", at(111))).await.unwrap()
+    );
+    // Log out everywhere touches only that user.
+    let all = audit(Some(alice.id), "auth.logout_all", at(120));
+    assert_eq!(store.delete_sessions(alice.id, None, &all).await.unwrap(), 1);
+    assert!(store.sessions_for_user(alice.id).await.unwrap().is_empty());
+    assert_eq!(store.sessions_for_user(mallory.id).await.unwrap().len(), 1);
+}
+
+pub async fn password_change_keeps_only_the_current_session(store: &dyn Store) {
+    let (user, _) = register(store, "grace@example.com").await;
+    let keep = session(user.id, at(10));
+    let other = session(user.id, at(20));
+    for s in [&keep, &other] {
+        store.record_login(&login(s, None)).await.unwrap();
+    }
+    store
+        .change_password(user.id, "$argon2id$changed", keep.id, &audit(Some(user.id), "auth.password_changed", at(30)))
+        .await
+        .unwrap();
+    assert_eq!(store.user_by_id(user.id).await.unwrap().unwrap().password_phc, "$argon2id$changed");
+    let left: Vec<SessionId> = store.sessions_for_user(user.id).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(left, [keep.id]);
+}
+
+pub async fn reauthentication_rotates_the_token(store: &dyn Store) {
+    let (user, _) = register(store, "olga@example.com").await;
+    let s = session(user.id, at(10));
+    store.record_login(&login(&s, None)).await.unwrap();
+    let new_hash: [u8; 32] = random_bytes();
+    let audit = audit(Some(user.id), "auth.reauthenticated", at(20));
+    assert!(store.reauthenticate_session(s.id, &new_hash, at(20), &audit).await.unwrap());
+    assert!(store.session_by_token(&s.token_hash).await.unwrap().is_none(), "the old token is dead");
+    let (found, _) = store.session_by_token(&new_hash).await.unwrap().expect("new token");
+    assert_eq!((found.id, found.reauth_at, found.last_seen_at), (s.id, Some(at(20)), at(20)));
+    assert_eq!(found.created_at, at(10));
+    let gone = SessionId::from_random_bytes(random_bytes());
+    assert!(!store.reauthenticate_session(gone, &random_bytes(), at(30), &audit).await.unwrap());
+}
+
+pub async fn expired_and_idle_sessions_are_purged(store: &dyn Store) {
+    let (user, _) = register(store, "heidi@example.com").await;
+    let fresh = session(user.id, at(0));
+    let mut short = session(user.id, at(0));
+    short.expires_at = at(100);
+    let idle = session(user.id, at(0));
+    for s in [&fresh, &short, &idle] {
+        store.record_login(&login(s, None)).await.unwrap();
+    }
+    store.touch_session(fresh.id, at(500)).await.unwrap();
+    store.touch_session(short.id, at(500)).await.unwrap();
+    // At t=600 with an idle cutoff of t=300: `short` is past its end, `idle` was last seen at 0.
+    assert_eq!(store.purge_sessions(at(600), at(300)).await.unwrap(), 2);
+    let left: Vec<SessionId> = store.sessions_for_user(user.id).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(left, [fresh.id]);
+}
+
+fn rule() -> ThrottleRule {
+    ThrottleRule {
+        limit: 3,
+        base_block: Duration::from_secs(60),
+        max_block: Duration::from_secs(150),
+        forget_after: Duration::from_secs(3600),
+    }
+}
+
+pub async fn throttles_block_at_the_limit_and_double(store: &dyn Store) {
+    let r = rule();
+    assert_eq!(store.throttle_blocked_until("k", at(0)).await.unwrap(), None);
+    assert_eq!(store.throttle_hit("k", at(0), &r).await.unwrap(), None);
+    assert_eq!(store.throttle_hit("k", at(1), &r).await.unwrap(), None);
+    assert_eq!(store.throttle_hit("k", at(2), &r).await.unwrap(), Some(at(62)), "third failure blocks 60 s");
+    assert_eq!(store.throttle_blocked_until("k", at(3)).await.unwrap(), Some(at(62)));
+    assert_eq!(store.throttle_blocked_until("k", at(62)).await.unwrap(), None, "over at its end");
+    assert_eq!(store.throttle_blocked_until("other", at(3)).await.unwrap(), None, "keys are independent");
+    for t in 63..65 {
+        assert_eq!(store.throttle_hit("k", at(t), &r).await.unwrap(), None);
+    }
+    assert_eq!(store.throttle_hit("k", at(65), &r).await.unwrap(), Some(at(185)), "sixth: 120 s");
+    for t in 186..188 {
+        store.throttle_hit("k", at(t), &r).await.unwrap();
+    }
+    assert_eq!(store.throttle_hit("k", at(188), &r).await.unwrap(), Some(at(338)), "capped at 150 s");
+}
+
+pub async fn throttles_forget_old_failures_and_clear_on_sign_in(store: &dyn Store) {
+    let r = rule();
+    store.throttle_hit("old", at(0), &r).await.unwrap();
+    store.throttle_hit("old", at(1), &r).await.unwrap();
+    // An hour later the count starts again: two more failures do not block.
+    assert_eq!(store.throttle_hit("old", at(3700), &r).await.unwrap(), None);
+    assert_eq!(store.throttle_hit("old", at(3701), &r).await.unwrap(), None);
+    assert_eq!(store.throttle_hit("old", at(3702), &r).await.unwrap(), Some(at(3762)));
+    // A successful sign-in clears the account's key.
+    let (user, _) = register(store, "ivan@example.com").await;
+    let s = session(user.id, at(3703));
+    let mut write = login(&s, None);
+    write.clear_throttles = vec!["old".to_owned()];
+    store.record_login(&write).await.unwrap();
+    assert_eq!(store.throttle_blocked_until("old", at(3704)).await.unwrap(), None);
+    assert_eq!(store.throttle_hit("old", at(3705), &r).await.unwrap(), None, "count restarted");
+}
+
+pub async fn audit_log_is_per_user_newest_first_and_paged(store: &dyn Store) {
+    let (user, _) = register(store, "judy@example.com").await;
+    let (other, _) = register(store, "kim@example.com").await;
+    for i in 1..=5 {
+        store.append_audit(&audit(Some(user.id), &format!("test.event{i}"), at(i))).await.unwrap();
+    }
+    store.append_audit(&audit(Some(other.id), "test.other", at(3))).await.unwrap();
+    store.append_audit(&audit(None, "auth.login_failed", at(3))).await.unwrap();
+    let page = store.audit_for_user(user.id, None, 3).await.unwrap();
+    let kinds: Vec<&str> = page.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["test.event5", "test.event4", "test.event3"]);
+    assert_eq!(page[0].ip, "192.0.2.7");
+    assert_eq!(page[0].user_agent, "contract-test");
+    assert_eq!(page[0].detail, "{}");
+    let next = store.audit_for_user(user.id, Some(page[2].at), 10).await.unwrap();
+    let kinds: Vec<&str> = next.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["test.event2", "test.event1", "auth.registered"]);
+}
+
+pub async fn ping_answers(store: &dyn Store) {
+    store.ping().await.expect("ping");
+}

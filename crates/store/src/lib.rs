@@ -1,0 +1,159 @@
+//! The storage port.
+//!
+//! [`Store`] is the one trait the server talks to. Its methods are whole operations ("register this
+//! user and record the verification token and the audit row"), each of which a backend runs as one
+//! transaction, so a failure never leaves half an operation behind. Records are plain data; secrets
+//! never appear here except as hashes. [`contract`] is the test suite every backend must pass.
+
+pub mod contract;
+mod records;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::{SessionId, Timestamp, UserId};
+
+pub use records::{
+    AuditRecord, LoginWrite, NewEmailToken, NewSession, NewUser, SessionRecord, ThrottleRule, TokenPurpose, UserRecord,
+};
+
+/// What went wrong in a backend, phrased as what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was hit (for example an email that already has an account). Not retryable.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The database could not be reached or timed out. Retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A row did not decode into a record; the data or a migration is wrong. Not retryable.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Anything else the driver reported.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything Bulwark keeps. Implemented by `store-sqlite` and `store-postgres`.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    // --- users and email tokens ---
+
+    /// Creates the user, its email-verification token and the sign-up audit row together.
+    ///
+    /// # Errors
+    /// `StoreError::Conflict` when the canonical email already has an account.
+    async fn create_user(&self, user: &NewUser, token: &NewEmailToken, audit: &AuditRecord) -> StoreResult<()>;
+
+    async fn user_by_email(&self, canonical_email: &str) -> StoreResult<Option<UserRecord>>;
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+
+    /// Stores a new single-use token (a fresh verification link, a password-reset link).
+    async fn insert_email_token(&self, token: &NewEmailToken, audit: &AuditRecord) -> StoreResult<()>;
+
+    /// Consumes a verification token that is unused and unexpired at `now` and marks the email
+    /// verified. Returns the user, or `None` when the token is unknown, used or expired (nothing
+    /// changes then). `audit` is written with the user filled in.
+    async fn verify_email(
+        &self,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        audit: &AuditRecord,
+    ) -> StoreResult<Option<UserId>>;
+
+    /// Looks a reset token up without consuming it, so a reset that fails its second-factor check
+    /// can be retried with the same link.
+    async fn reset_token_user(&self, token_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<UserId>>;
+
+    /// Consumes a password-reset token, sets the new password hash and ends every session of the
+    /// user. `None` (and no change) when the token is unknown, used or expired.
+    async fn reset_password(
+        &self,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        password_phc: &str,
+        audit: &AuditRecord,
+    ) -> StoreResult<Option<UserId>>;
+
+    /// Sets a new password hash and ends every session of the user except `keep`.
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_phc: &str,
+        keep: SessionId,
+        audit: &AuditRecord,
+    ) -> StoreResult<()>;
+
+    // --- sessions ---
+
+    /// Records a successful sign-in: the new session, the removal of the session it replaces (token
+    /// rotation), an upgraded password hash if any, cleared throttles and the audit row.
+    async fn record_login(&self, login: &LoginWrite) -> StoreResult<()>;
+
+    /// The live session with this token hash and its user. Expiry is the caller's decision.
+    async fn session_by_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(SessionRecord, UserRecord)>>;
+
+    async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()>;
+
+    /// Records a password confirmation inside a session: `reauth_at` becomes `now` and the
+    /// session gets a new token (SE-1: a new token on re-authentication). `false` if it is gone.
+    async fn reauthenticate_session(
+        &self,
+        id: SessionId,
+        new_token_hash: &[u8; 32],
+        now: Timestamp,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
+    async fn sessions_for_user(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
+
+    /// Deletes one session of `user`. `false` when the user has no session with that id.
+    async fn delete_session(&self, user: UserId, id: SessionId, audit: &AuditRecord) -> StoreResult<bool>;
+
+    /// Deletes every session of `user`, or every one but `except`. Returns how many ended.
+    async fn delete_sessions(&self, user: UserId, except: Option<SessionId>, audit: &AuditRecord) -> StoreResult<u64>;
+
+    /// Housekeeping: removes sessions idle since before `idle_cutoff` or past their absolute end.
+    async fn purge_sessions(&self, now: Timestamp, idle_cutoff: Timestamp) -> StoreResult<u64>;
+
+    // --- throttling ---
+
+    /// When `key` is blocked at `now`, the instant the block ends.
+    async fn throttle_blocked_until(&self, key: &str, now: Timestamp) -> StoreResult<Option<Timestamp>>;
+
+    /// Counts one failure (or one attempt) against `key`. Returns the end of the block this hit
+    /// started, if it reached the rule's limit.
+    async fn throttle_hit(&self, key: &str, now: Timestamp, rule: &ThrottleRule) -> StoreResult<Option<Timestamp>>;
+
+    // --- audit log ---
+
+    async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()>;
+
+    /// The user's own audit rows, newest first, strictly before `before` when given.
+    async fn audit_for_user(
+        &self,
+        user: UserId,
+        before: Option<Timestamp>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
+
+    // --- operations ---
+
+    /// Round-trips to the database, for `/healthz`.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// The block a rule imposes after `failures` consecutive failures: none below the limit, then the
+/// base block, doubling with every further multiple of the limit, capped at `max_block`.
+pub fn throttle_block(rule: &ThrottleRule, failures: u32) -> Option<Duration> {
+    if rule.limit == 0 || failures < rule.limit || !failures.is_multiple_of(rule.limit) {
+        return None;
+    }
+    let doublings = (failures / rule.limit - 1).min(30);
+    let block = rule.base_block.saturating_mul(1u32 << doublings);
+    Some(block.min(rule.max_block))
+}

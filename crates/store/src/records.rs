@@ -1,0 +1,113 @@
+//! The records the store reads and writes.
+
+use std::time::Duration;
+
+use domain::{AuditId, Email, SessionId, Timestamp, UserId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub email: Email,
+    /// The PHC string of the password hash.
+    pub password_phc: String,
+    pub email_verified_at: Option<Timestamp>,
+    pub totp_enabled: bool,
+    pub hide_balances: bool,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: UserId,
+    pub email: Email,
+    pub password_phc: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    VerifyEmail,
+    ResetPassword,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::VerifyEmail => "verify_email",
+            TokenPurpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// A single-use token sent by mail. Only the SHA-256 of the token is stored.
+#[derive(Debug, Clone)]
+pub struct NewEmailToken {
+    pub hash: [u8; 32],
+    pub user_id: UserId,
+    pub purpose: TokenPurpose,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// The absolute end of the session, fixed at sign-in.
+    pub expires_at: Timestamp,
+    /// The last password (and second-factor) confirmation inside this session.
+    pub reauth_at: Option<Timestamp>,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub token_hash: [u8; 32],
+    pub user_id: UserId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// Everything a successful sign-in writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct LoginWrite {
+    pub session: NewSession,
+    /// The token hash of the session the browser presented, which the new one replaces.
+    pub replaces: Option<[u8; 32]>,
+    /// A fresh hash when the stored one used outdated parameters.
+    pub upgraded_password_phc: Option<String>,
+    /// Throttle keys to clear (the account's failure count).
+    pub clear_throttles: Vec<String>,
+    pub audit: AuditRecord,
+}
+
+/// One audit-log row. `detail` is a JSON object with event-specific fields; never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: AuditId,
+    pub user_id: Option<UserId>,
+    pub at: Timestamp,
+    /// A dotted event name such as `auth.login_succeeded`.
+    pub kind: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub detail: String,
+}
+
+/// How many failures a throttle key may collect before it is blocked, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleRule {
+    /// Failures per block step.
+    pub limit: u32,
+    /// The first block; each further `limit` failures double it.
+    pub base_block: Duration,
+    pub max_block: Duration,
+    /// Failures older than this are forgotten: the count starts again.
+    pub forget_after: Duration,
+}

@@ -1,0 +1,205 @@
+//! `spawn_app()`: the whole application on a random loopback port, with a fake clock, a real SMTP
+//! sink and its own database.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use server::{AppDeps, AppState, ServerConfig};
+use store::Store;
+
+use crate::{FakeClock, SmtpSink, TestPg, TestSqlite, pg_store, sqlite_store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug)]
+enum DbGuard {
+    Sqlite(TestSqlite),
+    Postgres(#[allow(dead_code)] Box<TestPg>),
+}
+
+#[derive(Debug)]
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub clock: Arc<FakeClock>,
+    pub smtp: SmtpSink,
+    pub store: Arc<dyn Store>,
+    pub config: ServerConfig,
+    pub client: reqwest::Client,
+    db: DbGuard,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The app on SQLite with the default configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Backend::Sqlite, |_| {}).await
+}
+
+/// The app on `backend`, with `configure` applied to the configuration first.
+///
+/// # Panics
+/// When the database, the port or the SMTP sink cannot be set up.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let base = format!("http://{addr}");
+    let mut config = ServerConfig::new(url::Url::parse(&base).expect("base url"));
+    config.mail_from = "Bulwark <no-reply@bulwark.localhost>".to_owned();
+    configure(&mut config);
+    let smtp = SmtpSink::start().await;
+    let (store, db): (Arc<dyn Store>, DbGuard) = match backend {
+        Backend::Sqlite => {
+            let db = sqlite_store().await;
+            (Arc::new(db.store.clone()), DbGuard::Sqlite(db))
+        }
+        Backend::Postgres => {
+            let db = pg_store().await;
+            (Arc::new(db.store.clone()), DbGuard::Postgres(Box::new(db)))
+        }
+    };
+    let clock = Arc::new(FakeClock::new());
+    let mailer = mail::SmtpMailer::new(&smtp.url(), &config.mail_from).expect("smtp mailer");
+    let deps = AppDeps {
+        store: store.clone(),
+        mailer: Arc::new(mailer),
+        clock: clock.clone(),
+        random: Arc::new(auth::OsRandom),
+    };
+    let state = AppState::new(config.clone(), deps).expect("app state");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = server::serve(listener, state, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    TestApp { addr, base, clock, smtp, store, config, client, db, shutdown: Some(stop) }
+}
+
+/// What a test got back: status, headers and the body as JSON (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    /// The session cookie's value from `Set-Cookie`, if one was set (and not cleared).
+    pub fn session_cookie(&self) -> Option<String> {
+        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+            let value = v.strip_prefix("__Host-bulwark_session=")?.split(';').next()?;
+            (!value.is_empty()).then(|| value.to_owned())
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn code(&self) -> &str {
+        self.json["error"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            DbGuard::Sqlite(_) => Backend::Sqlite,
+            DbGuard::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The SQLite file, for tests that read the raw database.
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match &self.db {
+            DbGuard::Sqlite(db) => Some(&db.path),
+            DbGuard::Postgres(_) => None,
+        }
+    }
+
+    /// Sends a request. `cookie` is the session token; `headers` are added as given.
+    ///
+    /// # Panics
+    /// When the request cannot be sent.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", format!("__Host-bulwark_session={cookie}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, HeaderValue::from_str(value).expect("header value"));
+        }
+        let response = request.send().await.expect("send request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, text, json }
+    }
+
+    pub async fn post(&self, path: &str, body: Value, cookie: Option<&str>) -> Reply {
+        self.send("POST", path, Some(body), cookie, &[]).await
+    }
+
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        self.send("GET", path, None, cookie, &[]).await
+    }
+
+    /// Registers `email` and returns the verification link that arrived by mail.
+    pub async fn register(&self, email: &str, password: &str) -> String {
+        let reply =
+            self.post("/api/v1/auth/register", serde_json::json!({ "email": email, "password": password }), None).await;
+        assert_eq!(reply.status, 201, "register: {}", reply.text);
+        let mails = self.smtp.wait_for(email, self.smtp.to(email).len() + 1).await;
+        let mail = mails.last().expect("a mail");
+        mail.link(&format!("{}/verify-email?token=", self.base)).expect("verification link")
+    }
+
+    /// Registers, verifies and signs in; returns the session token.
+    pub async fn signed_in(&self, email: &str, password: &str) -> String {
+        let link = self.register(email, password).await;
+        let token = link.split("token=").nth(1).expect("token").to_owned();
+        let verified = self.post("/api/v1/auth/verify-email", serde_json::json!({ "token": token }), None).await;
+        assert_eq!(verified.status, 200, "verify: {}", verified.text);
+        self.login(email, password).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let reply =
+            self.post("/api/v1/auth/login", serde_json::json!({ "email": email, "password": password }), None).await;
+        assert_eq!(reply.status, 200, "login: {}", reply.text);
+        reply.session_cookie().expect("session cookie")
+    }
+}

@@ -40,6 +40,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// `axum::extract::Query` with a bad query string mapped to 422 `invalid_input`.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(err) => Err(ApiError::InvalidInput {
+                field: "query",
+                message: format!("The query string is not valid: {}", err.body_text()),
+            }),
+        }
+    }
+}
+
 /// A secret string from a request body (a password, a token). Redacted in `Debug`, zeroized on
 /// drop; it is turned into its domain type right away.
 pub struct SecretInput(Zeroizing<String>);

@@ -71,3 +71,43 @@ impl HashPool {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(concurrency: usize, queue: usize) -> HashPool {
+        let hasher = PasswordHasher::new(auth::HashParams { memory_kib: 64, iterations: 1, parallelism: 1 }).unwrap();
+        HashPool::new(hasher, concurrency, queue).unwrap()
+    }
+
+    // B7's premise: when every slot and queue place is taken, the next request is refused at once
+    // instead of piling up. A job that blocks until told to finish holds the one slot.
+    #[tokio::test]
+    async fn a_full_pool_refuses_at_once() {
+        let pool = pool(1, 0);
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(move |_| wait.recv().is_ok()).await })
+        };
+        // Wait until the holder owns the slot.
+        while pool.admitted.available_permits() != 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = pool.verify_decoy(Password::new("x")).await;
+        assert!(matches!(refused, Err(ApiError::RateLimited(_))), "{refused:?}");
+        release.send(()).unwrap();
+        assert!(holder.await.unwrap().unwrap());
+        assert_eq!(pool.verify_decoy(Password::new("x")).await.unwrap(), Verification::Invalid, "free again");
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_through_the_pool() {
+        let pool = pool(2, 2);
+        let hash = pool.hash(Password::new("violet kettle thunder 42")).await.unwrap();
+        let ok = pool.verify(Password::new("violet kettle thunder 42"), hash.clone()).await.unwrap();
+        assert!(matches!(ok, Verification::Valid { .. }));
+        assert_eq!(pool.verify(Password::new("nope"), hash).await.unwrap(), Verification::Invalid);
+    }
+}

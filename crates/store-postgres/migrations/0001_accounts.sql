@@ -43,8 +43,10 @@ CREATE TABLE throttles (
 );
 
 -- Kept when a user is deleted: the log outlives the account.
+-- `seq` orders events that share a millisecond in the order they were written.
 CREATE TABLE audit_log (
-    id         TEXT PRIMARY KEY NOT NULL,
+    seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
     user_id    TEXT,
     at         BIGINT NOT NULL,
     kind       TEXT NOT NULL,

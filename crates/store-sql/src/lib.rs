@@ -607,7 +607,7 @@ macro_rules! impl_store {
                 use $crate::sqlx;
                 let rows = sqlx::query(
                     "SELECT id, user_id, at, kind, ip, user_agent, detail FROM audit_log \
-                     WHERE user_id = $1 AND ($2 IS NULL OR at < $2) ORDER BY at DESC, id DESC LIMIT $3",
+                     WHERE user_id = $1 AND ($2 IS NULL OR at < $2) ORDER BY at DESC, seq DESC LIMIT $3",
                 )
                 .bind(user.to_string())
                 .bind(before.map(|t| t.as_unix_millis()))

@@ -43,8 +43,10 @@ CREATE TABLE throttles (
 ) STRICT;
 
 -- Kept when a user is deleted: the log outlives the account.
+-- `seq` orders events that share a millisecond in the order they were written.
 CREATE TABLE audit_log (
-    id         TEXT PRIMARY KEY NOT NULL,
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
     user_id    TEXT,
     at         INTEGER NOT NULL,
     kind       TEXT NOT NULL,

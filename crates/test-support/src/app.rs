@@ -20,7 +20,7 @@ pub enum Backend {
 #[derive(Debug)]
 enum DbGuard {
     Sqlite(TestSqlite),
-    Postgres(#[allow(dead_code)] Box<TestPg>),
+    Postgres(Box<TestPg>),
 }
 
 #[derive(Debug)]
@@ -135,6 +135,14 @@ impl TestApp {
         match &self.db {
             DbGuard::Sqlite(db) => Some(&db.path),
             DbGuard::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL schema of this app's database, for tests that dump it.
+    pub fn pg_schema(&self) -> Option<&str> {
+        match &self.db {
+            DbGuard::Sqlite(_) => None,
+            DbGuard::Postgres(db) => Some(&db.schema),
         }
     }
 

@@ -9,5 +9,5 @@ mod smtp;
 
 pub use app::{Backend, Reply, TestApp, spawn_app, spawn_app_with};
 pub use clock::FakeClock;
-pub use db::{TestPg, TestSqlite, pg_store, pg_store_again, sqlite_store};
+pub use db::{DEFAULT_PG_URL, TestPg, TestSqlite, pg_store, pg_store_again, pg_url, sqlite_store};
 pub use smtp::{ReceivedMail, SmtpSink};

@@ -1,7 +1,7 @@
 //! `/api/v1/me`, `/api/v1/sessions`, `/api/v1/audit-log`: what the signed-in user sees of their
 //! own account.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::{SessionId, Timestamp};
@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::ApiError;
-use crate::extract::ClientInfo;
+use crate::extract::{ApiQuery, ClientInfo};
 use crate::session::{self, Authed};
 use crate::state::AppState;
 
@@ -106,7 +106,7 @@ pub fn audit_json(record: &AuditRecord) -> Value {
 pub async fn audit_log(
     State(state): State<AppState>,
     authed: Authed,
-    Query(query): Query<AuditQuery>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

@@ -1,0 +1,274 @@
+//! The built `bulwark` binary, as a user runs it: a fresh data dir, the embedded defaults, real
+//! HTTP, mail in the outbox folder; restarts; refusals of unsafe configuration.
+
+mod layers;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "violet kettle thunder 42";
+
+struct Running {
+    child: Child,
+    base: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `bulwark serve` on a free loopback port and waits until it says where it listens.
+fn serve(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("BULWARK_DATA_DIR", data_dir)
+        .env("BULWARK_BIND", "127.0.0.1:0")
+        .env("BULWARK_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("start bulwark");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                if let Some(addr) = line.split("address=").nth(1) {
+                    let addr = addr.split_whitespace().next().unwrap().to_owned();
+                    seen.push(line);
+                    let mut running = Running { child, base: format!("http://{addr}"), lines };
+                    running.drain_into(&mut seen);
+                    return running;
+                }
+                seen.push(line);
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let mut err = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+                }
+                let _ = child.wait();
+                panic!("bulwark did not start; stdout: {seen:?}; stderr: {err}");
+            }
+        }
+    }
+}
+
+impl Running {
+    fn drain_into(&mut self, into: &mut Vec<String>) {
+        while let Ok(line) = self.lines.try_recv() {
+            into.push(line);
+        }
+    }
+
+    fn post(&self, path: &str, body: Value, cookie: Option<&str>) -> (u16, Value, Option<String>) {
+        let client = http::client();
+        let mut request = client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", format!("__Host-bulwark_session={cookie}"));
+        }
+        http::run(request)
+    }
+
+    fn get(&self, path: &str, cookie: Option<&str>) -> (u16, Value, Option<String>) {
+        let client = http::client();
+        let mut request = client.get(format!("{}{path}", self.base));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", format!("__Host-bulwark_session={cookie}"));
+        }
+        http::run(request)
+    }
+}
+
+/// reqwest is async; these tests drive it from plain threads with a small runtime.
+mod http {
+    pub use ::reqwest::*;
+
+    pub fn client() -> Client {
+        Client::builder().redirect(redirect::Policy::none()).build().unwrap()
+    }
+
+    pub fn run(request: RequestBuilder) -> (u16, serde_json::Value, Option<String>) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let cookie = response
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| {
+                    v.strip_prefix("__Host-bulwark_session=").and_then(|r| r.split(';').next()).map(str::to_owned)
+                })
+                .filter(|v| !v.is_empty());
+            let text = response.text().await.unwrap_or_default();
+            (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null), cookie)
+        })
+    }
+}
+
+fn outbox_link(data_dir: &Path, wanted: usize) -> String {
+    let outbox = data_dir.join("outbox");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut files: Vec<_> = std::fs::read_dir(&outbox)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        if files.len() >= wanted {
+            let text = std::fs::read_to_string(&files[wanted - 1]).unwrap().replace("=\r\n", "").replace("=3D", "=");
+            let start = text.find("/verify-email?token=").expect("verification link");
+            let end = text[start..].find(char::is_whitespace).map_or(text.len(), |e| start + e);
+            return text[start..end].to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no mail in {}", outbox.display());
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_newcomer_registers_verifies_and_signs_in_on_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut app = serve(&data, &[]);
+    assert_eq!(app.get("/healthz", None), (200, json!({"status": "ok"}), None));
+    let (status, _, _) =
+        app.post("/api/v1/auth/register", json!({"email": "new@example.com", "password": PASSWORD}), None);
+    assert_eq!(status, 201);
+    let link = outbox_link(&data, 1);
+    let (status, _, _) = app.get(&link, None);
+    assert_eq!(status, 200, "the mailed link confirms the address");
+    let (status, body, cookie) =
+        app.post("/api/v1/auth/login", json!({"email": "new@example.com", "password": PASSWORD}), None);
+    assert_eq!(status, 200);
+    assert_eq!(body["user"]["email_verified"], true);
+    let cookie = cookie.expect("session cookie");
+    let (status, sessions, _) = app.get("/api/v1/sessions", Some(&cookie));
+    assert_eq!((status, sessions.as_array().unwrap().len()), (200, 1));
+    assert_eq!(app.post("/api/v1/auth/logout", json!({}), Some(&cookie)).0, 204);
+    assert_eq!(app.get("/api/v1/me", Some(&cookie)).0, 401);
+
+    assert!(data.join("bulwark.db").exists(), "SQLite in the data dir");
+    assert!(data.join("bulwark.db-wal").exists(), "WAL journal");
+    let mut lines = Vec::new();
+    app.drain_into(&mut lines);
+    let _ = app.child.kill();
+    let _ = app.child.wait();
+    app.drain_into(&mut lines);
+    let log = lines.join("\n");
+    assert!(log.contains("outbox"), "the log says where mail goes: {log}");
+    assert!(!log.contains(PASSWORD) && !log.contains(&cookie) && !log.contains(link.split("token=").nth(1).unwrap()));
+}
+
+#[test]
+fn throttles_hold_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let app = serve(&data, &[]);
+        for _ in 0..10 {
+            let (status, _, _) = app.post(
+                "/api/v1/auth/login",
+                json!({"email": "target@example.com", "password": "guess guess guess 1"}),
+                None,
+            );
+            assert_eq!(status, 401);
+        }
+        assert_eq!(
+            app.post(
+                "/api/v1/auth/login",
+                json!({"email": "target@example.com", "password": "guess guess guess 1"}),
+                None
+            )
+            .0,
+            429
+        );
+    }
+    let app = serve(&data, &[]);
+    let (status, body, _) =
+        app.post("/api/v1/auth/login", json!({"email": "target@example.com", "password": "guess guess guess 1"}), None);
+    assert_eq!((status, body["error"].as_str()), (429, Some("rate_limited")), "a restart does not reset the count");
+}
+
+#[test]
+fn runs_on_postgresql() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let pg = runtime.block_on(test_support::pg_store());
+    let url = format!("{}?options=-csearch_path%3D{}", test_support::pg_url(), pg.schema);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = serve(&data, &[("BULWARK_DATABASE_URL", &url)]);
+    assert_eq!(app.get("/healthz", None).0, 200);
+    assert_eq!(
+        app.post("/api/v1/auth/register", json!({"email": "pg@example.com", "password": PASSWORD}), None).0,
+        201
+    );
+    let link = outbox_link(&data, 1);
+    assert_eq!(app.get(&link, None).0, 200);
+    assert_eq!(app.post("/api/v1/auth/login", json!({"email": "pg@example.com", "password": PASSWORD}), None).0, 200);
+    assert!(!data.join("bulwark.db").exists(), "no SQLite file when PostgreSQL is chosen");
+    drop(app);
+    drop(pg);
+}
+
+#[test]
+fn refuses_to_serve_plain_http_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .arg("serve")
+        .env_clear()
+        .env("BULWARK_DATA_DIR", dir.path())
+        .env("BULWARK_BIND", "0.0.0.0:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("BULWARK_TRUSTED_PROXIES"), "{err}");
+}
+
+#[test]
+fn help_names_every_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark")).args(["serve", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "BULWARK_DATA_DIR",
+        "BULWARK_DATABASE_URL",
+        "BULWARK_BIND",
+        "BULWARK_PUBLIC_URL",
+        "BULWARK_SMTP_URL",
+        "BULWARK_TRUSTED_PROXIES",
+        "BULWARK_LOG",
+    ] {
+        assert!(help.contains(var), "{var} in --help");
+    }
+    assert!(help.contains("./bulwark-data") && help.contains("127.0.0.1:8080"), "defaults shown");
+}

@@ -1,0 +1,116 @@
+//! The server-rendered pages: what a person sees, and that they stay safe (no inline script,
+//! escaped values).
+
+use serde_json::json;
+
+use crate::{Backend, PASSWORD, app};
+
+fn assert_no_inline_script(html: &str, path: &str) {
+    for (i, _) in html.match_indices("<script") {
+        let tag_end = html[i..].find('>').map_or(html.len(), |e| i + e);
+        assert!(html[i..tag_end].contains("src="), "{path}: inline script at {i}");
+    }
+    assert!(!html.contains(" onclick=") && !html.contains(" onsubmit=") && !html.contains("javascript:"), "{path}");
+    assert!(!html.contains("style=\""), "{path}: inline style would need 'unsafe-inline'");
+}
+
+#[tokio::test]
+async fn public_pages_render_without_inline_script() {
+    let app = app(Backend::Sqlite).await;
+    for (path, marker) in [
+        ("/", "Sign in"),
+        ("/register", "Create an account"),
+        ("/check-email", "Check your mail"),
+        ("/forgot-password", "Reset your password"),
+    ] {
+        let page = app.get(path, None).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.header("content-type").unwrap().starts_with("text/html"), "{path}");
+        assert!(page.text.contains(marker), "{path}");
+        assert!(page.text.contains("/assets/app.js") && page.text.contains("/assets/app.css"), "{path}");
+        assert_no_inline_script(&page.text, path);
+    }
+    let js = app.get("/assets/app.js", None).await;
+    assert_eq!((js.status, js.header("content-type")), (200, Some("text/javascript; charset=utf-8")));
+    assert!(js.text.contains("data-api"));
+    let css = app.get("/assets/app.css", None).await;
+    assert_eq!((css.status, css.header("content-type")), (200, Some("text/css; charset=utf-8")));
+}
+
+#[tokio::test]
+async fn signed_in_pages_need_a_session() {
+    let app = app(Backend::Sqlite).await;
+    for path in ["/dashboard", "/account/security"] {
+        let page = app.get(path, None).await;
+        assert_eq!((page.status, page.header("location")), (303, Some("/")), "{path}");
+    }
+    let cookie = app.signed_in("rae@example.com", PASSWORD).await;
+    let home = app.get("/", Some(&cookie)).await;
+    assert_eq!((home.status, home.header("location")), (303, Some("/dashboard")));
+    let dashboard = app.get("/dashboard", Some(&cookie)).await;
+    assert_eq!(dashboard.status, 200);
+    assert!(dashboard.text.contains("rae@example.com") && dashboard.text.contains("verified"));
+    assert_no_inline_script(&dashboard.text, "/dashboard");
+    let security = app.get("/account/security", Some(&cookie)).await;
+    assert_eq!(security.status, 200);
+    for marker in [
+        "Sessions",
+        "this browser",
+        "Change password",
+        "Sign out everywhere",
+        "Recent activity",
+        "Signed in",
+        "Email confirmed",
+    ] {
+        assert!(security.text.contains(marker), "{marker}");
+    }
+    assert_no_inline_script(&security.text, "/account/security");
+}
+
+#[tokio::test]
+async fn unverified_users_are_offered_a_new_link() {
+    let app = app(Backend::Sqlite).await;
+    app.register("sam@example.com", PASSWORD).await;
+    let cookie = app.login("sam@example.com", PASSWORD).await;
+    let dashboard = app.get("/dashboard", Some(&cookie)).await;
+    assert!(dashboard.text.contains("Confirm your email"));
+    let resend = app.post("/api/v1/auth/verify-email/resend", json!({}), Some(&cookie)).await;
+    assert_eq!(resend.status, 202);
+    let mails = app.smtp.wait_for("sam@example.com", 2).await;
+    let link = mails[1].link(&format!("{}/verify-email?token=", app.base)).unwrap();
+    assert_eq!(app.get(&link.replacen(&app.base, "", 1), None).await.status, 200);
+    let again = app.post("/api/v1/auth/verify-email/resend", json!({}), Some(&cookie)).await;
+    assert_eq!((again.status, again.json["status"].as_str()), (200, Some("already_verified")));
+}
+
+#[tokio::test]
+async fn values_are_escaped_in_pages() {
+    let app = app(Backend::Sqlite).await;
+    app.signed_in("tia@example.com", PASSWORD).await;
+    let evil = "<script>alert(1)</script>";
+    let reply = app
+        .send(
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"email": "tia@example.com", "password": PASSWORD})),
+            None,
+            &[("user-agent", evil)],
+        )
+        .await;
+    let page = app.get("/account/security", Some(&reply.session_cookie().unwrap())).await;
+    assert!(!page.text.contains(evil));
+    assert!(
+        page.text.contains("&#60;script&#62;alert(1)&#60;/script&#62;") || page.text.contains("&lt;script&gt;"),
+        "escaped"
+    );
+}
+
+#[tokio::test]
+async fn bad_links_show_a_page_not_an_error_dump() {
+    let app = app(Backend::Sqlite).await;
+    for path in ["/verify-email", "/verify-email?token=nope", "/reset-password?token=nope", "/reset-password"] {
+        let page = app.get(path, None).await;
+        assert_eq!(page.status, 400, "{path}");
+        assert!(page.text.contains("This link does not work"), "{path}");
+    }
+}

@@ -64,6 +64,8 @@ pub struct Settings {
     pub database_url: String,
     pub bind: SocketAddr,
     pub smtp_url: Option<String>,
+    /// Whether BULWARK_PUBLIC_URL was given; if not, it follows the bound address.
+    pub explicit_public_url: bool,
     pub server: server::ServerConfig,
 }
 
@@ -85,20 +87,32 @@ impl ServeArgs {
             Some(url) => url,
             None => format!("sqlite://{}", self.data_dir.join("bulwark.db").display()),
         };
+        if let Some(url) = &self.public_url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            bail!("BULWARK_PUBLIC_URL must be an http:// or https:// URL");
+        }
+        // Until the listener is bound, the public URL is provisional: with no BULWARK_PUBLIC_URL it
+        // becomes http://<the bound address> (which matters when BULWARK_BIND asks for port 0).
+        let explicit_public_url = self.public_url.is_some();
         let public_url = match self.public_url {
             Some(url) => url,
             None => {
                 Url::parse(&format!("http://{}", self.bind)).context("building the public URL from BULWARK_BIND")?
             }
         };
-        if !matches!(public_url.scheme(), "http" | "https") {
-            bail!("BULWARK_PUBLIC_URL must be an http:// or https:// URL");
-        }
         let mut server = server::ServerConfig::new(public_url);
         server.session_idle = Duration::from_secs(self.session_idle_minutes * 60);
         server.session_absolute = Duration::from_secs(self.session_absolute_hours * 3600);
         server.trusted_proxies = self.trusted_proxies;
         server.mail_from = self.mail_from;
-        Ok(Settings { data_dir: self.data_dir, database_url, bind: self.bind, smtp_url: self.smtp_url, server })
+        Ok(Settings {
+            data_dir: self.data_dir,
+            database_url,
+            bind: self.bind,
+            smtp_url: self.smtp_url,
+            explicit_public_url,
+            server,
+        })
     }
 }

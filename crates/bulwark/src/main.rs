@@ -67,10 +67,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let deps = server::AppDeps { store, mailer, clock: Arc::new(SystemClock), random: Arc::new(auth::OsRandom) };
-    let public_url = settings.server.public_url.clone();
-    let state = server::AppState::new(settings.server, deps)?;
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local = listener.local_addr()?;
+    let mut config = settings.server;
+    if !settings.explicit_public_url {
+        config.public_url = url::Url::parse(&format!("http://{local}"))?;
+    }
+    let public_url = config.public_url.clone();
+    let state = server::AppState::new(config, deps)?;
     tracing::info!(address = %local, public_url = %public_url, "Bulwark is listening; open {public_url}");
     server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -67,6 +67,15 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
+        .layer(
+            // The span names the path only: query strings can carry single-use tokens
+            // (`/verify-email?token=`), and headers carry the session cookie.
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                })
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .with_state(state)
 }
 

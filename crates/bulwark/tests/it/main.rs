@@ -145,7 +145,9 @@ fn outbox_link(data_dir: &Path, wanted: usize) -> String {
         files.sort();
         if files.len() >= wanted {
             let text = std::fs::read_to_string(&files[wanted - 1]).unwrap().replace("=\r\n", "").replace("=3D", "=");
-            let start = text.find("/verify-email?token=").expect("verification link");
+            let start = text.find("http://127.0.0.1:").expect("an absolute link to where bulwark listens");
+            let start = start + text[start..].find("/verify-email?token=").expect("verification link");
+            assert!(!text[..start].ends_with(":0"), "the link names the bound port, not port 0");
             let end = text[start..].find(char::is_whitespace).map_or(text.len(), |e| start + e);
             return text[start..end].to_owned();
         }

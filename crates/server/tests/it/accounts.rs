@@ -13,6 +13,7 @@ crate::on_both!(
     password_change_ends_other_sessions,
     password_reset_by_mail,
     reset_links_expire_after_an_hour,
+    a_sign_in_from_a_new_device_is_announced_by_mail,
 );
 
 pub async fn register_verify_sign_in_and_out(backend: Backend) {
@@ -273,4 +274,36 @@ async fn an_old_hash_is_upgraded_at_sign_in() {
     let stored = app.store.user_by_id(id).await.unwrap().unwrap().password_phc;
     assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
     app.login("ida@example.com", PASSWORD).await;
+}
+
+pub async fn a_sign_in_from_a_new_device_is_announced_by_mail(backend: Backend) {
+    let app = app(backend).await;
+    app.register("uma@example.com", PASSWORD).await;
+    let login = |ua: &'static str| {
+        let app = &app;
+        async move {
+            let reply = app
+                .send(
+                    "POST",
+                    "/api/v1/auth/login",
+                    Some(json!({"email": "uma@example.com", "password": PASSWORD})),
+                    None,
+                    &[("user-agent", ua)],
+                )
+                .await;
+            assert_eq!(reply.status, 200);
+        }
+    };
+    login("Desktop browser").await; // the first sign-in of an account is expected: no notice
+    login("Desktop browser").await; // a known device: no notice
+    login("Unknown phone").await; // new: a notice
+    let mails = app.smtp.wait_for("uma@example.com", 2).await;
+    let notice = &mails[1];
+    assert_eq!(notice.subject(), "New sign-in to your Bulwark account");
+    assert!(notice.data.contains("Unknown phone") && notice.data.contains("127.0.0.1"));
+    // A later mail proves no other notice was queued before it.
+    app.post("/api/v1/auth/password/reset-request", json!({"email": "uma@example.com"}), None).await;
+    let mails = app.smtp.wait_for("uma@example.com", 3).await;
+    let notices = mails.iter().filter(|m| m.subject().starts_with("New sign-in")).count();
+    assert_eq!(notices, 1, "{:?}", mails.iter().map(|m| m.subject()).collect::<Vec<_>>());
 }

@@ -73,6 +73,8 @@ struct DashboardPage<'a> {
 
 struct SessionRow {
     id: String,
+    /// "Firefox 140 on Windows", with the raw string kept for the tooltip.
+    browser: String,
     user_agent: String,
     ip: String,
     created_at: String,
@@ -84,6 +86,7 @@ struct EventRow {
     at: String,
     label: String,
     ip: String,
+    browser: String,
     user_agent: String,
 }
 
@@ -221,7 +224,8 @@ pub async fn security(State(state): State<AppState>, MaybeAuthed(authed): MaybeA
         .into_iter()
         .map(|s| SessionRow {
             id: s.id.to_string(),
-            user_agent: if s.user_agent.is_empty() { "Unknown browser".to_owned() } else { s.user_agent.clone() },
+            browser: describe_agent(&s.user_agent),
+            user_agent: s.user_agent.clone(),
             ip: s.ip.clone(),
             created_at: s.created_at.to_rfc3339(),
             last_seen_at: s.last_seen_at.to_rfc3339(),
@@ -237,6 +241,7 @@ pub async fn security(State(state): State<AppState>, MaybeAuthed(authed): MaybeA
             at: e.at.to_rfc3339(),
             label: event_label(&e.kind).to_owned(),
             ip: e.ip,
+            browser: describe_agent(&e.user_agent),
             user_agent: e.user_agent,
         })
         .collect();
@@ -244,6 +249,42 @@ pub async fn security(State(state): State<AppState>, MaybeAuthed(authed): MaybeA
         &SecurityPage { signed_in_as: Some(authed.user.email.as_str()), active: "security", sessions, events },
         StatusCode::OK,
     ))
+}
+
+/// A short, human name for a `User-Agent` string ("Firefox 140 on Windows"). Best effort: the raw
+/// string is always shown beside it as a tooltip.
+fn describe_agent(ua: &str) -> String {
+    if ua.trim().is_empty() {
+        return "Unknown browser".to_owned();
+    }
+    let version_after = |marker: &str| {
+        ua.split(marker).nth(1).map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("").to_owned())
+    };
+    let browser =
+        [("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("curl/", "curl")]
+            .iter()
+            .find_map(|(marker, name)| version_after(marker).map(|v| format!("{name} {v}")))
+            .or_else(|| {
+                ua.contains("Safari/").then(|| format!("Safari {}", version_after("Version/").unwrap_or_default()))
+            })
+            .map(|s| s.trim().to_owned());
+    let os = [
+        ("Android", "Android"),
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find_map(|(marker, name)| ua.contains(marker).then_some(*name));
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b,
+        (None, Some(o)) => format!("A browser on {o}"),
+        (None, None) => ua.chars().take(60).collect(),
+    }
 }
 
 /// Unknown routes: JSON under `/api`, a page elsewhere.
@@ -274,4 +315,37 @@ pub async fn app_js() -> Response {
 
 pub async fn favicon() -> Response {
     asset("image/svg+xml", include_str!("../assets/favicon.svg"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_agent;
+
+    #[test]
+    fn user_agents_get_short_names() {
+        let cases = [
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36",
+                "Chrome 156 on Linux",
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:140.0) Gecko/20100101 Firefox/140.0",
+                "Firefox 140 on Windows",
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1",
+                "Safari 18 on iPhone",
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/141.0.0.0 Safari/537.36 Edg/141.0.0.0",
+                "Edge 141 on Windows",
+            ),
+            ("curl/8.5.0", "curl 8"),
+            ("", "Unknown browser"),
+            ("guesser/1.0", "guesser/1.0"),
+        ];
+        for (ua, want) in cases {
+            assert_eq!(describe_agent(ua), want, "{ua}");
+        }
+    }
 }

@@ -24,31 +24,36 @@ impl Default for ThrottleConfig {
     fn default() -> Self {
         let minutes = |m: u64| Duration::from_secs(m * 60);
         ThrottleConfig {
-            // 10 failures block 15 minutes, doubling with every further 10, up to a day: 100
-            // consecutive failures take days, which keeps AU-4's bound of 100 per account.
+            // 10 failures block 15 minutes, doubling with every further 10, up to a day; the
+            // 100th consecutive failure locks the account's password sign-in until a reset by
+            // mail or a successful sign-in (AU-4: at most 100 consecutive failures).
             login_account: ThrottleRule {
                 limit: 10,
                 base_block: minutes(15),
                 max_block: minutes(24 * 60),
-                forget_after: minutes(24 * 60),
+                forget_after: minutes(30 * 24 * 60),
+                lock_after: Some(100),
             },
             login_ip: ThrottleRule {
                 limit: 50,
                 base_block: minutes(15),
                 max_block: minutes(24 * 60),
                 forget_after: minutes(60),
+                lock_after: None,
             },
             mail_ip: ThrottleRule {
                 limit: 20,
                 base_block: minutes(60),
                 max_block: minutes(24 * 60),
                 forget_after: minutes(60),
+                lock_after: None,
             },
             mail_account: ThrottleRule {
                 limit: 5,
                 base_block: minutes(60),
                 max_block: minutes(24 * 60),
                 forget_after: minutes(60),
+                lock_after: None,
             },
         }
     }

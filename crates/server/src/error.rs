@@ -41,6 +41,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("rate limited for {0:?}")]
     RateLimited(Duration),
+    #[error("locked after too many failures")]
+    Locked,
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("internal: {0}")]
@@ -62,7 +64,7 @@ impl ApiError {
             ApiError::ReauthRequired | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::Locked => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -85,7 +87,7 @@ impl ApiError {
             ApiError::CsrfRejected => "csrf_rejected",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::RateLimited(_) | ApiError::Locked => "rate_limited",
             ApiError::Store(StoreError::Unavailable(_)) => "unavailable",
             ApiError::Store(_) | ApiError::Internal(_) => "internal_error",
         }
@@ -110,6 +112,9 @@ impl ApiError {
             ApiError::RateLimited(wait) => {
                 format!("Too many attempts. Try again in {}.", human_duration(*wait))
             }
+            ApiError::Locked => "Too many failed sign-ins: password sign-in for this account is locked. \
+                Reset the password by mail to unlock it."
+                .to_owned(),
             ApiError::Store(StoreError::Unavailable(_)) => {
                 "The service is temporarily unavailable. Try again shortly.".to_owned()
             }
@@ -152,7 +157,13 @@ impl IntoResponse for ApiError {
             body["field"] = json!(field);
         }
         let mut response = (status, axum::Json(body)).into_response();
-        if let ApiError::RateLimited(wait) = &self {
+        let retry = match &self {
+            ApiError::RateLimited(wait) => Some(*wait),
+            // A lock has no end of its own; ask clients to come back no sooner than a day.
+            ApiError::Locked => Some(Duration::from_secs(86_400)),
+            _ => None,
+        };
+        if let Some(wait) = retry {
             let secs = wait.as_secs().max(1).to_string();
             if let Ok(value) = HeaderValue::from_str(&secs) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -594,6 +594,16 @@ macro_rules! impl_store {
                 Ok(blocked)
             }
 
+            async fn throttle_clear(&self, key: &str) -> ::store::StoreResult<()> {
+                use $crate::sqlx;
+                sqlx::query("DELETE FROM throttles WHERE key = $1")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                Ok(())
+            }
+
             async fn append_audit(&self, audit: &::store::AuditRecord) -> ::store::StoreResult<()> {
                 sql_impl::insert_audit(&self.pool, audit).await
             }

@@ -27,6 +27,7 @@ macro_rules! store_contract_tests {
             expired_and_idle_sessions_are_purged,
             throttles_block_at_the_limit_and_double,
             throttles_forget_old_failures_and_clear_on_sign_in,
+            throttles_lock_after_a_hard_limit_until_cleared,
             audit_log_is_per_user_newest_first_and_paged,
             ping_answers,
         );
@@ -306,6 +307,7 @@ fn rule() -> ThrottleRule {
         base_block: Duration::from_secs(60),
         max_block: Duration::from_secs(150),
         forget_after: Duration::from_secs(3600),
+        lock_after: None,
     }
 }
 
@@ -344,6 +346,20 @@ pub async fn throttles_forget_old_failures_and_clear_on_sign_in(store: &dyn Stor
     store.record_login(&write).await.unwrap();
     assert_eq!(store.throttle_blocked_until("old", at(3704)).await.unwrap(), None);
     assert_eq!(store.throttle_hit("old", at(3705), &r).await.unwrap(), None, "count restarted");
+}
+
+pub async fn throttles_lock_after_a_hard_limit_until_cleared(store: &dyn Store) {
+    let r = ThrottleRule { lock_after: Some(5), ..rule() };
+    for t in 0..4 {
+        store.throttle_hit("acct", at(t * 1000), &r).await.unwrap();
+    }
+    let locked = store.throttle_hit("acct", at(4000), &r).await.unwrap().expect("locked");
+    assert!(locked.as_unix_millis() > at(4000).plus(Duration::from_secs(100 * 365 * 86_400)).as_unix_millis());
+    assert_eq!(store.throttle_blocked_until("acct", at(400_000)).await.unwrap(), Some(locked), "no end in sight");
+    store.throttle_clear("acct").await.unwrap();
+    assert_eq!(store.throttle_blocked_until("acct", at(4001)).await.unwrap(), None);
+    assert_eq!(store.throttle_hit("acct", at(4002), &r).await.unwrap(), None, "counting starts over");
+    store.throttle_clear("never-seen").await.unwrap();
 }
 
 pub async fn audit_log_is_per_user_newest_first_and_paged(store: &dyn Store) {

@@ -129,6 +129,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// started, if it reached the rule's limit.
     async fn throttle_hit(&self, key: &str, now: Timestamp, rule: &ThrottleRule) -> StoreResult<Option<Timestamp>>;
 
+    /// Forgets every failure counted against `key` and lifts its block.
+    async fn throttle_clear(&self, key: &str) -> StoreResult<()>;
+
     // --- audit log ---
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()>;
@@ -148,8 +151,12 @@ pub trait Store: Send + Sync + fmt::Debug {
 }
 
 /// The block a rule imposes after `failures` consecutive failures: none below the limit, then the
-/// base block, doubling with every further multiple of the limit, capped at `max_block`.
+/// base block, doubling with every further multiple of the limit, capped at `max_block`; from
+/// `lock_after` failures on, a block without end (`Duration::MAX`) until the key is cleared.
 pub fn throttle_block(rule: &ThrottleRule, failures: u32) -> Option<Duration> {
+    if rule.lock_after.is_some_and(|lock| failures >= lock) {
+        return Some(Duration::MAX);
+    }
     if rule.limit == 0 || failures < rule.limit || !failures.is_multiple_of(rule.limit) {
         return None;
     }

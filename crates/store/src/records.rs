@@ -110,4 +110,7 @@ pub struct ThrottleRule {
     pub max_block: Duration,
     /// Failures older than this are forgotten: the count starts again.
     pub forget_after: Duration,
+    /// After this many consecutive failures the key stays blocked until it is cleared (for an
+    /// account: a password reset or a successful sign-in is the only way back).
+    pub lock_after: Option<u32>,
 }

@@ -1,6 +1,8 @@
 //! `/api/v1/auth/*`: registration, email verification, sign-in and out, re-authentication and
 //! passwords (AU-1..5, AU-9, SE-1..3).
 
+use std::time::Duration;
+
 use auth::{OpaqueToken, Password, PasswordHash, Verification};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -33,7 +35,13 @@ async fn ensure_not_blocked(state: &AppState, keys: &[&str]) -> Result<(), ApiEr
     let now = state.now();
     for key in keys {
         if let Some(until) = state.store.throttle_blocked_until(key, now).await? {
-            return Err(ApiError::RateLimited(until.since(now)));
+            let wait = until.since(now);
+            // Blocks are at most a day; anything far longer is a lock (`lock_after`).
+            return Err(if wait > Duration::from_secs(366 * 86_400) {
+                ApiError::Locked
+            } else {
+                ApiError::RateLimited(wait)
+            });
         }
     }
     Ok(())
@@ -449,6 +457,8 @@ pub async fn reset_password(
         .reset_password(token.hash().as_bytes(), now, hash.as_phc(), &audit)
         .await?
         .ok_or(ApiError::InvalidToken)?;
+    // Proving the mailbox unlocks password sign-in after too many failures (AU-4).
+    state.store.throttle_clear(&account_key("login", &user.email)).await?;
     state.send_mail(emails::password_changed(
         &state.config,
         user.email.as_str(),

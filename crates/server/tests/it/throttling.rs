@@ -15,6 +15,7 @@ fn rule(limit: u32) -> ThrottleRule {
         base_block: Duration::from_secs(60),
         max_block: Duration::from_secs(3600),
         forget_after: Duration::from_secs(3600),
+        lock_after: None,
     }
 }
 
@@ -81,4 +82,36 @@ async fn mail_sending_requests_are_throttled_per_address() {
         app.post("/api/v1/auth/register", json!({"email": "late@example.com", "password": PASSWORD}), None).await;
     assert_eq!((reply.status, reply.code()), (429, "rate_limited"));
     assert!(app.store.user_by_email("late@example.com").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_hundredth_failure_locks_until_a_reset_by_mail() {
+    crate::logs::install();
+    // The default policy, with the hard lock scaled down from 100 to 4 failures.
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.throttles.login_account = ThrottleRule { lock_after: Some(4), ..rule(2) };
+    })
+    .await;
+    app.register("pat@example.com", PASSWORD).await;
+    for _ in 0..2 {
+        assert_eq!(login(&app, "pat@example.com", "wrong guess number 1").await.status, 401);
+    }
+    assert_eq!(login(&app, "pat@example.com", PASSWORD).await.status, 429);
+    app.clock.advance(Duration::from_secs(60));
+    for _ in 0..2 {
+        assert_eq!(login(&app, "pat@example.com", "wrong guess number 1").await.status, 401);
+    }
+    let locked = login(&app, "pat@example.com", PASSWORD).await;
+    assert_eq!((locked.status, locked.code(), locked.header("retry-after")), (429, "rate_limited", Some("86400")));
+    assert!(locked.json["message"].as_str().unwrap().contains("Reset the password"));
+    app.clock.advance(Duration::from_secs(30 * 86_400));
+    assert_eq!(login(&app, "pat@example.com", PASSWORD).await.status, 429, "a lock does not time out");
+
+    app.post("/api/v1/auth/password/reset-request", json!({"email": "pat@example.com"}), None).await;
+    let mails = app.smtp.wait_for("pat@example.com", 2).await;
+    let token = crate::token_of(&mails[1].link(&format!("{}/reset-password?token=", app.base)).unwrap());
+    let new = "unlocked at last by mail";
+    let reset = app.post("/api/v1/auth/password/reset", json!({"token": token, "new_password": new}), None).await;
+    assert_eq!(reset.status, 204);
+    assert_eq!(login(&app, "pat@example.com", new).await.status, 200, "the reset unlocked it");
 }

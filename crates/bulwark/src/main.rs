@@ -39,8 +39,17 @@ impl domain::Clock for SystemClock {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log);
     let settings = args.resolve()?;
+    let fresh = !settings.data_dir.exists();
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
+    #[cfg(unix)]
+    if fresh {
+        // The data dir holds the database (password hashes, the audit log) and the mail outbox
+        // (single-use links): only its owner may read it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", settings.data_dir.display()))?;
+    }
 
     let store: Arc<dyn store::Store> =
         if settings.database_url.starts_with("postgres://") || settings.database_url.starts_with("postgresql://") {

@@ -179,6 +179,12 @@ fn a_newcomer_registers_verifies_and_signs_in_on_the_defaults() {
     assert_eq!(app.get("/api/v1/me", Some(&cookie)).0, 401);
 
     assert!(data.join("bulwark.db").exists(), "SQLite in the data dir");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "a new data dir is private to its owner");
+    }
     assert!(data.join("bulwark.db-wal").exists(), "WAL journal");
     let mut lines = Vec::new();
     app.drain_into(&mut lines);

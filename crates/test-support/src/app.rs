@@ -204,9 +204,16 @@ impl TestApp {
         self.login(email, password).await
     }
 
+    /// Attempts a sign-in with extra request headers (a user agent, an origin) and returns the
+    /// reply as it came.
+    pub async fn try_login(&self, email: &str, password: &str, headers: &[(&str, &str)]) -> Reply {
+        let body = serde_json::json!({ "email": email, "password": password });
+        self.send("POST", "/api/v1/auth/login", Some(body), None, headers).await
+    }
+
+    /// Signs in and returns the session token; panics unless the sign-in succeeds.
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let reply =
-            self.post("/api/v1/auth/login", serde_json::json!({ "email": email, "password": password }), None).await;
+        let reply = self.try_login(email, password, &[]).await;
         assert_eq!(reply.status, 200, "login: {}", reply.text);
         reply.session_cookie().expect("session cookie")
     }

@@ -282,15 +282,7 @@ pub async fn a_sign_in_from_a_new_device_is_announced_by_mail(backend: Backend) 
     let login = |ua: &'static str| {
         let app = &app;
         async move {
-            let reply = app
-                .send(
-                    "POST",
-                    "/api/v1/auth/login",
-                    Some(json!({"email": "uma@example.com", "password": PASSWORD})),
-                    None,
-                    &[("user-agent", ua)],
-                )
-                .await;
+            let reply = app.try_login("uma@example.com", PASSWORD, &[("user-agent", ua)]).await;
             assert_eq!(reply.status, 200);
         }
     };

@@ -9,15 +9,7 @@ crate::on_both!(the_audit_log_records_account_events);
 pub async fn the_audit_log_records_account_events(backend: Backend) {
     let app = app(backend).await;
     let first = app.signed_in("pia@example.com", PASSWORD).await;
-    let failed = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            Some(json!({"email": "pia@example.com", "password": "wrong one here 1"})),
-            None,
-            &[("user-agent", "guesser/1.0")],
-        )
-        .await;
+    let failed = app.try_login("pia@example.com", "wrong one here 1", &[("user-agent", "guesser/1.0")]).await;
     assert_eq!(failed.status, 401);
     let second = app.login("pia@example.com", PASSWORD).await;
     let change = app

@@ -88,15 +88,7 @@ async fn values_are_escaped_in_pages() {
     let app = app(Backend::Sqlite).await;
     app.signed_in("tia@example.com", PASSWORD).await;
     let evil = "<script>alert(1)</script>";
-    let reply = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            Some(json!({"email": "tia@example.com", "password": PASSWORD})),
-            None,
-            &[("user-agent", evil)],
-        )
-        .await;
+    let reply = app.try_login("tia@example.com", PASSWORD, &[("user-agent", evil)]).await;
     let page = app.get("/account/security", Some(&reply.session_cookie().unwrap())).await;
     assert!(!page.text.contains(evil));
     assert!(

@@ -90,30 +90,14 @@ async fn cross_origin_state_changes_are_refused() {
             let reply = app.send("POST", path, Some(json!({})), Some(&cookie), headers).await;
             assert_eq!((reply.status, reply.code()), (403, "csrf_rejected"), "{path} {headers:?}");
         }
-        let login = app
-            .send(
-                "POST",
-                "/api/v1/auth/login",
-                Some(json!({"email": "jo@example.com", "password": PASSWORD})),
-                None,
-                headers,
-            )
-            .await;
+        let login = app.try_login("jo@example.com", PASSWORD, headers).await;
         assert_eq!(login.status, 403, "login CSRF too: {headers:?}");
     }
     assert_eq!(app.get("/api/v1/me", Some(&cookie)).await.status, 200, "nothing happened");
     let same: [&[(&str, &str)]; 3] =
         [&[("origin", base.as_str())], &[("sec-fetch-site", "same-origin")], &[("sec-fetch-site", "none")]];
     for headers in same {
-        let reply = app
-            .send(
-                "POST",
-                "/api/v1/auth/login",
-                Some(json!({"email": "jo@example.com", "password": PASSWORD})),
-                None,
-                headers,
-            )
-            .await;
+        let reply = app.try_login("jo@example.com", PASSWORD, headers).await;
         assert_eq!(reply.status, 200, "{headers:?}: {}", reply.text);
     }
     let ok =

@@ -29,15 +29,7 @@ pub async fn sessions_are_listed_and_revoked_per_user(backend: Backend) {
     let login = |ua: &'static str| {
         let app = &app;
         async move {
-            let reply = app
-                .send(
-                    "POST",
-                    "/api/v1/auth/login",
-                    Some(json!({"email": "bea@example.com", "password": PASSWORD})),
-                    None,
-                    &[("user-agent", ua)],
-                )
-                .await;
+            let reply = app.try_login("bea@example.com", PASSWORD, &[("user-agent", ua)]).await;
             reply.session_cookie().expect("cookie")
         }
     };

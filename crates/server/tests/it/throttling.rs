@@ -30,7 +30,7 @@ async fn throttled_app(backend: Backend) -> TestApp {
 }
 
 async fn login(app: &TestApp, email: &str, password: &str) -> crate::Reply {
-    app.post("/api/v1/auth/login", json!({"email": email, "password": password}), None).await
+    app.try_login(email, password, &[]).await
 }
 
 pub async fn sign_in_is_throttled_per_account(backend: Backend) {

@@ -42,7 +42,7 @@ struct Counts {
 
 const FULL: Counts = Counts {
     rounds: 5,
-    hashes: 10,
+    hashes: 20,
     logins: 200,
     registrations: 200,
     gets: 20_000,

@@ -7,9 +7,11 @@
 mod password;
 mod random;
 mod token;
+pub mod totp;
 
 pub use password::{
     HashParams, Password, PasswordError, PasswordHash, PasswordHasher, PasswordPolicy, Verification, WeakPassword,
 };
 pub use random::{OsRandom, Random};
 pub use token::{OpaqueToken, TokenError, TokenHash};
+pub use totp::{CodeError, TotpCode, TotpSecret};

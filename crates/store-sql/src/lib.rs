@@ -18,8 +18,7 @@ macro_rules! impl_store {
 
             use ::domain::{AuditId, Email, SessionId, Timestamp, UserId};
             use ::store::{
-                AuditRecord, LoginWrite, NewEmailToken, SessionRecord, StoreError, StoreResult, ThrottleRule,
-                TokenPurpose, UserRecord,
+                AuditRecord, NewEmailToken, SessionRecord, StoreError, StoreResult, TokenPurpose, UserRecord,
             };
 
             type DbRow = <$db as sqlx::Database>::Row;
@@ -164,13 +163,6 @@ macro_rules! impl_store {
                 AuditRecord { user_id: Some(user), ..audit.clone() }
             }
 
-            pub(super) fn login_parts(login: &LoginWrite) -> (&::store::NewSession, &AuditRecord) {
-                (&login.session, &login.audit)
-            }
-
-            pub(super) fn throttle_params(rule: &ThrottleRule, now: Timestamp) -> i64 {
-                now.minus(rule.forget_after).as_unix_millis()
-            }
         }
 
         #[::async_trait::async_trait]
@@ -358,7 +350,7 @@ macro_rules! impl_store {
 
             async fn record_login(&self, login: &::store::LoginWrite) -> ::store::StoreResult<()> {
                 use $crate::sqlx;
-                let (session, audit) = sql_impl::login_parts(login);
+                let (session, audit) = (&login.session, &login.audit);
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
                 if let Some(old) = &login.replaces {
                     sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
@@ -575,7 +567,7 @@ macro_rules! impl_store {
                 )
                 .bind(key)
                 .bind(now.as_unix_millis())
-                .bind(sql_impl::throttle_params(rule, now))
+                .bind(now.minus(rule.forget_after).as_unix_millis())
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(sql_impl::map_err)?;

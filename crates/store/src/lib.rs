@@ -150,6 +150,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn ping(&self) -> StoreResult<()>;
 }
 
+/// Whether a block ending at `until` is a lock: `throttle_hit` stores a lock as `now +
+/// Duration::MAX`, which saturates at the last representable instant.
+pub fn is_lock(until: Timestamp) -> bool {
+    until == Timestamp::from_unix_millis(i64::MAX)
+}
+
 /// The block a rule imposes after `failures` consecutive failures: none below the limit, then the
 /// base block, doubling with every further multiple of the limit, capped at `max_block`; from
 /// `lock_after` failures on, a block without end (`Duration::MAX`) until the key is cleared.

@@ -1,8 +1,6 @@
 //! `/api/v1/auth/*`: registration, email verification, sign-in and out, re-authentication and
 //! passwords (AU-1..5, AU-9, SE-1..3).
 
-use std::time::Duration;
-
 use auth::{OpaqueToken, Password, PasswordHash, Verification};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -35,13 +33,7 @@ async fn ensure_not_blocked(state: &AppState, keys: &[&str]) -> Result<(), ApiEr
     let now = state.now();
     for key in keys {
         if let Some(until) = state.store.throttle_blocked_until(key, now).await? {
-            let wait = until.since(now);
-            // Blocks are at most a day; anything far longer is a lock (`lock_after`).
-            return Err(if wait > Duration::from_secs(366 * 86_400) {
-                ApiError::Locked
-            } else {
-                ApiError::RateLimited(wait)
-            });
+            return Err(if store::is_lock(until) { ApiError::Locked } else { ApiError::RateLimited(until.since(now)) });
         }
     }
     Ok(())
@@ -50,6 +42,17 @@ async fn ensure_not_blocked(state: &AppState, keys: &[&str]) -> Result<(), ApiEr
 async fn hit(state: &AppState, key: &str, rule: &ThrottleRule) -> Result<(), ApiError> {
     state.store.throttle_hit(key, state.now(), rule).await?;
     Ok(())
+}
+
+/// Counts one mail against the recipient's `mail:acct` key. `false` when the recipient already had
+/// their share: the request still gets its usual answer, the mail is just not sent.
+async fn mail_budget_left(state: &AppState, recipient: &Email) -> Result<bool, ApiError> {
+    let key = account_key("mail", recipient);
+    if state.store.throttle_blocked_until(&key, state.now()).await?.is_some() {
+        return Ok(false);
+    }
+    hit(state, &key, &state.config.throttles.mail_account).await?;
+    Ok(true)
 }
 
 fn parse_email(raw: &str) -> Result<Email, ApiError> {
@@ -126,9 +129,7 @@ pub async fn register(
             if let Some(owner) = state.store.user_by_email(&email.canonical()).await? {
                 let audit = state.audit(Some(owner.id), "auth.register_attempt_existing", &client, json!({}));
                 state.store.append_audit(&audit).await?;
-                let owner_key = account_key("mail", &owner.email);
-                if state.store.throttle_blocked_until(&owner_key, state.now()).await?.is_none() {
-                    hit(&state, &owner_key, &state.config.throttles.mail_account).await?;
+                if mail_budget_left(&state, &owner.email).await? {
                     state.send_mail(emails::already_registered(&state.config, owner.email.as_str()));
                 }
             }
@@ -409,16 +410,13 @@ pub async fn reset_request(
     let ip_key = ip_key("mail", &client);
     ensure_not_blocked(&state, &[&ip_key]).await?;
     hit(&state, &ip_key, &state.config.throttles.mail_ip).await?;
-    if let Some(user) = state.store.user_by_email(&email.canonical()).await? {
-        let key = account_key("mail", &user.email);
-        let blocked = state.store.throttle_blocked_until(&key, state.now()).await?.is_some();
-        if !blocked {
-            hit(&state, &key, &state.config.throttles.mail_account).await?;
-            let (token, record) = new_token(&state, user.id, TokenPurpose::ResetPassword);
-            let audit = state.audit(Some(user.id), "auth.password_reset_requested", &client, json!({}));
-            state.store.insert_email_token(&record, &audit).await?;
-            state.send_mail(emails::reset_password(&state.config, user.email.as_str(), token.expose()));
-        }
+    if let Some(user) = state.store.user_by_email(&email.canonical()).await?
+        && mail_budget_left(&state, &user.email).await?
+    {
+        let (token, record) = new_token(&state, user.id, TokenPurpose::ResetPassword);
+        let audit = state.audit(Some(user.id), "auth.password_reset_requested", &client, json!({}));
+        state.store.insert_email_token(&record, &audit).await?;
+        state.send_mail(emails::reset_password(&state.config, user.email.as_str(), token.expose()));
     }
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "status": "reset_mail_sent_if_account_exists" }))).into_response())
 }

@@ -34,6 +34,11 @@ pub struct ServeArgs {
     /// Listen address. A non-loopback address needs BULWARK_TRUSTED_PROXIES (TLS termination in front).
     #[arg(long, env = "BULWARK_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// The root key that seals secrets at rest (TOTP seeds); created with mode 0600 on first start.
+    /// Keep it out of database backups; every node of one database needs the same file.
+    /// [default: <data dir>/root.key]
+    #[arg(long, env = "BULWARK_ROOT_KEY_FILE")]
+    pub root_key_file: Option<PathBuf>,
     /// Base of links in mails and the allowed Origin [default: http://<bind>]
     #[arg(long, env = "BULWARK_PUBLIC_URL")]
     pub public_url: Option<Url>,
@@ -64,6 +69,7 @@ pub struct Settings {
     pub database_url: String,
     pub bind: SocketAddr,
     pub smtp_url: Option<String>,
+    pub root_key_file: PathBuf,
     /// Whether BULWARK_PUBLIC_URL was given; if not, it follows the bound address.
     pub explicit_public_url: bool,
     pub server: server::ServerConfig,
@@ -106,7 +112,9 @@ impl ServeArgs {
         server.session_absolute = Duration::from_secs(self.session_absolute_hours * 3600);
         server.trusted_proxies = self.trusted_proxies;
         server.mail_from = self.mail_from;
+        let root_key_file = self.root_key_file.unwrap_or_else(|| self.data_dir.join("root.key"));
         Ok(Settings {
+            root_key_file,
             data_dir: self.data_dir,
             database_url,
             bind: self.bind,

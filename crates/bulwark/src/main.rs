@@ -75,7 +75,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
 
-    let deps = server::AppDeps { store, mailer, clock: Arc::new(SystemClock), random: Arc::new(auth::OsRandom) };
+    let sealer = vault::Sealer::new(&load_or_create_root_key(&settings.root_key_file)?)?;
+    let now = domain::Clock::now(&SystemClock);
+    if !store.check_root_key(&sealer.key_id().to_string(), now).await? {
+        anyhow::bail!(
+            "the root key in {} (id {}) is not the key this database was sealed with: start with the \
+             original BULWARK_ROOT_KEY_FILE (every node of one database needs the same file)",
+            settings.root_key_file.display(),
+            sealer.key_id()
+        );
+    }
+    tracing::info!(key_id = %sealer.key_id(), file = %settings.root_key_file.display(), "root key loaded");
+    let deps = server::AppDeps {
+        store,
+        mailer,
+        clock: Arc::new(SystemClock),
+        random: Arc::new(auth::OsRandom),
+        sealer: Arc::new(sealer),
+    };
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local = listener.local_addr()?;
     let mut config = settings.server;
@@ -88,6 +105,39 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the root key file, or creates it (mode 0600, never overwriting) when it does not exist.
+fn load_or_create_root_key(path: &std::path::Path) -> anyhow::Result<vault::RootKey> {
+    use std::io::Write as _;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(path)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(file = %path.display(), mode = format!("{:o}", mode & 0o777), "the root key file is readable by others; chmod 600 it");
+                }
+            }
+            let text = zeroize::Zeroizing::new(text);
+            vault::RootKey::from_file_text(&text).with_context(|| format!("reading the root key {}", path.display()))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let key = vault::RootKey::generate()?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file =
+                options.open(path).with_context(|| format!("creating the root key file {}", path.display()))?;
+            file.write_all(key.to_file_text().as_bytes())?;
+            file.sync_all()?;
+            tracing::info!(file = %path.display(), "created a new root key; back it up apart from the database");
+            Ok(key)
+        }
+        Err(err) => Err(err).with_context(|| format!("reading the root key {}", path.display())),
+    }
 }
 
 fn init_logging(filter: &str) {

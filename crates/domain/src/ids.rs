@@ -62,3 +62,7 @@ uuid_id!(
     /// A row of the audit log.
     AuditId
 );
+uuid_id!(
+    /// One backup code of a user (the code itself is only stored as a hash).
+    BackupCodeId
+);

@@ -10,4 +10,4 @@ mod ids;
 
 pub use clock::{Clock, Timestamp};
 pub use email::{Email, EmailError};
-pub use ids::{AuditId, SessionId, UserId};
+pub use ids::{AuditId, BackupCodeId, SessionId, UserId};

@@ -63,3 +63,48 @@ pub fn new_sign_in(config: &ServerConfig, to: &str, ip: &str, user_agent: &str, 
         ),
     }
 }
+
+pub fn two_factor_enabled(config: &ServerConfig, to: &str, ip: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Two-factor sign-in is now on for your Bulwark account".to_owned(),
+        text: format!(
+            "Two-factor sign-in was turned on for your Bulwark account from {ip}. From now on, signing in needs a code from your authenticator app or one of your backup codes. Other sessions were signed out.\n\nKeep your backup codes somewhere safe and offline.\n\nIf this was not you, reset your password now and contact your operator: {}\n{SIGNATURE}",
+            config.link("/forgot-password")
+        ),
+    }
+}
+
+pub fn two_factor_disabled(config: &ServerConfig, to: &str, ip: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Two-factor sign-in was turned off for your Bulwark account".to_owned(),
+        text: format!(
+            "Two-factor sign-in was turned off for your Bulwark account from {ip}. Signing in now needs only the password. Other sessions were signed out.\n\nIf this was not you, reset your password now and turn two-factor sign-in back on: {}\n{SIGNATURE}",
+            config.link("/forgot-password")
+        ),
+    }
+}
+
+pub fn backup_codes_regenerated(config: &ServerConfig, to: &str, ip: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "New backup codes for your Bulwark account".to_owned(),
+        text: format!(
+            "New backup codes were made for your Bulwark account from {ip}. The old ones no longer work.\n\nIf this was not you, reset your password now: {}\n{SIGNATURE}",
+            config.link("/forgot-password")
+        ),
+    }
+}
+
+pub fn backup_code_used(config: &ServerConfig, to: &str, ip: &str, left: usize) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "A backup code was used for your Bulwark account".to_owned(),
+        text: format!(
+            "One of your backup codes was used from {ip}. It cannot be used again; {left} unused codes are left.{}\n\nIf this was not you, reset your password now: {}\n{SIGNATURE}",
+            if left <= 3 { " Make a new set under Account > Security soon." } else { "" },
+            config.link("/forgot-password")
+        ),
+    }
+}

@@ -29,6 +29,12 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("second factor required")]
     SecondFactorRequired,
+    #[error("invalid second factor")]
+    InvalidSecondFactor,
+    #[error("two-factor sign-in is already on")]
+    AlreadyEnabled,
+    #[error("conflict: {code}")]
+    Conflict { code: &'static str, message: &'static str },
     #[error("unauthenticated")]
     Unauthenticated,
     #[error("re-authentication required")]
@@ -58,9 +64,11 @@ impl ApiError {
             }
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::InvalidCredentials | ApiError::SecondFactorRequired | ApiError::Unauthenticated => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::InvalidCredentials
+            | ApiError::SecondFactorRequired
+            | ApiError::InvalidSecondFactor
+            | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::AlreadyEnabled | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::ReauthRequired | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -82,6 +90,9 @@ impl ApiError {
             ApiError::InvalidToken => "invalid_token",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::SecondFactorRequired => "second_factor_required",
+            ApiError::InvalidSecondFactor => "invalid_second_factor",
+            ApiError::AlreadyEnabled => "already_enabled",
+            ApiError::Conflict { code, .. } => code,
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::ReauthRequired => "reauth_required",
             ApiError::CsrfRejected => "csrf_rejected",
@@ -103,9 +114,16 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Send the body as JSON with Content-Type: application/json.".to_owned(),
             ApiError::InvalidToken => "This link is invalid, already used or expired. Ask for a new one.".to_owned(),
             ApiError::InvalidCredentials => "The email or password is not right.".to_owned(),
-            ApiError::SecondFactorRequired => "Enter the code from your authenticator app.".to_owned(),
+            ApiError::SecondFactorRequired => {
+                "Enter the code from your authenticator app, or one of your backup codes.".to_owned()
+            }
+            ApiError::InvalidSecondFactor => "That code is not right, or it was already used.".to_owned(),
+            ApiError::AlreadyEnabled => "Two-factor sign-in is already on.".to_owned(),
+            ApiError::Conflict { message, .. } => (*message).to_owned(),
             ApiError::Unauthenticated => "Sign in to continue.".to_owned(),
-            ApiError::ReauthRequired => "Confirm your password to continue.".to_owned(),
+            ApiError::ReauthRequired => {
+                "Confirm your password (and code, if two-factor sign-in is on) to continue.".to_owned()
+            }
             ApiError::CsrfRejected => "This request did not come from Bulwark's own pages.".to_owned(),
             ApiError::NotFound => "Nothing here.".to_owned(),
             ApiError::MethodNotAllowed => "This method is not allowed here.".to_owned(),

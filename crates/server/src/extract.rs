@@ -154,3 +154,21 @@ impl FromRequestParts<AppState> for MaybeAuthed {
         Ok(MaybeAuthed(session::authenticate(parts, state).await?))
     }
 }
+
+/// A session that confirmed the password (and second factor) within the re-authentication window:
+/// the guard of every *step-up* route (AU-8). 401 without a session, 403 `reauth_required` when
+/// the last confirmation is older than the window.
+#[derive(Debug)]
+pub struct StepUp(pub Authed);
+
+impl FromRequestParts<AppState> for StepUp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let authed = Authed::from_request_parts(parts, state).await?;
+        if !authed.recently_authenticated(state) {
+            return Err(ApiError::ReauthRequired);
+        }
+        Ok(StepUp(authed))
+    }
+}

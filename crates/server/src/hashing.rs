@@ -61,6 +61,28 @@ impl HashPool {
         self.run(move |hasher| hasher.verify(&password, &stored)).await
     }
 
+    /// Hashes several secrets in one job (a new set of backup codes).
+    pub async fn hash_many(&self, secrets: Vec<Password>) -> Result<Vec<PasswordHash>, ApiError> {
+        self.run(move |hasher| secrets.iter().map(|s| hasher.hash(s, &OsRandom)).collect::<Result<Vec<_>, _>>())
+            .await?
+            .map_err(ApiError::internal)
+    }
+
+    /// The id of the first stored backup code that `secret` matches, checked in one job.
+    pub async fn find_match(
+        &self,
+        secret: Password,
+        stored: Vec<store::BackupCodeRecord>,
+    ) -> Result<Option<domain::BackupCodeId>, ApiError> {
+        self.run(move |hasher| {
+            stored.into_iter().find_map(|record| {
+                let hash = PasswordHash::from_phc(record.phc);
+                matches!(hasher.verify(&secret, &hash), Verification::Valid { .. }).then_some(record.id)
+            })
+        })
+        .await
+    }
+
     /// Spends the time of one verification and reports failure.
     pub async fn verify_decoy(&self, password: Password) -> Result<Verification, ApiError> {
         let decoy = (*self.decoy).clone();

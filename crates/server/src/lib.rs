@@ -21,7 +21,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -43,6 +43,12 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/password/reset-request", post(api::auth::reset_request))
         .route("/auth/password/reset", post(api::auth::reset_password))
         .route("/me", get(api::account::me))
+        .route("/me/preferences", patch(api::account::update_preferences))
+        .route("/2fa/status", get(api::two_factor::status))
+        .route("/2fa/totp/setup", post(api::two_factor::setup))
+        .route("/2fa/totp/confirm", post(api::two_factor::confirm))
+        .route("/2fa/totp/disable", post(api::two_factor::disable))
+        .route("/2fa/backup-codes/regenerate", post(api::two_factor::regenerate_backup_codes))
         .route("/sessions", get(api::account::sessions))
         .route("/sessions/{id}", delete(api::account::revoke_session))
         .route("/audit-log", get(api::account::audit_log))

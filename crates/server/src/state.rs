@@ -19,6 +19,8 @@ pub struct AppDeps {
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
+    /// Seals secrets at rest (TOTP seeds) under the root key.
+    pub sealer: Arc<vault::Sealer>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +33,7 @@ pub struct Inner {
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
+    pub sealer: Arc<vault::Sealer>,
     pub hashes: HashPool,
 }
 
@@ -54,6 +57,7 @@ impl AppState {
             mailer: deps.mailer,
             clock: deps.clock,
             random: deps.random,
+            sealer: deps.sealer,
             hashes,
         })))
     }
@@ -79,6 +83,15 @@ impl AppState {
             user_agent: client.user_agent.clone(),
             detail: detail.to_string(),
         }
+    }
+
+    /// Sends a mail to an account holder: the same as [`AppState::send_mail`], with the user's
+    /// anti-phishing code at the top when they set one (AU-9).
+    pub fn send_user_mail(&self, user: &store::UserRecord, mut mail: OutgoingMail) {
+        if let Some(code) = &user.anti_phishing_code {
+            mail.text = format!("Your anti-phishing code: {code}\n\n{}", mail.text);
+        }
+        self.send_mail(mail);
     }
 
     /// Sends a mail in the background: the answer to the request never waits for (or reveals,

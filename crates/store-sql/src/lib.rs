@@ -51,8 +51,9 @@ macro_rules! impl_store {
                 Timestamp::from_unix_millis(raw)
             }
 
-            pub(super) const USER_COLUMNS: &str =
-                "u.id, u.email, u.password_phc, u.email_verified_at, u.totp_enabled, u.hide_balances, u.created_at";
+            pub(super) const USER_COLUMNS: &str = "u.id, u.email, u.password_phc, u.email_verified_at, u.totp_enabled, \
+                u.totp_seed_sealed, u.totp_last_step, u.totp_pending_sealed, u.totp_pending_at, u.hide_balances, \
+                u.anti_phishing_code, u.created_at";
 
             pub(super) fn user(row: &DbRow) -> StoreResult<UserRecord> {
                 let email: String = get(row, "email")?;
@@ -62,7 +63,19 @@ macro_rules! impl_store {
                     password_phc: get(row, "password_phc")?,
                     email_verified_at: get::<Option<i64>>(row, "email_verified_at")?.map(ts),
                     totp_enabled: get(row, "totp_enabled")?,
+                    totp_seed_sealed: get(row, "totp_seed_sealed")?,
+                    totp_last_step: get::<Option<i64>>(row, "totp_last_step")?
+                        .map(|step| u64::try_from(step).map_err(|_| StoreError::Corrupt(format!("bad step {step}"))))
+                        .transpose()?,
+                    totp_pending: match (
+                        get::<Option<Vec<u8>>>(row, "totp_pending_sealed")?,
+                        get::<Option<i64>>(row, "totp_pending_at")?,
+                    ) {
+                        (Some(sealed), Some(at)) => Some((sealed, ts(at))),
+                        _ => None,
+                    },
                     hide_balances: get(row, "hide_balances")?,
+                    anti_phishing_code: get(row, "anti_phishing_code")?,
                     created_at: ts(get(row, "created_at")?),
                 })
             }
@@ -157,6 +170,79 @@ macro_rules! impl_store {
                 .await
                 .map_err(map_err)?;
                 row.map(|row| parse_id::<UserId>(&get::<String>(&row, "user_id")?, "user")).transpose()
+            }
+
+            fn step_param(step: u64) -> StoreResult<i64> {
+                i64::try_from(step).map_err(|_| StoreError::Other(format!("step {step} out of range")))
+            }
+
+            /// Spends a second factor at most once: `false` when it was already spent.
+            pub(super) async fn spend_factor<'c, E>(
+                executor: E,
+                user: UserId,
+                factor: ::store::SecondFactorUse,
+                now: Timestamp,
+            ) -> StoreResult<bool>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                let result = match factor {
+                    ::store::SecondFactorUse::TotpStep(step) => sqlx::query(
+                        "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_enabled = TRUE \
+                         AND (totp_last_step IS NULL OR totp_last_step < $1)",
+                    )
+                    .bind(step_param(step)?)
+                    .bind(user.to_string())
+                    .execute(executor)
+                    .await,
+                    ::store::SecondFactorUse::BackupCode(id) => sqlx::query(
+                        "UPDATE backup_codes SET used_at = $1 WHERE id = $2 AND user_id = $3 AND used_at IS NULL",
+                    )
+                    .bind(now.as_unix_millis())
+                    .bind(id.to_string())
+                    .bind(user.to_string())
+                    .execute(executor)
+                    .await,
+                };
+                Ok(result.map_err(map_err)?.rows_affected() == 1)
+            }
+
+            pub(super) async fn insert_backup_codes(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                user: UserId,
+                codes: &[::store::BackupCodeRecord],
+                now: Timestamp,
+            ) -> StoreResult<()> {
+                sqlx::query("DELETE FROM backup_codes WHERE user_id = $1")
+                    .bind(user.to_string())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                for code in codes {
+                    sqlx::query("INSERT INTO backup_codes (id, user_id, phc, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(code.id.to_string())
+                        .bind(user.to_string())
+                        .bind(code.phc.as_str())
+                        .bind(now.as_unix_millis())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                Ok(())
+            }
+
+            pub(super) async fn end_other_sessions(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                user: UserId,
+                keep: SessionId,
+            ) -> StoreResult<()> {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+                    .bind(user.to_string())
+                    .bind(keep.to_string())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
             }
 
             pub(super) fn with_user(audit: &AuditRecord, user: UserId) -> AuditRecord {
@@ -348,10 +434,16 @@ macro_rules! impl_store {
                 tx.commit().await.map_err(sql_impl::map_err)
             }
 
-            async fn record_login(&self, login: &::store::LoginWrite) -> ::store::StoreResult<()> {
+            async fn record_login(&self, login: &::store::LoginWrite) -> ::store::StoreResult<bool> {
                 use $crate::sqlx;
                 let (session, audit) = (&login.session, &login.audit);
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                if let Some(factor) = login.second_factor
+                    && !sql_impl::spend_factor(&mut *tx, session.user_id, factor, session.created_at).await?
+                {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(false);
+                }
                 if let Some(old) = &login.replaces {
                     sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
                         .bind(&old[..])
@@ -389,7 +481,221 @@ macro_rules! impl_store {
                         .map_err(sql_impl::map_err)?;
                 }
                 sql_impl::insert_audit(&mut *tx, audit).await?;
-                tx.commit().await.map_err(sql_impl::map_err)
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(true)
+            }
+
+            async fn begin_totp_setup(
+                &self,
+                user: ::domain::UserId,
+                sealed_seed: &[u8],
+                now: ::domain::Timestamp,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let updated = sqlx::query(
+                    "UPDATE users SET totp_pending_sealed = $1, totp_pending_at = $2 WHERE id = $3 AND totp_enabled = FALSE",
+                )
+                .bind(sealed_seed)
+                .bind(now.as_unix_millis())
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?
+                .rows_affected();
+                if updated == 0 {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(false);
+                }
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(true)
+            }
+
+            async fn enable_totp(&self, enable: &::store::EnableTotp) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let step = i64::try_from(enable.step)
+                    .map_err(|_| ::store::StoreError::Other(format!("step {} out of range", enable.step)))?;
+                let updated = sqlx::query(
+                    "UPDATE users SET totp_enabled = TRUE, totp_seed_sealed = totp_pending_sealed, totp_last_step = $1, \
+                       totp_pending_sealed = NULL, totp_pending_at = NULL \
+                     WHERE id = $2 AND totp_enabled = FALSE AND totp_pending_sealed = $3",
+                )
+                .bind(step)
+                .bind(enable.user.to_string())
+                .bind(enable.sealed_seed.as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?
+                .rows_affected();
+                if updated == 0 {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(false);
+                }
+                sql_impl::insert_backup_codes(&mut tx, enable.user, &enable.backup_codes, enable.now).await?;
+                sql_impl::end_other_sessions(&mut tx, enable.user, enable.keep_session).await?;
+                sql_impl::insert_audit(&mut *tx, &enable.audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(true)
+            }
+
+            async fn disable_totp(
+                &self,
+                user: ::domain::UserId,
+                keep_session: ::domain::SessionId,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let updated = sqlx::query(
+                    "UPDATE users SET totp_enabled = FALSE, totp_seed_sealed = NULL, totp_last_step = NULL, \
+                       totp_pending_sealed = NULL, totp_pending_at = NULL \
+                     WHERE id = $1 AND totp_enabled = TRUE",
+                )
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?
+                .rows_affected();
+                if updated == 0 {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM backup_codes WHERE user_id = $1")
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                sql_impl::end_other_sessions(&mut tx, user, keep_session).await?;
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(true)
+            }
+
+            async fn replace_backup_codes(
+                &self,
+                user: ::domain::UserId,
+                codes: &[::store::BackupCodeRecord],
+                now: ::domain::Timestamp,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let enabled = sqlx::query("SELECT id FROM users WHERE id = $1 AND totp_enabled = TRUE")
+                    .bind(user.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                if enabled.is_none() {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(false);
+                }
+                sql_impl::insert_backup_codes(&mut tx, user, codes, now).await?;
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(true)
+            }
+
+            async fn unused_backup_codes(
+                &self,
+                user: ::domain::UserId,
+            ) -> ::store::StoreResult<Vec<::store::BackupCodeRecord>> {
+                use $crate::sqlx::{self, Row as _};
+                let rows = sqlx::query("SELECT id, phc FROM backup_codes WHERE user_id = $1 AND used_at IS NULL ORDER BY id")
+                    .bind(user.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                rows.iter()
+                    .map(|row| {
+                        let id: String = row.try_get("id").map_err(sql_impl::map_err)?;
+                        Ok(::store::BackupCodeRecord {
+                            id: id.parse().map_err(|_| ::store::StoreError::Corrupt(format!("bad backup code id {id:?}")))?,
+                            phc: row.try_get("phc").map_err(sql_impl::map_err)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn spend_second_factor(
+                &self,
+                user: ::domain::UserId,
+                factor: ::store::SecondFactorUse,
+                now: ::domain::Timestamp,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                if !sql_impl::spend_factor(&mut *tx, user, factor, now).await? {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(false);
+                }
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(true)
+            }
+
+            async fn update_preferences(
+                &self,
+                user: ::domain::UserId,
+                update: &::store::PreferencesUpdate,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<Option<::store::UserRecord>> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                // SQLite's RETURNING takes bare column names only.
+                let sql = format!(
+                    "UPDATE users SET \
+                       hide_balances = CASE WHEN $1 THEN $2 ELSE hide_balances END, \
+                       anti_phishing_code = CASE WHEN $3 THEN $4 ELSE anti_phishing_code END \
+                     WHERE id = $5 RETURNING {}",
+                    sql_impl::USER_COLUMNS.replace("u.", "")
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(update.hide_balances.is_some())
+                    .bind(update.hide_balances.unwrap_or(false))
+                    .bind(update.anti_phishing_code.is_some())
+                    .bind(update.anti_phishing_code.clone().flatten())
+                    .bind(user.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                let Some(row) = row else {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(None);
+                };
+                let record = sql_impl::user(&row)?;
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(Some(record))
+            }
+
+            async fn check_root_key(&self, key_id: &str, now: ::domain::Timestamp) -> ::store::StoreResult<bool> {
+                use $crate::sqlx::{self, Row as _};
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let rows = sqlx::query("SELECT key_id FROM vault_keys")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                let known: Vec<String> =
+                    rows.iter().map(|row| row.try_get("key_id")).collect::<Result<_, _>>().map_err(sql_impl::map_err)?;
+                if known.iter().any(|k| k == key_id) {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(true);
+                }
+                if !known.is_empty() {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(false);
+                }
+                sqlx::query("INSERT INTO vault_keys (key_id, created_at) VALUES ($1, $2)")
+                    .bind(key_id)
+                    .bind(now.as_unix_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(true)
             }
 
             async fn session_by_token(

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use domain::{AuditId, Email, SessionId, Timestamp, UserId};
+use domain::{AuditId, BackupCodeId, Email, SessionId, Timestamp, UserId};
 
 use crate::{
-    AuditRecord, LoginWrite, NewEmailToken, NewSession, NewUser, Store, StoreError, ThrottleRule, TokenPurpose,
+    AuditRecord, BackupCodeRecord, EnableTotp, LoginWrite, NewEmailToken, NewSession, NewUser, PreferencesUpdate,
+    SecondFactorUse, Store, StoreError, ThrottleRule, TokenPurpose,
 };
 
 /// Expands to one `#[tokio::test]` per contract function. `$make` is an async expression that
@@ -30,6 +31,13 @@ macro_rules! store_contract_tests {
             throttles_lock_after_a_hard_limit_until_cleared,
             audit_log_is_per_user_newest_first_and_paged,
             ping_answers,
+            totp_setup_is_pending_until_confirmed_then_enabled_once,
+            a_totp_step_is_spent_at_most_once,
+            a_second_factor_already_spent_fails_the_sign_in_and_writes_nothing,
+            backup_codes_are_single_use_and_replaced_as_a_set,
+            disabling_totp_removes_seed_codes_and_other_sessions,
+            preferences_update_only_the_given_fields,
+            the_first_root_key_is_recorded_and_others_refused,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -108,6 +116,7 @@ fn login(new: &NewSession, replaces: Option<[u8; 32]>) -> LoginWrite {
         replaces,
         upgraded_password_phc: None,
         clear_throttles: vec![],
+        second_factor: None,
         audit: audit(Some(new.user_id), "auth.login_succeeded", new.created_at),
     }
 }
@@ -383,4 +392,191 @@ pub async fn audit_log_is_per_user_newest_first_and_paged(store: &dyn Store) {
 
 pub async fn ping_answers(store: &dyn Store) {
     store.ping().await.expect("ping");
+}
+
+fn codes(n: usize) -> Vec<BackupCodeRecord> {
+    (0..n)
+        .map(|i| BackupCodeRecord {
+            id: BackupCodeId::from_random_bytes(random_bytes()),
+            phc: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$hash{i}"),
+        })
+        .collect()
+}
+
+/// Registers a user, signs them in once and turns TOTP on with `seed` at step 100.
+async fn with_totp(store: &dyn Store, email: &str, seed: &[u8]) -> (NewUser, NewSession, Vec<BackupCodeRecord>) {
+    let (user, _) = register(store, email).await;
+    let current = session(user.id, at(1));
+    assert!(store.record_login(&login(&current, None)).await.unwrap());
+    assert!(store.begin_totp_setup(user.id, seed, at(2), &audit(Some(user.id), "2fa.setup", at(2))).await.unwrap());
+    let backup = codes(10);
+    let enable = EnableTotp {
+        user: user.id,
+        sealed_seed: seed.to_vec(),
+        step: 100,
+        backup_codes: backup.clone(),
+        keep_session: current.id,
+        now: at(3),
+        audit: audit(Some(user.id), "2fa.enabled", at(3)),
+    };
+    assert!(store.enable_totp(&enable).await.unwrap());
+    (user, current, backup)
+}
+
+pub async fn totp_setup_is_pending_until_confirmed_then_enabled_once(store: &dyn Store) {
+    let (user, _) = register(store, "totp@example.com").await;
+    let other = session(user.id, at(1));
+    let current = session(user.id, at(1));
+    for s in [&other, &current] {
+        store.record_login(&login(s, None)).await.unwrap();
+    }
+    assert!(store.begin_totp_setup(user.id, b"first", at(2), &audit(Some(user.id), "2fa.setup", at(2))).await.unwrap());
+    assert!(
+        store.begin_totp_setup(user.id, b"second", at(3), &audit(Some(user.id), "2fa.setup", at(3))).await.unwrap()
+    );
+    let found = store.user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(found.totp_pending, Some((b"second".to_vec(), at(3))), "a new setup replaces the old one");
+    assert!(!found.totp_enabled && found.totp_seed_sealed.is_none());
+
+    let mut enable = EnableTotp {
+        user: user.id,
+        sealed_seed: b"first".to_vec(),
+        step: 42,
+        backup_codes: codes(10),
+        keep_session: current.id,
+        now: at(4),
+        audit: audit(Some(user.id), "2fa.enabled", at(4)),
+    };
+    assert!(!store.enable_totp(&enable).await.unwrap(), "a superseded setup cannot be confirmed");
+    assert_eq!(store.unused_backup_codes(user.id).await.unwrap().len(), 0, "nothing written");
+    enable.sealed_seed = b"second".to_vec();
+    assert!(store.enable_totp(&enable).await.unwrap());
+    let found = store.user_by_id(user.id).await.unwrap().unwrap();
+    assert!(found.totp_enabled);
+    assert_eq!(found.totp_seed_sealed.as_deref(), Some(&b"second"[..]));
+    assert_eq!(found.totp_last_step, Some(42));
+    assert_eq!(found.totp_pending, None);
+    assert_eq!(store.unused_backup_codes(user.id).await.unwrap().len(), 10);
+    let ids: Vec<_> = store.sessions_for_user(user.id).await.unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(ids, [current.id], "other sessions end when the factor changes");
+
+    assert!(!store.enable_totp(&enable).await.unwrap(), "already on");
+    assert!(
+        !store.begin_totp_setup(user.id, b"x", at(5), &audit(Some(user.id), "2fa.setup", at(5))).await.unwrap(),
+        "no setup while on"
+    );
+}
+
+pub async fn a_totp_step_is_spent_at_most_once(store: &dyn Store) {
+    let (user, _, _) = with_totp(store, "steps@example.com", b"seed").await;
+    let spend = |step| {
+        let a = audit(Some(user.id), "2fa.used", at(5));
+        async move { store.spend_second_factor(user.id, SecondFactorUse::TotpStep(step), at(5), &a).await.unwrap() }
+    };
+    assert!(!spend(100).await, "the confirming step is spent");
+    assert!(!spend(99).await, "earlier steps too");
+    assert!(spend(101).await);
+    assert!(!spend(101).await, "replay");
+    assert!(spend(103).await);
+    assert!(!spend(102).await, "a step older than the last accepted one");
+    assert_eq!(store.user_by_id(user.id).await.unwrap().unwrap().totp_last_step, Some(103));
+    let (plain, _) = register(store, "plain@example.com").await;
+    let a = audit(Some(plain.id), "2fa.used", at(5));
+    assert!(!store.spend_second_factor(plain.id, SecondFactorUse::TotpStep(1), at(5), &a).await.unwrap(), "2FA off");
+}
+
+pub async fn a_second_factor_already_spent_fails_the_sign_in_and_writes_nothing(store: &dyn Store) {
+    let (user, current, _) = with_totp(store, "replay@example.com", b"seed").await;
+    let fresh = session(user.id, at(10));
+    let mut write = login(&fresh, Some(current.token_hash));
+    write.second_factor = Some(SecondFactorUse::TotpStep(100));
+    assert!(!store.record_login(&write).await.unwrap());
+    let ids: Vec<_> = store.sessions_for_user(user.id).await.unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(ids, [current.id], "no new session, the old one not replaced");
+    let audit_kinds: Vec<_> = store.audit_for_user(user.id, None, 50).await.unwrap();
+    assert_eq!(audit_kinds.iter().filter(|a| a.at == at(10)).count(), 0, "no audit row of the refused sign-in");
+
+    write.second_factor = Some(SecondFactorUse::TotpStep(101));
+    assert!(store.record_login(&write).await.unwrap());
+    let ids: Vec<_> = store.sessions_for_user(user.id).await.unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(ids, [fresh.id]);
+    assert_eq!(store.user_by_id(user.id).await.unwrap().unwrap().totp_last_step, Some(101));
+}
+
+pub async fn backup_codes_are_single_use_and_replaced_as_a_set(store: &dyn Store) {
+    let (user, _, backup) = with_totp(store, "backup@example.com", b"seed").await;
+    let (other, _, other_codes) = with_totp(store, "other-backup@example.com", b"seed2").await;
+    let a = audit(Some(user.id), "2fa.backup_code_used", at(6));
+    let spend = |id| store.spend_second_factor(user.id, SecondFactorUse::BackupCode(id), at(6), &a);
+    assert!(!spend(other_codes[0].id).await.unwrap(), "another user's code");
+    assert!(spend(backup[3].id).await.unwrap());
+    assert!(!spend(backup[3].id).await.unwrap(), "single use");
+    let unused = store.unused_backup_codes(user.id).await.unwrap();
+    assert_eq!(unused.len(), 9);
+    assert!(unused.iter().all(|c| c.id != backup[3].id));
+    assert!(unused.iter().all(|c| backup.contains(c)), "stored as given");
+
+    let fresh = codes(10);
+    let a2 = audit(Some(user.id), "2fa.backup_codes_regenerated", at(7));
+    assert!(store.replace_backup_codes(user.id, &fresh, at(7), &a2).await.unwrap());
+    let mut unused: Vec<_> = store.unused_backup_codes(user.id).await.unwrap();
+    let mut expected = fresh.clone();
+    unused.sort_by_key(|c| c.id.to_string());
+    expected.sort_by_key(|c| c.id.to_string());
+    assert_eq!(unused, expected);
+    assert!(!spend(backup[0].id).await.unwrap(), "old codes die with the regeneration");
+    assert_eq!(store.unused_backup_codes(other.id).await.unwrap().len(), 10, "other users untouched");
+
+    let (plain, _) = register(store, "plain-backup@example.com").await;
+    let a3 = audit(Some(plain.id), "x", at(7));
+    assert!(!store.replace_backup_codes(plain.id, &codes(10), at(7), &a3).await.unwrap(), "2FA off");
+    assert!(store.unused_backup_codes(plain.id).await.unwrap().is_empty());
+}
+
+pub async fn disabling_totp_removes_seed_codes_and_other_sessions(store: &dyn Store) {
+    let (user, current, _) = with_totp(store, "disable@example.com", b"seed").await;
+    let other = session(user.id, at(5));
+    store.record_login(&login(&other, None)).await.unwrap();
+    let a = audit(Some(user.id), "2fa.disabled", at(6));
+    assert!(store.disable_totp(user.id, current.id, &a).await.unwrap());
+    let found = store.user_by_id(user.id).await.unwrap().unwrap();
+    assert!(!found.totp_enabled);
+    assert_eq!((found.totp_seed_sealed, found.totp_last_step, found.totp_pending), (None, None, None));
+    assert!(store.unused_backup_codes(user.id).await.unwrap().is_empty());
+    let ids: Vec<_> = store.sessions_for_user(user.id).await.unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(ids, [current.id]);
+    assert!(!store.disable_totp(user.id, current.id, &a).await.unwrap(), "already off");
+    let kinds: Vec<_> = store.audit_for_user(user.id, None, 50).await.unwrap().into_iter().map(|a| a.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "2fa.disabled").count(), 1, "one audit row, for the change that happened");
+}
+
+pub async fn preferences_update_only_the_given_fields(store: &dyn Store) {
+    let (user, _) = register(store, "prefs@example.com").await;
+    let set = |update: PreferencesUpdate| {
+        let a = audit(Some(user.id), "account.preferences_changed", at(1));
+        async move { store.update_preferences(user.id, &update, &a).await.unwrap().unwrap() }
+    };
+    let u = set(PreferencesUpdate { hide_balances: Some(true), anti_phishing_code: None }).await;
+    assert!(u.hide_balances);
+    assert_eq!(u.anti_phishing_code, None);
+    let u = set(PreferencesUpdate { hide_balances: None, anti_phishing_code: Some(Some("blue heron".into())) }).await;
+    assert!(u.hide_balances, "kept");
+    assert_eq!(u.anti_phishing_code.as_deref(), Some("blue heron"));
+    let u = set(PreferencesUpdate { hide_balances: Some(false), anti_phishing_code: None }).await;
+    assert!(!u.hide_balances);
+    assert_eq!(u.anti_phishing_code.as_deref(), Some("blue heron"), "kept");
+    let u = set(PreferencesUpdate { hide_balances: None, anti_phishing_code: Some(None) }).await;
+    assert_eq!(u.anti_phishing_code, None, "cleared");
+    let stored = store.user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(stored, u);
+    let nobody = UserId::from_random_bytes(random_bytes());
+    let a = audit(Some(nobody), "account.preferences_changed", at(1));
+    assert!(store.update_preferences(nobody, &PreferencesUpdate::default(), &a).await.unwrap().is_none());
+}
+
+pub async fn the_first_root_key_is_recorded_and_others_refused(store: &dyn Store) {
+    assert!(store.check_root_key("aaaa", at(0)).await.unwrap(), "first key recorded");
+    assert!(store.check_root_key("aaaa", at(1)).await.unwrap(), "same key again");
+    assert!(!store.check_root_key("bbbb", at(2)).await.unwrap(), "another key refused");
+    assert!(store.check_root_key("aaaa", at(3)).await.unwrap(), "the refused one was not recorded");
 }

@@ -15,7 +15,8 @@ use async_trait::async_trait;
 use domain::{SessionId, Timestamp, UserId};
 
 pub use records::{
-    AuditRecord, LoginWrite, NewEmailToken, NewSession, NewUser, SessionRecord, ThrottleRule, TokenPurpose, UserRecord,
+    AuditRecord, BackupCodeRecord, EnableTotp, LoginWrite, NewEmailToken, NewSession, NewUser, PreferencesUpdate,
+    SecondFactorUse, SessionRecord, ThrottleRule, TokenPurpose, UserRecord,
 };
 
 /// What went wrong in a backend, phrased as what the caller should do about it.
@@ -90,9 +91,10 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     // --- sessions ---
 
-    /// Records a successful sign-in: the new session, the removal of the session it replaces (token
-    /// rotation), an upgraded password hash if any, cleared throttles and the audit row.
-    async fn record_login(&self, login: &LoginWrite) -> StoreResult<()>;
+    /// Records a successful sign-in: the second factor spent, the new session, the removal of the
+    /// session it replaces (token rotation), an upgraded password hash if any, cleared throttles
+    /// and the audit row. `false` (and nothing written) when the second factor was already spent.
+    async fn record_login(&self, login: &LoginWrite) -> StoreResult<bool>;
 
     /// The live session with this token hash and its user. Expiry is the caller's decision.
     async fn session_by_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(SessionRecord, UserRecord)>>;
@@ -119,6 +121,62 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Housekeeping: removes sessions idle since before `idle_cutoff` or past their absolute end.
     async fn purge_sessions(&self, now: Timestamp, idle_cutoff: Timestamp) -> StoreResult<u64>;
+
+    // --- two-factor sign-in and preferences ---
+
+    /// Stores a TOTP setup awaiting confirmation, replacing an earlier unconfirmed one. `false`
+    /// (no change) when two-factor sign-in is already on.
+    async fn begin_totp_setup(
+        &self,
+        user: UserId,
+        sealed_seed: &[u8],
+        now: Timestamp,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
+    /// Turns two-factor sign-in on with the pending seed, stores the backup codes and ends the
+    /// user's other sessions. `false` (no change) when it is already on or the pending setup is
+    /// no longer `enable.sealed_seed`.
+    async fn enable_totp(&self, enable: &EnableTotp) -> StoreResult<bool>;
+
+    /// Turns two-factor sign-in off, deletes the seed and the backup codes and ends every other
+    /// session. `false` when it was not on.
+    async fn disable_totp(&self, user: UserId, keep_session: SessionId, audit: &AuditRecord) -> StoreResult<bool>;
+
+    /// Replaces all backup codes of the user. `false` (no change) when two-factor sign-in is off.
+    async fn replace_backup_codes(
+        &self,
+        user: UserId,
+        codes: &[BackupCodeRecord],
+        now: Timestamp,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
+    /// The user's backup codes that are still unused.
+    async fn unused_backup_codes(&self, user: UserId) -> StoreResult<Vec<BackupCodeRecord>>;
+
+    /// Spends a second factor outside a sign-in (re-authentication, password reset, disabling
+    /// two-factor). `false` when it was already spent.
+    async fn spend_second_factor(
+        &self,
+        user: UserId,
+        factor: SecondFactorUse,
+        now: Timestamp,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
+    /// Applies a preference change and returns the updated user (`None` if there is no such user).
+    async fn update_preferences(
+        &self,
+        user: UserId,
+        update: &PreferencesUpdate,
+        audit: &AuditRecord,
+    ) -> StoreResult<Option<UserRecord>>;
+
+    /// Records `key_id` as the root key of this database if none is recorded yet. `true` when
+    /// the database has no key recorded or has this one; `false` when it was sealed under
+    /// another root key.
+    async fn check_root_key(&self, key_id: &str, now: Timestamp) -> StoreResult<bool>;
 
     // --- throttling ---
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use domain::{AuditId, Email, SessionId, Timestamp, UserId};
+use domain::{AuditId, BackupCodeId, Email, SessionId, Timestamp, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -12,7 +12,15 @@ pub struct UserRecord {
     pub password_phc: String,
     pub email_verified_at: Option<Timestamp>,
     pub totp_enabled: bool,
+    /// The TOTP seed as a vault blob, present while two-factor sign-in is on.
+    pub totp_seed_sealed: Option<Vec<u8>>,
+    /// The last TOTP time step accepted: a code of that step or an earlier one is refused (AU-6).
+    pub totp_last_step: Option<u64>,
+    /// A setup awaiting confirmation: the sealed seed and when it was started.
+    pub totp_pending: Option<(Vec<u8>, Timestamp)>,
     pub hide_balances: bool,
+    /// Shown in every mail Bulwark sends the user, so a phishing copy can be told apart.
+    pub anti_phishing_code: Option<String>,
     pub created_at: Timestamp,
 }
 
@@ -84,7 +92,48 @@ pub struct LoginWrite {
     pub upgraded_password_phc: Option<String>,
     /// Throttle keys to clear (the account's failure count).
     pub clear_throttles: Vec<String>,
+    /// The second factor this sign-in used, consumed in the same transaction.
+    pub second_factor: Option<SecondFactorUse>,
     pub audit: AuditRecord,
+}
+
+/// A second factor being spent. Spending is atomic and happens at most once: a TOTP step only
+/// if it is later than the last one accepted, a backup code only if it is unused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactorUse {
+    TotpStep(u64),
+    BackupCode(BackupCodeId),
+}
+
+/// A backup code as stored: its id and the Argon2id PHC string of the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupCodeRecord {
+    pub id: BackupCodeId,
+    pub phc: String,
+}
+
+/// Everything that turns two-factor sign-in on, in one transaction.
+#[derive(Debug, Clone)]
+pub struct EnableTotp {
+    pub user: UserId,
+    /// The pending blob the confirmation code was checked against; the write fails if the
+    /// pending setup changed meanwhile.
+    pub sealed_seed: Vec<u8>,
+    /// The step the confirmation code matched (it cannot be used again to sign in).
+    pub step: u64,
+    pub backup_codes: Vec<BackupCodeRecord>,
+    /// Every other session of the user ends (SE-1).
+    pub keep_session: SessionId,
+    pub now: Timestamp,
+    pub audit: AuditRecord,
+}
+
+/// A change of preferences; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct PreferencesUpdate {
+    pub hide_balances: Option<bool>,
+    /// `Some(None)` clears the code.
+    pub anti_phishing_code: Option<Option<String>>,
 }
 
 /// One audit-log row. `detail` is a JSON object with event-specific fields; never a secret.

@@ -78,6 +78,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Server
         mailer: Arc::new(mailer),
         clock: clock.clone(),
         random: Arc::new(auth::OsRandom),
+        sealer: Arc::new(vault::Sealer::new(&vault::RootKey::from_bytes(TEST_ROOT_KEY)).expect("sealer")),
     };
     let state = AppState::new(config.clone(), deps).expect("app state");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -90,6 +91,9 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Server
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     TestApp { addr, base, clock, smtp, store, config, client, db, shutdown: Some(stop) }
 }
+
+/// The root key of every test app, so a test can open what the app sealed.
+pub const TEST_ROOT_KEY: [u8; 32] = *b"bulwark test root key, not real!";
 
 /// What a test got back: status, headers and the body as JSON (`Value::Null` when empty or not JSON).
 #[derive(Debug)]
@@ -216,5 +220,39 @@ impl TestApp {
         let reply = self.try_login(email, password, &[]).await;
         assert_eq!(reply.status, 200, "login: {}", reply.text);
         reply.session_cookie().expect("session cookie")
+    }
+
+    /// The app clock's time in Unix seconds.
+    pub fn unix_secs(&self) -> i64 {
+        domain::Clock::now(&*self.clock).as_unix_millis() / 1000
+    }
+
+    /// The current TOTP code for `secret`, by `oathtool` at the app clock's time.
+    pub fn totp_now(&self, secret: &str) -> String {
+        crate::oathtool_totp(secret, self.unix_secs())
+    }
+
+    /// Moves the clock to the next 30-second TOTP step, so a new code can be used.
+    pub fn next_totp_step(&self) {
+        self.clock.advance(std::time::Duration::from_secs(30));
+    }
+
+    /// Turns two-factor sign-in on for the signed-in `cookie` (which must be fresh: signed in or
+    /// re-authenticated within 5 minutes). Returns the base32 secret and the ten backup codes.
+    pub async fn enable_totp(&self, cookie: &str) -> (String, Vec<String>) {
+        let setup = self.post("/api/v1/2fa/totp/setup", serde_json::json!({}), Some(cookie)).await;
+        assert_eq!(setup.status, 200, "setup: {}", setup.text);
+        let secret = setup.json["secret"].as_str().expect("secret").to_owned();
+        let code = self.totp_now(&secret);
+        let confirm = self.post("/api/v1/2fa/totp/confirm", serde_json::json!({ "code": code }), Some(cookie)).await;
+        assert_eq!(confirm.status, 200, "confirm: {}", confirm.text);
+        let codes = confirm.json["backup_codes"]
+            .as_array()
+            .expect("backup codes")
+            .iter()
+            .map(|c| c.as_str().expect("code").to_owned())
+            .collect();
+        self.next_totp_step();
+        (secret, codes)
     }
 }

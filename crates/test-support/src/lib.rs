@@ -7,7 +7,21 @@ mod clock;
 mod db;
 mod smtp;
 
-pub use app::{Backend, Reply, TestApp, spawn_app, spawn_app_with};
+pub use app::{Backend, Reply, TEST_ROOT_KEY, TestApp, spawn_app, spawn_app_with};
 pub use clock::FakeClock;
 pub use db::{DEFAULT_PG_URL, TestPg, TestSqlite, pg_store, pg_store_again, pg_url, sqlite_store};
 pub use smtp::{ReceivedMail, SmtpSink};
+
+/// The TOTP code for `secret_base32` at `unix_secs`, computed by `oathtool` (RFC 6238, SHA-1,
+/// six digits, 30 s): an implementation independent of ours. `scripts/test` installs it.
+///
+/// # Panics
+/// When `oathtool` is missing or fails.
+pub fn oathtool_totp(secret_base32: &str, unix_secs: i64) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", "-N", &format!("@{unix_secs}"), secret_base32])
+        .output()
+        .expect("oathtool must be installed (./scripts/test installs it: apt-get install oathtool)");
+    assert!(out.status.success(), "oathtool failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}

@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use domain::{SessionId, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{AuditRecord, SessionRecord, UserRecord};
+use store::{AuditRecord, PreferencesUpdate, SessionRecord, UserRecord};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::ApiError;
-use crate::extract::{ApiQuery, ClientInfo};
+use crate::extract::{ApiJson, ApiQuery, ClientInfo};
 use crate::session::{self, Authed};
 use crate::state::AppState;
 
@@ -24,8 +24,66 @@ pub fn me_json(user: &UserRecord) -> Value {
         "email_verified_at": user.email_verified_at,
         "totp_enabled": user.totp_enabled,
         "hide_balances": user.hide_balances,
+        "anti_phishing_code": user.anti_phishing_code,
         "created_at": user.created_at,
     })
+}
+
+/// The longest anti-phishing code, in characters.
+pub const ANTI_PHISHING_MAX_CHARS: usize = 32;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesBody {
+    #[serde(default)]
+    hide_balances: Option<bool>,
+    /// Absent: unchanged. `null` or blank: cleared. Otherwise the new code.
+    #[serde(default, deserialize_with = "present")]
+    anti_phishing_code: Option<Option<String>>,
+}
+
+/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, via `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A code of 1 to 32 printable characters; blank clears it.
+fn anti_phishing_code(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let code = raw.trim();
+    if code.is_empty() {
+        return Ok(None);
+    }
+    if code.chars().count() > ANTI_PHISHING_MAX_CHARS || code.chars().any(char::is_control) {
+        return Err(ApiError::InvalidInput {
+            field: "anti_phishing_code",
+            message: format!(
+                "The anti-phishing code is up to {ANTI_PHISHING_MAX_CHARS} characters on one line, such as a word only you would pick."
+            ),
+        });
+    }
+    Ok(Some(code.to_owned()))
+}
+
+/// `PATCH /api/v1/me/preferences`: hide balances, anti-phishing code. Answers with `/me`.
+pub async fn update_preferences(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    authed: Authed,
+    ApiJson(body): ApiJson<PreferencesBody>,
+) -> Result<Response, ApiError> {
+    let update = PreferencesUpdate {
+        hide_balances: body.hide_balances,
+        anti_phishing_code: body.anti_phishing_code.map(anti_phishing_code).transpose()?,
+    };
+    let detail = json!({
+        "hide_balances": update.hide_balances,
+        "anti_phishing_code": update.anti_phishing_code.as_ref().map(|c| if c.is_some() { "set" } else { "cleared" }),
+    });
+    let audit = state.audit(Some(authed.user.id), "account.preferences_changed", &client, detail);
+    let user =
+        state.store.update_preferences(authed.user.id, &update, &audit).await?.ok_or(ApiError::Unauthenticated)?;
+    Ok(axum::Json(me_json(&user)).into_response())
 }
 
 /// `GET /api/v1/me`.

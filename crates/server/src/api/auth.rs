@@ -9,16 +9,19 @@ use domain::{Email, SessionId, UserId};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use store::{LoginWrite, NewEmailToken, NewSession, NewUser, StoreError, ThrottleRule, TokenPurpose, UserRecord};
+use store::{
+    LoginWrite, NewEmailToken, NewSession, NewUser, SecondFactorUse, StoreError, ThrottleRule, TokenPurpose, UserRecord,
+};
 
 use crate::api::account::me_json;
+use crate::api::two_factor::{self, Throttle};
 use crate::extract::{ApiJson, ClientInfo, MaybeAuthed, SecretInput};
 use crate::session::{self, Authed};
 use crate::state::AppState;
 use crate::{ApiError, emails};
 
 /// Throttle keys carry a hash of the email, not the address.
-fn account_key(prefix: &str, email: &Email) -> String {
+pub(crate) fn account_key(prefix: &str, email: &Email) -> String {
     let digest = Sha256::digest(email.canonical().as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("{prefix}:acct:{hex}")
@@ -29,7 +32,7 @@ fn ip_key(prefix: &str, client: &ClientInfo) -> String {
 }
 
 /// Refuses with 429 while any of `keys` is blocked.
-async fn ensure_not_blocked(state: &AppState, keys: &[&str]) -> Result<(), ApiError> {
+pub(crate) async fn ensure_not_blocked(state: &AppState, keys: &[&str]) -> Result<(), ApiError> {
     let now = state.now();
     for key in keys {
         if let Some(until) = state.store.throttle_blocked_until(key, now).await? {
@@ -39,7 +42,7 @@ async fn ensure_not_blocked(state: &AppState, keys: &[&str]) -> Result<(), ApiEr
     Ok(())
 }
 
-async fn hit(state: &AppState, key: &str, rule: &ThrottleRule) -> Result<(), ApiError> {
+pub(crate) async fn hit(state: &AppState, key: &str, rule: &ThrottleRule) -> Result<(), ApiError> {
     state.store.throttle_hit(key, state.now(), rule).await?;
     Ok(())
 }
@@ -130,7 +133,7 @@ pub async fn register(
                 let audit = state.audit(Some(owner.id), "auth.register_attempt_existing", &client, json!({}));
                 state.store.append_audit(&audit).await?;
                 if mail_budget_left(&state, &owner.email).await? {
-                    state.send_mail(emails::already_registered(&state.config, owner.email.as_str()));
+                    state.send_user_mail(&owner, emails::already_registered(&state.config, owner.email.as_str()));
                 }
             }
         }
@@ -176,7 +179,7 @@ pub async fn resend_verification(
     let (token, record) = new_token(&state, authed.user.id, TokenPurpose::VerifyEmail);
     let audit = state.audit(Some(authed.user.id), "auth.verification_resent", &client, json!({}));
     state.store.insert_email_token(&record, &audit).await?;
-    state.send_mail(emails::verify_email(&state.config, authed.user.email.as_str(), token.expose()));
+    state.send_user_mail(&authed.user, emails::verify_email(&state.config, authed.user.email.as_str(), token.expose()));
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "status": "verification_sent" }))).into_response())
 }
 
@@ -185,10 +188,8 @@ pub struct LoginBody {
     email: String,
     password: SecretInput,
     #[serde(default)]
-    #[allow(dead_code)] // read once two-factor sign-in lands
     totp_code: Option<SecretInput>,
     #[serde(default)]
-    #[allow(dead_code)]
     backup_code: Option<SecretInput>,
 }
 
@@ -229,8 +230,19 @@ pub async fn login(
             return Err(ApiError::InvalidCredentials);
         }
     };
+    // Password first, then the second factor (spec/api.md): 401 `second_factor_required` tells
+    // the client to ask for a code and send both again.
+    let factor = two_factor::required_factor(
+        &state,
+        &client,
+        &user,
+        body.totp_code.as_ref(),
+        body.backup_code.as_ref(),
+        Throttle::SignIn,
+    )
+    .await?;
     let upgraded = if needs_rehash { Some(state.hashes.hash(password).await?.as_phc().to_owned()) } else { None };
-    start_session(&state, &client, &headers, user, upgraded, vec![account_key]).await
+    start_session(&state, &client, &headers, user, upgraded, factor, vec![account_key]).await
 }
 
 /// Signs `user` in: a new session and cookie, replacing the browser's previous session (token
@@ -241,6 +253,7 @@ async fn start_session(
     headers: &HeaderMap,
     user: UserRecord,
     upgraded_password_phc: Option<String>,
+    second_factor: Option<SecondFactorUse>,
     clear_throttles: Vec<String>,
 ) -> Result<Response, ApiError> {
     let now = state.now();
@@ -265,17 +278,32 @@ async fn start_session(
         replaces: session::token_from_headers(headers).map(|old| *old.hash().as_bytes()),
         upgraded_password_phc,
         clear_throttles,
-        audit: state.audit(Some(user.id), "auth.login_succeeded", client, json!({ "session_id": session_id })),
+        second_factor,
+        audit: state.audit(
+            Some(user.id),
+            "auth.login_succeeded",
+            client,
+            json!({ "session_id": session_id, "second_factor": factor_name(second_factor) }),
+        ),
     };
-    state.store.record_login(&login).await?;
+    if !state.store.record_login(&login).await? {
+        // The same code won a concurrent sign-in first: a replay (AU-6).
+        return Err(two_factor::second_factor_failed(state, client, &user, &Throttle::SignIn).await?);
+    }
+    if let Some(factor) = second_factor {
+        two_factor::after_spend(state, client, &user, factor).await?;
+    }
     if !known_device && !first_sign_in {
-        state.send_mail(emails::new_sign_in(
-            &state.config,
-            user.email.as_str(),
-            &client.ip.to_string(),
-            &client.user_agent,
-            &now.to_rfc3339(),
-        ));
+        state.send_user_mail(
+            &user,
+            emails::new_sign_in(
+                &state.config,
+                user.email.as_str(),
+                &client.ip.to_string(),
+                &client.user_agent,
+                &now.to_rfc3339(),
+            ),
+        );
     }
     let mut user = user;
     if let Some(phc) = login.upgraded_password_phc {
@@ -284,6 +312,13 @@ async fn start_session(
     let mut response = axum::Json(json!({ "user": me_json(&user) })).into_response();
     response.headers_mut().insert(header::SET_COOKIE, session::set_cookie(&token, state.config.session_absolute));
     Ok(response)
+}
+
+fn factor_name(factor: Option<SecondFactorUse>) -> Option<&'static str> {
+    factor.map(|f| match f {
+        SecondFactorUse::TotpStep(_) => "totp",
+        SecondFactorUse::BackupCode(_) => "backup_code",
+    })
 }
 
 /// `POST /api/v1/auth/logout`: ends this session server-side. Idempotent.
@@ -321,12 +356,18 @@ fn cleared(status: StatusCode) -> Response {
 pub struct ReauthBody {
     password: SecretInput,
     #[serde(default)]
-    #[allow(dead_code)] // read once two-factor sign-in lands
     totp_code: Option<SecretInput>,
+    #[serde(default)]
+    backup_code: Option<SecretInput>,
 }
 
 /// Checks the signed-in user's password, counting failures against the account like sign-in.
-async fn confirm_password(state: &AppState, client: &ClientInfo, authed: &Authed, raw: &str) -> Result<(), ApiError> {
+pub(crate) async fn confirm_password(
+    state: &AppState,
+    client: &ClientInfo,
+    authed: &Authed,
+    raw: &str,
+) -> Result<(), ApiError> {
     let key = account_key("login", &authed.user.email);
     ensure_not_blocked(state, &[&key]).await?;
     let stored = PasswordHash::from_phc(authed.user.password_phc.clone());
@@ -349,6 +390,19 @@ pub async fn reauth(
     ApiJson(body): ApiJson<ReauthBody>,
 ) -> Result<Response, ApiError> {
     confirm_password(&state, &client, &authed, body.password.expose()).await?;
+    // Step-up needs the second factor too (AU-8).
+    let factor = two_factor::required_factor(
+        &state,
+        &client,
+        &authed.user,
+        body.totp_code.as_ref(),
+        body.backup_code.as_ref(),
+        Throttle::SignIn,
+    )
+    .await?;
+    if let Some(factor) = factor {
+        two_factor::spend(&state, &client, &authed.user, factor, Throttle::SignIn).await?;
+    }
     let token = OpaqueToken::generate(&*state.random);
     let audit =
         state.audit(Some(authed.user.id), "auth.reauthenticated", &client, json!({ "session_id": authed.session.id }));
@@ -378,12 +432,10 @@ pub async fn change_password(
     let hash = state.hashes.hash(new_password).await?;
     let audit = state.audit(Some(authed.user.id), "auth.password_changed", &client, json!({}));
     state.store.change_password(authed.user.id, hash.as_phc(), authed.session.id, &audit).await?;
-    state.send_mail(emails::password_changed(
-        &state.config,
-        authed.user.email.as_str(),
-        "changed",
-        &client.ip.to_string(),
-    ));
+    state.send_user_mail(
+        &authed.user,
+        emails::password_changed(&state.config, authed.user.email.as_str(), "changed", &client.ip.to_string()),
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -416,7 +468,7 @@ pub async fn reset_request(
         let (token, record) = new_token(&state, user.id, TokenPurpose::ResetPassword);
         let audit = state.audit(Some(user.id), "auth.password_reset_requested", &client, json!({}));
         state.store.insert_email_token(&record, &audit).await?;
-        state.send_mail(emails::reset_password(&state.config, user.email.as_str(), token.expose()));
+        state.send_user_mail(&user, emails::reset_password(&state.config, user.email.as_str(), token.expose()));
     }
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "status": "reset_mail_sent_if_account_exists" }))).into_response())
 }
@@ -427,6 +479,8 @@ pub struct ResetBody {
     new_password: SecretInput,
     #[serde(default)]
     totp_code: Option<SecretInput>,
+    #[serde(default)]
+    backup_code: Option<SecretInput>,
 }
 
 /// `POST /api/v1/auth/password/reset`: sets the password and ends every session (AU-5). A reset
@@ -440,14 +494,21 @@ pub async fn reset_password(
     let now = state.now();
     let user_id = state.store.reset_token_user(token.hash().as_bytes(), now).await?.ok_or(ApiError::InvalidToken)?;
     let user = state.store.user_by_id(user_id).await?.ok_or(ApiError::InvalidToken)?;
-    if user.totp_enabled {
-        // A reset never bypasses the second factor. Checking the code arrives with two-factor
-        // sign-in (issue 3); until then no account can turn it on, so this only stands guard.
-        let _ = &body.totp_code;
-        return Err(ApiError::SecondFactorRequired);
-    }
     let new_password = Password::new(body.new_password.expose());
     check_new_password(&state, &new_password, &user.email, user.totp_enabled).map_err(on_new_password)?;
+    // A reset never bypasses the second factor: the mailbox alone does not open the account.
+    let factor = two_factor::required_factor(
+        &state,
+        &client,
+        &user,
+        body.totp_code.as_ref(),
+        body.backup_code.as_ref(),
+        Throttle::Reset,
+    )
+    .await?;
+    if let Some(factor) = factor {
+        two_factor::spend(&state, &client, &user, factor, Throttle::Reset).await?;
+    }
     let hash = state.hashes.hash(new_password).await?;
     let audit = state.audit(Some(user.id), "auth.password_reset", &client, json!({}));
     state
@@ -457,11 +518,15 @@ pub async fn reset_password(
         .ok_or(ApiError::InvalidToken)?;
     // Proving the mailbox unlocks password sign-in after too many failures (AU-4).
     state.store.throttle_clear(&account_key("login", &user.email)).await?;
-    state.send_mail(emails::password_changed(
-        &state.config,
-        user.email.as_str(),
-        "reset with a mailed link",
-        &client.ip.to_string(),
-    ));
+    state.store.throttle_clear(&Throttle::Reset.key(&user)).await?;
+    state.send_user_mail(
+        &user,
+        emails::password_changed(
+            &state.config,
+            user.email.as_str(),
+            "reset with a mailed link",
+            &client.ip.to_string(),
+        ),
+    );
     Ok(cleared(StatusCode::NO_CONTENT))
 }

@@ -222,6 +222,14 @@ impl TestApp {
         reply.session_cookie().expect("session cookie")
     }
 
+    /// Signs in with a TOTP code; panics unless it succeeds. Returns the session token.
+    pub async fn login_with_code(&self, email: &str, password: &str, code: &str) -> String {
+        let body = serde_json::json!({ "email": email, "password": password, "totp_code": code });
+        let reply = self.post("/api/v1/auth/login", body, None).await;
+        assert_eq!(reply.status, 200, "login with code: {}", reply.text);
+        reply.session_cookie().expect("session cookie")
+    }
+
     /// The app clock's time in Unix seconds.
     pub fn unix_secs(&self) -> i64 {
         domain::Clock::now(&*self.clock).as_unix_millis() / 1000

@@ -22,6 +22,12 @@ impl ReceivedMail {
         self.data.lines().find_map(|line| line.strip_prefix("Subject: ")).unwrap_or("")
     }
 
+    /// The body (after the headers), with quoted-printable soft line breaks and `=3D` undone.
+    pub fn body(&self) -> String {
+        let body = self.data.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        body.replace("=\r\n", "").replace("=3D", "=")
+    }
+
     /// The first link in the body that starts with `prefix`, with quoted-printable soft line
     /// breaks undone.
     pub fn link(&self, prefix: &str) -> Option<String> {

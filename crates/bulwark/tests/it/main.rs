@@ -248,6 +248,40 @@ fn runs_on_postgresql() {
 }
 
 #[test]
+fn the_root_key_is_created_private_kept_and_a_different_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key_file = data.join("root.key");
+    drop(serve(&data, &[]));
+    let first = std::fs::read_to_string(&key_file).expect("root.key created on first start");
+    assert_eq!(first.trim().len(), 44, "32 bytes as base64");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the root key is private to its owner");
+    }
+    drop(serve(&data, &[]));
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), first, "a restart keeps the key");
+
+    // Another key against the same database: refused at start, not discovered at the first sign-in.
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .arg("serve")
+        .env_clear()
+        .env("BULWARK_DATA_DIR", &data)
+        .env("BULWARK_BIND", "127.0.0.1:0")
+        .env("BULWARK_ROOT_KEY_FILE", &other)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a foreign root key must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not the key this database was sealed with"), "{err}");
+    assert!(!err.contains("AAAAAAAA"), "the key is never printed");
+}
+
+#[test]
 fn refuses_to_serve_plain_http_beyond_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
@@ -274,6 +308,7 @@ fn help_names_every_variable() {
         "BULWARK_PUBLIC_URL",
         "BULWARK_SMTP_URL",
         "BULWARK_TRUSTED_PROXIES",
+        "BULWARK_ROOT_KEY_FILE",
         "BULWARK_LOG",
     ] {
         assert!(help.contains(var), "{var} in --help");

@@ -9,8 +9,9 @@ mod secrets;
 mod security;
 mod sessions;
 mod throttling;
+mod two_factor;
 
-pub use test_support::{Backend, Reply, TestApp, spawn_app_with};
+pub use test_support::{Backend, Reply, TestApp, oathtool_totp as oathtool_at, spawn_app_with};
 
 pub const PASSWORD: &str = "violet kettle thunder 42";
 

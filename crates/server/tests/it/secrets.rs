@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::{Backend, app, logs, token_of};
 
-crate::on_both!(no_secret_is_stored_or_logged);
+crate::on_both!(no_secret_is_stored_or_logged, no_second_factor_secret_is_stored_or_logged);
 
 /// Text forms a leaked secret could take in a dump.
 fn forms(secret: &str) -> Vec<String> {
@@ -78,6 +78,49 @@ pub async fn no_secret_is_stored_or_logged(backend: Backend) {
             assert!(!logged.contains(&form), "a secret is in the logs as {form:?}");
         }
     }
+}
+
+/// AU-6/AU-7: the TOTP seed is stored only sealed under the root key (and bound to its user),
+/// backup codes only as Argon2id hashes; neither appears in a dump or a log.
+pub async fn no_second_factor_secret_is_stored_or_logged(backend: Backend) {
+    let app = app(backend).await;
+    let email = format!("seed{}@example.com", &uuid_like()[..8]);
+    let session = app.signed_in(&email, crate::PASSWORD).await;
+    let (secret, codes) = app.enable_totp(&session).await;
+    let code = app.totp_now(&secret);
+    app.login_with_code(&email, crate::PASSWORD, &code).await;
+    let used_backup = app
+        .post("/api/v1/auth/login", json!({"email": email, "password": crate::PASSWORD, "backup_code": codes[0]}), None)
+        .await;
+    assert_eq!(used_backup.status, 200);
+
+    let seed = auth::totp::base32_decode(&secret).expect("base32 seed");
+    assert_eq!(seed.len(), 20, "160 bits (AU-6)");
+    let dumped = dump(&app).await;
+    let logged = logs::captured();
+    let mut canaries: Vec<String> = forms(&secret);
+    canaries.push(secret.to_lowercase());
+    canaries.push(seed.iter().map(|b| format!("{b:02x}")).collect());
+    canaries.push(base64::engine::general_purpose::STANDARD.encode(&seed));
+    for backup in &codes {
+        canaries.extend(forms(backup));
+        canaries.push(backup.replace('-', ""));
+    }
+    for form in &canaries {
+        assert!(!dumped.contains(form.as_str()), "a second-factor secret is in the database dump as {form:?}");
+        assert!(!logged.contains(form.as_str()), "a second-factor secret is in the logs as {form:?}");
+    }
+    assert!(dumped.matches("$argon2id$").count() >= 11, "password + 10 backup codes as Argon2id hashes");
+
+    // What is stored is the seed, sealed: it opens with the app's root key for this user only.
+    let user = app.store.user_by_email(&email).await.unwrap().unwrap();
+    let sealed = user.totp_seed_sealed.expect("a sealed seed");
+    let sealer = vault::Sealer::new(&vault::RootKey::from_bytes(test_support::TEST_ROOT_KEY)).unwrap();
+    let opened = sealer.open(vault::Purpose::TotpSeed, user.id.to_string().as_bytes(), &sealed).unwrap();
+    assert_eq!(opened.as_slice(), seed.as_slice());
+    assert!(sealer.open(vault::Purpose::TotpSeed, b"another-user", &sealed).is_err(), "bound to its user");
+    let other_key = vault::Sealer::new(&vault::RootKey::from_bytes([9; 32])).unwrap();
+    assert!(other_key.open(vault::Purpose::TotpSeed, user.id.to_string().as_bytes(), &sealed).is_err());
 }
 
 fn uuid_like() -> String {

@@ -95,7 +95,8 @@ try {
   await page.fill("#email", "person@example.com");
   await page.fill("#password", "not my password at all");
   await page.click("button[type=submit]");
-  const formError = page.locator('[data-error-for="_form"]');
+  // The sign-in page also holds the (hidden) second step with its own error slot.
+  const formError = page.locator('#password-step [data-error-for="_form"]');
   await formError.waitFor({ state: "visible" });
   assert.match(await formError.textContent(), /email or password is not right/);
   await page.fill("#password", PASSWORD);

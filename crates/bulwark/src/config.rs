@@ -57,6 +57,11 @@ pub struct ServeArgs {
     /// Hours after sign-in at which a session ends regardless of use.
     #[arg(long, env = "BULWARK_SESSION_ABSOLUTE_HOURS", default_value_t = 12)]
     pub session_absolute_hours: u64,
+    /// Seconds after a password confirmation during which sensitive actions (two-factor setup,
+    /// new backup codes) need no new confirmation; 1 to 900.
+    #[arg(long, env = "BULWARK_REAUTH_WINDOW_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=900))]
+    pub reauth_window_seconds: u64,
     /// tracing filter, e.g. `info` or `server=debug,info`.
     #[arg(long, env = "BULWARK_LOG", default_value = "info")]
     pub log: String,
@@ -110,6 +115,7 @@ impl ServeArgs {
         let mut server = server::ServerConfig::new(public_url);
         server.session_idle = Duration::from_secs(self.session_idle_minutes * 60);
         server.session_absolute = Duration::from_secs(self.session_absolute_hours * 3600);
+        server.reauth_window = Duration::from_secs(self.reauth_window_seconds);
         server.trusted_proxies = self.trusted_proxies;
         server.mail_from = self.mail_from;
         let root_key_file = self.root_key_file.unwrap_or_else(|| self.data_dir.join("root.key"));
@@ -122,5 +128,30 @@ impl ServeArgs {
             explicit_public_url,
             server,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn reauth_window(args: &[&str]) -> Result<Duration, String> {
+        let cli = Cli::try_parse_from([&["bulwark", "serve"], args].concat()).map_err(|e| e.to_string())?;
+        let Command::Serve(serve) = cli.command;
+        Ok(serve.resolve().map_err(|e| e.to_string())?.server.reauth_window)
+    }
+
+    #[test]
+    fn the_reauth_window_is_five_minutes_unless_set_within_range() {
+        assert_eq!(reauth_window(&[]), Ok(Duration::from_secs(300)));
+        assert_eq!(reauth_window(&["--reauth-window-seconds", "3"]), Ok(Duration::from_secs(3)));
+        assert_eq!(reauth_window(&["--reauth-window-seconds", "900"]), Ok(Duration::from_secs(900)));
+        for refused in ["0", "901", "-1", "five"] {
+            assert!(reauth_window(&["--reauth-window-seconds", refused]).is_err(), "{refused}");
+        }
     }
 }

@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use store::UserRecord;
 
 use crate::api::account::live_sessions;
 use crate::extract::{ClientInfo, MaybeAuthed};
@@ -20,31 +21,45 @@ fn render(template: &impl Template, status: StatusCode) -> Response {
     }
 }
 
+/// The signed-in user as the shared layout (`base.html`) shows them: the header with the balance
+/// toggle, and the step-up dialog, which asks for a code too when two-factor sign-in is on.
+struct Viewer<'a> {
+    email: &'a str,
+    totp_enabled: bool,
+    hide_balances: bool,
+}
+
+impl<'a> Viewer<'a> {
+    fn of(user: &'a UserRecord) -> Viewer<'a> {
+        Viewer { email: user.email.as_str(), totp_enabled: user.totp_enabled, hide_balances: user.hide_balances }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage<'a> {
-    signed_in_as: Option<&'a str>,
+    viewer: Option<Viewer<'a>>,
     active: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "register.html")]
 struct RegisterPage<'a> {
-    signed_in_as: Option<&'a str>,
+    viewer: Option<Viewer<'a>>,
     active: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "forgot.html")]
 struct ForgotPage<'a> {
-    signed_in_as: Option<&'a str>,
+    viewer: Option<Viewer<'a>>,
     active: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "reset.html")]
 struct ResetPage<'a> {
-    signed_in_as: Option<&'a str>,
+    viewer: Option<Viewer<'a>>,
     active: &'a str,
     token: &'a str,
 }
@@ -52,7 +67,7 @@ struct ResetPage<'a> {
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
-    signed_in_as: Option<&'a str>,
+    viewer: Option<Viewer<'a>>,
     active: &'a str,
     tone: &'a str,
     heading: &'a str,
@@ -63,7 +78,7 @@ struct MessagePage<'a> {
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct DashboardPage<'a> {
-    signed_in_as: Option<&'a str>,
+    viewer: Option<Viewer<'a>>,
     active: &'a str,
     email: &'a str,
     email_verified: bool,
@@ -93,14 +108,18 @@ struct EventRow {
 #[derive(Template)]
 #[template(path = "security.html")]
 struct SecurityPage<'a> {
-    signed_in_as: Option<&'a str>,
+    viewer: Option<Viewer<'a>>,
     active: &'a str,
     sessions: Vec<SessionRow>,
     events: Vec<EventRow>,
+    totp_enabled: bool,
+    backup_codes_left: usize,
+    /// Empty when none is set.
+    anti_phishing_code: &'a str,
 }
 
 fn message(status: StatusCode, tone: &str, heading: &str, body: &str, action: Option<(&str, &str)>) -> Response {
-    render(&MessagePage { signed_in_as: None, active: "", tone, heading, body, action }, status)
+    render(&MessagePage { viewer: None, active: "", tone, heading, body, action }, status)
 }
 
 /// `GET /`: the sign-in page, or the dashboard for a signed-in user.
@@ -108,11 +127,11 @@ pub async fn index(MaybeAuthed(authed): MaybeAuthed) -> Response {
     if authed.is_some() {
         return Redirect::to("/dashboard").into_response();
     }
-    render(&IndexPage { signed_in_as: None, active: "" }, StatusCode::OK)
+    render(&IndexPage { viewer: None, active: "" }, StatusCode::OK)
 }
 
 pub async fn register() -> Response {
-    render(&RegisterPage { signed_in_as: None, active: "" }, StatusCode::OK)
+    render(&RegisterPage { viewer: None, active: "" }, StatusCode::OK)
 }
 
 pub async fn check_email() -> Response {
@@ -126,7 +145,7 @@ pub async fn check_email() -> Response {
 }
 
 pub async fn forgot_password() -> Response {
-    render(&ForgotPage { signed_in_as: None, active: "" }, StatusCode::OK)
+    render(&ForgotPage { viewer: None, active: "" }, StatusCode::OK)
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,7 +193,7 @@ pub async fn reset_password(Query(query): Query<TokenQuery>) -> Response {
             Some(("/forgot-password", "Ask for a new link")),
         );
     }
-    render(&ResetPage { signed_in_as: None, active: "", token: &token }, StatusCode::OK)
+    render(&ResetPage { viewer: None, active: "", token: &token }, StatusCode::OK)
 }
 
 pub async fn dashboard(MaybeAuthed(authed): MaybeAuthed) -> Response {
@@ -184,7 +203,7 @@ pub async fn dashboard(MaybeAuthed(authed): MaybeAuthed) -> Response {
     let user = &authed.user;
     render(
         &DashboardPage {
-            signed_in_as: Some(user.email.as_str()),
+            viewer: Some(Viewer::of(user)),
             active: "dashboard",
             email: user.email.as_str(),
             email_verified: user.email_verified_at.is_some(),
@@ -211,6 +230,13 @@ fn event_label(kind: &str) -> &str {
         "auth.password_changed" => "Password changed",
         "auth.password_reset_requested" => "Password reset requested",
         "auth.password_reset" => "Password reset",
+        "auth.second_factor_used" => "Two-factor code used",
+        "auth.second_factor_failed" => "Wrong or reused two-factor code",
+        "2fa.setup_started" => "Two-factor setup started",
+        "2fa.enabled" => "Two-factor sign-in turned on",
+        "2fa.disabled" => "Two-factor sign-in turned off",
+        "2fa.backup_codes_regenerated" => "New backup codes made",
+        "account.preferences_changed" => "Preferences changed",
         other => other,
     }
 }
@@ -245,8 +271,18 @@ pub async fn security(State(state): State<AppState>, MaybeAuthed(authed): MaybeA
             user_agent: e.user_agent,
         })
         .collect();
+    let user = &authed.user;
+    let backup_codes_left = if user.totp_enabled { state.store.unused_backup_codes(user.id).await?.len() } else { 0 };
     Ok(render(
-        &SecurityPage { signed_in_as: Some(authed.user.email.as_str()), active: "security", sessions, events },
+        &SecurityPage {
+            viewer: Some(Viewer::of(user)),
+            active: "security",
+            sessions,
+            events,
+            totp_enabled: user.totp_enabled,
+            backup_codes_left,
+            anti_phishing_code: user.anti_phishing_code.as_deref().unwrap_or(""),
+        },
         StatusCode::OK,
     ))
 }

@@ -2,38 +2,14 @@
 // password explained next to the field), confirm the mailed link from the outbox, sign in, see and
 // revoke sessions, change the password, sign out everywhere. Starts its own `bulwark serve` on a
 // fresh data dir and a free loopback port. Exits non-zero on the first failed expectation.
-import { spawn } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launchBrowser, startServer } from "./lib.mjs";
 
-const bin = process.env.BULWARK_BIN || path.resolve(import.meta.dirname, "../target/debug/bulwark");
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "bulwark-e2e-"));
-const outbox = path.join(dataDir, "outbox");
 const PASSWORD = "violet kettle thunder 42";
 const NEW_PASSWORD = "quiet harbor lantern 88";
 
-function startServer() {
-  const child = spawn(bin, ["serve"], {
-    env: { BULWARK_DATA_DIR: dataDir, BULWARK_BIND: "127.0.0.1:0", BULWARK_LOG: "info", PATH: process.env.PATH },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    const timer = setTimeout(() => reject(new Error(`bulwark did not start: ${seen}`)), 60_000);
-    child.stdout.on("data", (chunk) => {
-      seen += chunk;
-      const match = seen.match(/address=(127\.0\.0\.1:\d+)/);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, base: `http://${match[1]}` });
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`bulwark exited with ${code}: ${seen}`)));
-  });
-}
 
 async function newestLink(count, kind) {
   const deadline = Date.now() + 10_000;
@@ -50,12 +26,9 @@ async function newestLink(count, kind) {
   }
 }
 
-const { child, base } = await startServer();
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const server = await startServer("bulwark-e2e-");
+const { base, outbox } = server;
+const browser = await launchBrowser();
 const pageErrors = [];
 try {
   const laptop = await browser.newContext({ userAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0 Safari/537.36" });
@@ -152,6 +125,5 @@ try {
   console.log("e2e: account flow passed in", (await browser.version()));
 } finally {
   await browser.close();
-  child.kill();
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  server.stop();
 }

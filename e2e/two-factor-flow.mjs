@@ -6,18 +6,13 @@
 // independent of the Rust code. The server runs with BULWARK_REAUTH_WINDOW_SECONDS=3 so that
 // waiting 3.5 s always makes the step-up dialog appear. Exits non-zero on the first failed
 // expectation.
-import { spawn } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launchBrowser, startServer } from "./lib.mjs";
 
-const bin = process.env.BULWARK_BIN || path.resolve(import.meta.dirname, "../target/debug/bulwark");
 const screenshots = path.resolve(import.meta.dirname, "screenshots");
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "bulwark-e2e-2fa-"));
-const outbox = path.join(dataDir, "outbox");
 const EMAIL = "kim@example.com";
 const PASSWORD = "amber falcon orchard 73";
 const REAUTH_WINDOW_MS = 3_000;
@@ -78,31 +73,6 @@ async function outlastReauthWindow(since) {
   await sleep(Math.max(0, since + REAUTH_WINDOW_MS + 500 - Date.now()));
 }
 
-function startServer() {
-  const child = spawn(bin, ["serve"], {
-    env: {
-      BULWARK_DATA_DIR: dataDir,
-      BULWARK_BIND: "127.0.0.1:0",
-      BULWARK_LOG: "info",
-      BULWARK_REAUTH_WINDOW_SECONDS: String(REAUTH_WINDOW_MS / 1000),
-      PATH: process.env.PATH,
-    },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    const timer = setTimeout(() => reject(new Error(`bulwark did not start: ${seen}`)), 60_000);
-    child.stdout.on("data", (chunk) => {
-      seen += chunk;
-      const match = seen.match(/address=(127\.0\.0\.1:\d+)/);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, base: `http://${match[1]}` });
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`bulwark exited with ${code}: ${seen}`)));
-  });
-}
 
 // The text of the first outbox mail containing `needle` (quoted-printable soft breaks undone).
 async function mailContaining(needle) {
@@ -118,12 +88,9 @@ async function mailContaining(needle) {
   }
 }
 
-const { child, base } = await startServer();
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const server = await startServer("bulwark-e2e-2fa-", { BULWARK_REAUTH_WINDOW_SECONDS: String(REAUTH_WINDOW_MS / 1000) });
+const { base, outbox } = server;
+const browser = await launchBrowser();
 const pageErrors = [];
 try {
   fs.mkdirSync(screenshots, { recursive: true });
@@ -360,6 +327,5 @@ try {
   console.log("e2e: two-factor flow passed in", await browser.version());
 } finally {
   await browser.close();
-  child.kill();
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  server.stop();
 }

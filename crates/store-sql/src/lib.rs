@@ -245,6 +245,22 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Ends a transaction whose change either happened (`changed`: the audit row is added
+            /// and it commits) or did not (it rolls back, dev-notes rule 1). Returns `changed`.
+            pub(super) async fn audit_and_commit_if(
+                mut tx: sqlx::Transaction<'static, $db>,
+                changed: bool,
+                audit: &AuditRecord,
+            ) -> StoreResult<bool> {
+                if !changed {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
             pub(super) fn with_user(audit: &AuditRecord, user: UserId) -> AuditRecord {
                 AuditRecord { user_id: Some(user), ..audit.clone() }
             }
@@ -504,13 +520,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(sql_impl::map_err)?
                 .rows_affected();
-                if updated == 0 {
-                    tx.rollback().await.map_err(sql_impl::map_err)?;
-                    return Ok(false);
-                }
-                sql_impl::insert_audit(&mut *tx, audit).await?;
-                tx.commit().await.map_err(sql_impl::map_err)?;
-                Ok(true)
+                sql_impl::audit_and_commit_if(tx, updated > 0, audit).await
             }
 
             async fn enable_totp(&self, enable: &::store::EnableTotp) -> ::store::StoreResult<bool> {
@@ -627,13 +637,8 @@ macro_rules! impl_store {
                 audit: &::store::AuditRecord,
             ) -> ::store::StoreResult<bool> {
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
-                if !sql_impl::spend_factor(&mut *tx, user, factor, now).await? {
-                    tx.rollback().await.map_err(sql_impl::map_err)?;
-                    return Ok(false);
-                }
-                sql_impl::insert_audit(&mut *tx, audit).await?;
-                tx.commit().await.map_err(sql_impl::map_err)?;
-                Ok(true)
+                let spent = sql_impl::spend_factor(&mut *tx, user, factor, now).await?;
+                sql_impl::audit_and_commit_if(tx, spent, audit).await
             }
 
             async fn update_preferences(
@@ -749,13 +754,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(sql_impl::map_err)?
                 .rows_affected();
-                if updated == 0 {
-                    tx.rollback().await.map_err(sql_impl::map_err)?;
-                    return Ok(false);
-                }
-                sql_impl::insert_audit(&mut *tx, audit).await?;
-                tx.commit().await.map_err(sql_impl::map_err)?;
-                Ok(true)
+                sql_impl::audit_and_commit_if(tx, updated > 0, audit).await
             }
 
             async fn sessions_for_user(&self, user: ::domain::UserId) -> ::store::StoreResult<Vec<::store::SessionRecord>> {
@@ -787,13 +786,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(sql_impl::map_err)?
                     .rows_affected();
-                if deleted == 0 {
-                    tx.rollback().await.map_err(sql_impl::map_err)?;
-                    return Ok(false);
-                }
-                sql_impl::insert_audit(&mut *tx, audit).await?;
-                tx.commit().await.map_err(sql_impl::map_err)?;
-                Ok(true)
+                sql_impl::audit_and_commit_if(tx, deleted > 0, audit).await
             }
 
             async fn delete_sessions(

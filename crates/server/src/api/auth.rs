@@ -391,18 +391,8 @@ pub async fn reauth(
 ) -> Result<Response, ApiError> {
     confirm_password(&state, &client, &authed, body.password.expose()).await?;
     // Step-up needs the second factor too (AU-8).
-    let factor = two_factor::required_factor(
-        &state,
-        &client,
-        &authed.user,
-        body.totp_code.as_ref(),
-        body.backup_code.as_ref(),
-        Throttle::SignIn,
-    )
-    .await?;
-    if let Some(factor) = factor {
-        two_factor::spend(&state, &client, &authed.user, factor, Throttle::SignIn).await?;
-    }
+    let codes = (body.totp_code.as_ref(), body.backup_code.as_ref());
+    two_factor::require_and_spend(&state, &client, &authed.user, codes, Throttle::SignIn).await?;
     let token = OpaqueToken::generate(&*state.random);
     let audit =
         state.audit(Some(authed.user.id), "auth.reauthenticated", &client, json!({ "session_id": authed.session.id }));
@@ -497,18 +487,8 @@ pub async fn reset_password(
     let new_password = Password::new(body.new_password.expose());
     check_new_password(&state, &new_password, &user.email, user.totp_enabled).map_err(on_new_password)?;
     // A reset never bypasses the second factor: the mailbox alone does not open the account.
-    let factor = two_factor::required_factor(
-        &state,
-        &client,
-        &user,
-        body.totp_code.as_ref(),
-        body.backup_code.as_ref(),
-        Throttle::Reset,
-    )
-    .await?;
-    if let Some(factor) = factor {
-        two_factor::spend(&state, &client, &user, factor, Throttle::Reset).await?;
-    }
+    let codes = (body.totp_code.as_ref(), body.backup_code.as_ref());
+    two_factor::require_and_spend(&state, &client, &user, codes, Throttle::Reset).await?;
     let hash = state.hashes.hash(new_password).await?;
     let audit = state.audit(Some(user.id), "auth.password_reset", &client, json!({}));
     state

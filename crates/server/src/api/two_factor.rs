@@ -178,6 +178,21 @@ pub async fn required_factor(
     check(state, client, user, factor, &throttle).await.map(Some)
 }
 
+/// Outside a sign-in (re-authentication, password reset): requires the second factor when
+/// two-factor sign-in is on, and spends it. `codes` are the request's `totp_code` and `backup_code`.
+pub async fn require_and_spend(
+    state: &AppState,
+    client: &ClientInfo,
+    user: &UserRecord,
+    codes: (Option<&SecretInput>, Option<&SecretInput>),
+    throttle: Throttle,
+) -> Result<(), ApiError> {
+    match required_factor(state, client, user, codes.0, codes.1, throttle).await? {
+        Some(factor) => spend(state, client, user, factor, throttle).await,
+        None => Ok(()),
+    }
+}
+
 /// Spends `factor` outside a sign-in; a replay that slipped between check and spend is refused.
 pub async fn spend(
     state: &AppState,

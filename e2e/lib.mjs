@@ -1,0 +1,49 @@
+// What every browser test needs: a `bulwark serve` of its own (fresh data dir, free loopback port)
+// and headless Chromium.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const bin = process.env.BULWARK_BIN || path.resolve(import.meta.dirname, "../target/debug/bulwark");
+
+// Starts the binary on a fresh data dir with `env` added to the defaults. Resolves once it logs
+// the address it listens on.
+export function startServer(prefix, env = {}) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const child = spawn(bin, ["serve"], {
+    env: { BULWARK_DATA_DIR: dataDir, BULWARK_BIND: "127.0.0.1:0", BULWARK_LOG: "info", PATH: process.env.PATH, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`bulwark did not start: ${seen}`)), 60_000);
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      const match = seen.match(/address=(127\.0\.0\.1:\d+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          base: `http://${match[1]}`,
+          dataDir,
+          outbox: path.join(dataDir, "outbox"),
+          stop() {
+            child.kill();
+            fs.rmSync(dataDir, { recursive: true, force: true });
+          },
+        });
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`bulwark exited with ${code}: ${seen}`)));
+  });
+}
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}

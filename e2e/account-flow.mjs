@@ -1,6 +1,6 @@
 // The first thing a person does with Bulwark, in a real browser: register (and see a refused
 // password explained next to the field), confirm the mailed link from the outbox, sign in, see and
-// revoke sessions, change the password, sign out everywhere. Starts its own `bulwark serve` on a
+// revoke sessions, change the password and the email, sign out everywhere. Starts its own `bulwark serve` on a
 // fresh data dir and a free loopback port. Exits non-zero on the first failed expectation.
 import fs from "node:fs";
 import path from "node:path";
@@ -22,6 +22,21 @@ async function newestLink(count, kind) {
       return match[0];
     }
     assert.ok(Date.now() < deadline, `mail ${count} did not arrive in ${outbox}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// The first link to /<kind>?token= in any mail of the outbox (waits for it to arrive).
+async function linkInAnyMail(kind) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const files = fs.existsSync(outbox) ? fs.readdirSync(outbox).filter((f) => f.endsWith(".eml")) : [];
+    for (const file of files) {
+      const text = fs.readFileSync(path.join(outbox, file), "utf8").replace(/=\r\n/g, "").replace(/=3D/g, "=");
+      const match = text.match(new RegExp(`http\\S+/${kind}\\?token=[A-Za-z0-9_-]+`));
+      if (match) return match[0];
+    }
+    assert.ok(Date.now() < deadline, `no ${kind} link in ${outbox}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -104,15 +119,26 @@ try {
   await page.fill("#new_password", NEW_PASSWORD);
   await page.fill("#confirm", NEW_PASSWORD);
   await page.click("form >> text=Change password");
-  const ok = page.locator("[data-ok]");
+  const ok = page.locator("form:has(#new_password) [data-ok]");
   await ok.waitFor({ state: "visible" });
   assert.match(await ok.textContent(), /Password changed/);
+
+  // Change the email: the link mailed to the new address makes the change.
+  await page.fill("#new_email", "renamed@example.com");
+  await page.click("form >> text=Send confirmation link");
+  const emailOk = page.locator("form:has(#new_email) [data-ok]");
+  await emailOk.waitFor({ state: "visible" });
+  assert.match(await emailOk.textContent(), /confirmation link/);
+  await page.goto(await linkInAnyMail("confirm-email-change"));
+  assert.equal(await page.textContent("h1"), "Email changed");
+  await page.goto(base + "/account/security");
+  assert.match(await page.textContent("main"), /renamed@example\.com/);
 
   // Sign out everywhere (confirm dialog accepted), then sign in with the new password and out.
   page.once("dialog", (d) => d.accept());
   await page.click("text=Sign out everywhere");
   await page.waitForURL(base + "/");
-  await page.fill("#email", "person@example.com");
+  await page.fill("#email", "renamed@example.com");
   await page.fill("#password", NEW_PASSWORD);
   await page.click("button[type=submit]");
   await page.waitForURL("**/dashboard");

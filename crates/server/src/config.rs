@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub session_absolute: Duration,
     /// How long a re-authentication counts as recent for sensitive actions.
     pub reauth_window: Duration,
+    /// How long the link confirming a new email address works.
+    pub email_change_ttl: Duration,
     /// How long a started TOTP setup may wait for its confirming code.
     pub totp_setup_ttl: Duration,
     pub verify_token_ttl: Duration,
@@ -97,6 +99,7 @@ impl ServerConfig {
             session_absolute: Duration::from_secs(12 * 3600),
             reauth_window: Duration::from_secs(5 * 60),
             totp_setup_ttl: Duration::from_secs(15 * 60),
+            email_change_ttl: Duration::from_secs(3600),
             verify_token_ttl: Duration::from_secs(24 * 3600),
             reset_token_ttl: Duration::from_secs(3600),
             password_policy: PasswordPolicy::default(),

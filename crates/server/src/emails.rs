@@ -108,3 +108,48 @@ pub fn backup_code_used(config: &ServerConfig, to: &str, ip: &str, left: usize) 
         ),
     }
 }
+
+pub fn confirm_email_change(config: &ServerConfig, to: &str, token: &str) -> OutgoingMail {
+    let link = config.link(&format!("/confirm-email-change?token={token}"));
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Confirm your new email for Bulwark".to_owned(),
+        text: format!(
+            "Someone signed in to a Bulwark account asked to make this address its sign-in email.\n\nTo confirm, open the link below. It works once and expires in {} minutes.\n\n{link}\n\nIf you did not ask for this, ignore this mail: nothing changes without the link.\n{SIGNATURE}",
+            config.email_change_ttl.as_secs() / 60
+        ),
+    }
+}
+
+pub fn email_change_to_taken_address(config: &ServerConfig, to: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Someone tried to move a Bulwark account to your email".to_owned(),
+        text: format!(
+            "Someone signed in to another Bulwark account asked to make this address its sign-in email. This address already has an account, so nothing was changed.\n\nIf this was you, sign in with this address instead: {}\n{SIGNATURE}",
+            config.link("/")
+        ),
+    }
+}
+
+pub fn email_change_requested(config: &ServerConfig, to: &str, new_email: &str, ip: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "A change of your Bulwark email was requested".to_owned(),
+        text: format!(
+            "From {ip}, someone signed in to your Bulwark account asked to change its email to {new_email}. The change happens only when the link sent to that address is opened.\n\nIf this was not you, change your password and sign out all sessions now: {}\n{SIGNATURE}",
+            config.link("/account/security")
+        ),
+    }
+}
+
+pub fn email_changed(config: &ServerConfig, to: &str, new_email: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Your Bulwark email was changed".to_owned(),
+        text: format!(
+            "The sign-in email of your Bulwark account is now {new_email}; this address no longer signs in, and other sessions were signed out.\n\nIf this was not you, contact your operator at once and reset the password of {new_email}: {}\n{SIGNATURE}",
+            config.link("/forgot-password")
+        ),
+    }
+}

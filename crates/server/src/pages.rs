@@ -116,6 +116,7 @@ struct SecurityPage<'a> {
     backup_codes_left: usize,
     /// Empty when none is set.
     anti_phishing_code: &'a str,
+    email: &'a str,
 }
 
 fn message(status: StatusCode, tone: &str, heading: &str, body: &str, action: Option<(&str, &str)>) -> Response {
@@ -180,6 +181,37 @@ pub async fn verify_email(
     }
 }
 
+/// `GET /confirm-email-change?token=T`: the link mailed to a new address. Opening it is the
+/// confirmation (single use, sent only to that address).
+pub async fn confirm_email_change(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    MaybeAuthed(authed): MaybeAuthed,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    let raw = query.token.unwrap_or_default();
+    match api::account::confirm_email_change_token(&state, &client, &raw, authed.as_ref()).await {
+        Ok(_) => message(
+            StatusCode::OK,
+            "",
+            "Email changed",
+            "This address now signs in to your Bulwark account. Other sessions were signed out, and the old address got a notice.",
+            Some(("/", "Continue")),
+        ),
+        Err(ApiError::InvalidToken) => message(
+            StatusCode::BAD_REQUEST,
+            "error",
+            "This link does not work",
+            "It is unknown, was already used, or has expired. Sign in and ask for the change again under Security.",
+            Some(("/", "Go to sign in")),
+        ),
+        Err(ApiError::Conflict { message: text, .. }) => {
+            message(StatusCode::CONFLICT, "error", "The email was not changed", text, Some(("/", "Go to sign in")))
+        }
+        Err(other) => other.into_response(),
+    }
+}
+
 /// `GET /reset-password?token=T`: the form behind the mailed reset link. The token is checked when
 /// the form is sent, so opening the page never consumes it.
 pub async fn reset_password(Query(query): Query<TokenQuery>) -> Response {
@@ -237,6 +269,8 @@ fn event_label(kind: &str) -> &str {
         "2fa.disabled" => "Two-factor sign-in turned off",
         "2fa.backup_codes_regenerated" => "New backup codes made",
         "account.preferences_changed" => "Preferences changed",
+        "account.email_change_requested" => "Email change requested",
+        "account.email_changed" => "Email changed",
         other => other,
     }
 }
@@ -282,6 +316,7 @@ pub async fn security(State(state): State<AppState>, MaybeAuthed(authed): MaybeA
             totp_enabled: user.totp_enabled,
             backup_codes_left,
             anti_phishing_code: user.anti_phishing_code.as_deref().unwrap_or(""),
+            email: user.email.as_str(),
         },
         StatusCode::OK,
     ))

@@ -450,6 +450,114 @@ macro_rules! impl_store {
                 tx.commit().await.map_err(sql_impl::map_err)
             }
 
+            async fn request_email_change(
+                &self,
+                change: &::store::NewEmailChange,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<()> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                sqlx::query("UPDATE email_changes SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+                    .bind(change.created_at.as_unix_millis())
+                    .bind(change.user_id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                sqlx::query(
+                    "INSERT INTO email_changes (hash, user_id, new_email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&change.hash[..])
+                .bind(change.user_id.to_string())
+                .bind(change.new_email.as_str())
+                .bind(change.created_at.as_unix_millis())
+                .bind(change.expires_at.as_unix_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?;
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)
+            }
+
+            async fn confirm_email_change(
+                &self,
+                token_hash: &[u8; 32],
+                now: ::domain::Timestamp,
+                keep: Option<::domain::SessionId>,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<::store::EmailChangeOutcome> {
+                use $crate::sqlx::{self, Row as _};
+                use ::store::{EmailChangeOutcome, StoreError};
+                let corrupt = |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let row = sqlx::query(
+                    "UPDATE email_changes SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                     RETURNING user_id, new_email",
+                )
+                .bind(now.as_unix_millis())
+                .bind(&token_hash[..])
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?;
+                let Some(row) = row else {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Ok(EmailChangeOutcome::InvalidToken);
+                };
+                let raw_user: String = row.try_get("user_id").map_err(sql_impl::map_err)?;
+                let user: ::domain::UserId = raw_user.parse().map_err(|e| corrupt("user id", &e))?;
+                let raw_new: String = row.try_get("new_email").map_err(sql_impl::map_err)?;
+                let new_email = ::domain::Email::parse(&raw_new).map_err(|e| corrupt("new email", &e))?;
+                let old = sqlx::query("SELECT email FROM users WHERE id = $1")
+                    .bind(user.to_string())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                let raw_old: String = old.try_get("email").map_err(sql_impl::map_err)?;
+                let old_email = ::domain::Email::parse(&raw_old).map_err(|e| corrupt("email", &e))?;
+                let changed = sqlx::query(
+                    "UPDATE users SET email = $1, email_canonical = $2, email_verified_at = $3 WHERE id = $4",
+                )
+                .bind(new_email.as_str())
+                .bind(new_email.canonical())
+                .bind(now.as_unix_millis())
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err);
+                match changed {
+                    Ok(_) => {}
+                    Err(StoreError::Conflict(_)) => {
+                        tx.rollback().await.map_err(sql_impl::map_err)?;
+                        return Ok(EmailChangeOutcome::Taken { user, new_email });
+                    }
+                    Err(other) => {
+                        tx.rollback().await.map_err(sql_impl::map_err)?;
+                        return Err(other);
+                    }
+                }
+                // Links mailed to the old address (reset, verification) and other pending
+                // changes die with the change.
+                for sql in [
+                    "UPDATE email_changes SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+                    "UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+                ] {
+                    sqlx::query(sql)
+                        .bind(now.as_unix_millis())
+                        .bind(user.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                }
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
+                    .bind(user.to_string())
+                    .bind(keep.map(|id| id.to_string()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                sql_impl::insert_audit(&mut *tx, &sql_impl::with_user(audit, user)).await?;
+                tx.commit().await.map_err(sql_impl::map_err)?;
+                Ok(EmailChangeOutcome::Changed { user, old_email, new_email })
+            }
+
             async fn record_login(&self, login: &::store::LoginWrite) -> ::store::StoreResult<bool> {
                 use $crate::sqlx;
                 let (session, audit) = (&login.session, &login.audit);

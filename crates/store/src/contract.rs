@@ -7,8 +7,8 @@ use std::time::Duration;
 use domain::{AuditId, BackupCodeId, Email, SessionId, Timestamp, UserId};
 
 use crate::{
-    AuditRecord, BackupCodeRecord, EnableTotp, LoginWrite, NewEmailToken, NewSession, NewUser, PreferencesUpdate,
-    SecondFactorUse, Store, StoreError, ThrottleRule, TokenPurpose,
+    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, LoginWrite, NewEmailChange, NewEmailToken,
+    NewSession, NewUser, PreferencesUpdate, SecondFactorUse, Store, StoreError, ThrottleRule, TokenPurpose,
 };
 
 /// Expands to one `#[tokio::test]` per contract function. `$make` is an async expression that
@@ -38,6 +38,8 @@ macro_rules! store_contract_tests {
             disabling_totp_removes_seed_codes_and_other_sessions,
             preferences_update_only_the_given_fields,
             the_first_root_key_is_recorded_and_others_refused,
+            an_email_change_is_confirmed_once_and_ends_other_sessions,
+            an_email_change_to_a_taken_address_changes_nothing,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -579,4 +581,80 @@ pub async fn the_first_root_key_is_recorded_and_others_refused(store: &dyn Store
     assert!(store.check_root_key("aaaa", at(1)).await.unwrap(), "same key again");
     assert!(!store.check_root_key("bbbb", at(2)).await.unwrap(), "another key refused");
     assert!(store.check_root_key("aaaa", at(3)).await.unwrap(), "the refused one was not recorded");
+}
+
+fn email_change(user: UserId, to: &str, when: Timestamp) -> NewEmailChange {
+    NewEmailChange {
+        hash: random_bytes(),
+        user_id: user,
+        new_email: Email::parse(to).unwrap(),
+        created_at: when,
+        expires_at: when.plus(Duration::from_secs(3600)),
+    }
+}
+
+pub async fn an_email_change_is_confirmed_once_and_ends_other_sessions(store: &dyn Store) {
+    let (user, verify) = register(store, "old@example.com").await;
+    let current = session(user.id, at(1));
+    let other = session(user.id, at(1));
+    for s in [&current, &other] {
+        store.record_login(&login(s, None)).await.unwrap();
+    }
+    let reset = token(user.id, TokenPurpose::ResetPassword, DAY);
+    store.insert_email_token(&reset, &audit(Some(user.id), "x", at(1))).await.unwrap();
+    let first = email_change(user.id, "first@example.com", at(2));
+    store.request_email_change(&first, &audit(Some(user.id), "account.email_change_requested", at(2))).await.unwrap();
+    let second = email_change(user.id, "New.Address@Example.com", at(3));
+    store.request_email_change(&second, &audit(Some(user.id), "account.email_change_requested", at(3))).await.unwrap();
+
+    let confirm = |hash: [u8; 32], when: Timestamp| {
+        let a = audit(None, "account.email_changed", when);
+        async move { store.confirm_email_change(&hash, when, Some(current.id), &a).await.unwrap() }
+    };
+    assert_eq!(confirm(first.hash, at(4)).await, EmailChangeOutcome::InvalidToken, "a newer request replaces it");
+    let outcome = confirm(second.hash, at(5)).await;
+    assert_eq!(
+        outcome,
+        EmailChangeOutcome::Changed {
+            user: user.id,
+            old_email: Email::parse("old@example.com").unwrap(),
+            new_email: Email::parse("New.Address@Example.com").unwrap()
+        }
+    );
+    assert_eq!(confirm(second.hash, at(6)).await, EmailChangeOutcome::InvalidToken, "single use");
+    assert!(store.user_by_email("old@example.com").await.unwrap().is_none());
+    let found = store.user_by_email("new.address@example.com").await.unwrap().expect("found by the new address");
+    assert_eq!(found.email.as_str(), "New.Address@example.com");
+    assert_eq!(found.email_verified_at, Some(at(5)), "the link proved the new address");
+    let ids: Vec<_> = store.sessions_for_user(user.id).await.unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(ids, [current.id], "other sessions end");
+    assert_eq!(store.reset_token_user(&reset.hash, at(6)).await.unwrap(), None, "links sent to the old address die");
+    let stale = audit(None, "auth.email_verified", at(6));
+    assert_eq!(store.verify_email(&verify.hash, at(6), &stale).await.unwrap(), None);
+    let kinds: Vec<_> = store.audit_for_user(user.id, None, 50).await.unwrap().into_iter().map(|a| a.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "account.email_changed").count(), 1, "audited once, for the user");
+
+    let late = email_change(user.id, "later@example.com", at(10));
+    store.request_email_change(&late, &audit(Some(user.id), "account.email_change_requested", at(10))).await.unwrap();
+    assert_eq!(confirm(late.hash, at(10 + 3600)).await, EmailChangeOutcome::InvalidToken, "expired");
+}
+
+pub async fn an_email_change_to_a_taken_address_changes_nothing(store: &dyn Store) {
+    let (user, _) = register(store, "mover@example.com").await;
+    let s = session(user.id, at(1));
+    store.record_login(&login(&s, None)).await.unwrap();
+    let change = email_change(user.id, "taken@example.com", at(2));
+    store.request_email_change(&change, &audit(Some(user.id), "account.email_change_requested", at(2))).await.unwrap();
+    register(store, "Taken@example.com").await;
+    let a = audit(None, "account.email_changed", at(3));
+    let outcome = store.confirm_email_change(&change.hash, at(3), None, &a).await.unwrap();
+    assert_eq!(
+        outcome,
+        EmailChangeOutcome::Taken { user: user.id, new_email: Email::parse("taken@example.com").unwrap() }
+    );
+    let found = store.user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(found.email.as_str(), "mover@example.com", "unchanged");
+    assert_eq!(store.sessions_for_user(user.id).await.unwrap().len(), 1, "no session ended");
+    let kinds: Vec<_> = store.audit_for_user(user.id, None, 50).await.unwrap().into_iter().map(|a| a.kind).collect();
+    assert!(!kinds.iter().any(|k| k == "account.email_changed"));
 }

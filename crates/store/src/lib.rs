@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use domain::{SessionId, Timestamp, UserId};
 
 pub use records::{
-    AuditRecord, BackupCodeRecord, EnableTotp, LoginWrite, NewEmailToken, NewSession, NewUser, PreferencesUpdate,
-    SecondFactorUse, SessionRecord, ThrottleRule, TokenPurpose, UserRecord,
+    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, LoginWrite, NewEmailChange, NewEmailToken,
+    NewSession, NewUser, PreferencesUpdate, SecondFactorUse, SessionRecord, ThrottleRule, TokenPurpose, UserRecord,
 };
 
 /// What went wrong in a backend, phrased as what the caller should do about it.
@@ -88,6 +88,20 @@ pub trait Store: Send + Sync + fmt::Debug {
         keep: SessionId,
         audit: &AuditRecord,
     ) -> StoreResult<()>;
+
+    /// Stores a requested email change; earlier unconfirmed requests of the user stop working.
+    async fn request_email_change(&self, change: &NewEmailChange, audit: &AuditRecord) -> StoreResult<()>;
+
+    /// Confirms an email change with its token at `now`: the address changes and counts as
+    /// verified, the user's pending changes and reset links die, and every session of the user
+    /// except `keep` ends. `audit` is written with the user filled in.
+    async fn confirm_email_change(
+        &self,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        keep: Option<SessionId>,
+        audit: &AuditRecord,
+    ) -> StoreResult<EmailChangeOutcome>;
 
     // --- sessions ---
 

@@ -163,3 +163,25 @@ pub struct ThrottleRule {
     /// account: a password reset or a successful sign-in is the only way back).
     pub lock_after: Option<u32>,
 }
+
+/// A requested change of a user's email, confirmed by a link mailed to the new address. Only the
+/// SHA-256 of the token is stored.
+#[derive(Debug, Clone)]
+pub struct NewEmailChange {
+    pub hash: [u8; 32],
+    pub user_id: UserId,
+    pub new_email: Email,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What confirming an email change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailChangeOutcome {
+    /// The address changed (and counts as verified); the user's other sessions ended.
+    Changed { user: UserId, old_email: Email, new_email: Email },
+    /// The token is unknown, used or expired; nothing changed.
+    InvalidToken,
+    /// Another account has the new address by now; nothing changed, the token stays unused.
+    Taken { user: UserId, new_email: Email },
+}

@@ -1,18 +1,22 @@
 //! `/api/v1/me`, `/api/v1/sessions`, `/api/v1/audit-log`: what the signed-in user sees of their
 //! own account.
 
+use auth::OpaqueToken;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use domain::Email;
 use domain::{SessionId, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{AuditRecord, PreferencesUpdate, SessionRecord, UserRecord};
+use store::{AuditRecord, EmailChangeOutcome, NewEmailChange, PreferencesUpdate, SessionRecord, UserRecord};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::ApiError;
-use crate::extract::{ApiJson, ApiQuery, ClientInfo};
+use crate::api::auth::{mail_budget_left, parse_email};
+use crate::emails;
+use crate::extract::{ApiJson, ApiQuery, ClientInfo, MaybeAuthed, SecretInput, StepUp};
 use crate::session::{self, Authed};
 use crate::state::AppState;
 
@@ -183,4 +187,108 @@ pub async fn audit_log(
     };
     let rows = state.store.audit_for_user(authed.user.id, before, limit).await?;
     Ok(axum::Json(rows.iter().map(audit_json).collect::<Vec<_>>()).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEmailBody {
+    new_email: String,
+}
+
+/// `POST /api/v1/me/email` (step-up): mails a confirmation link to the new address and a notice to
+/// the current one. The answer is the same whether or not the new address is free (no
+/// enumeration); a taken address gets a notice instead of a link.
+pub async fn change_email(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    StepUp(authed): StepUp,
+    ApiJson(body): ApiJson<ChangeEmailBody>,
+) -> Result<Response, ApiError> {
+    let user = &authed.user;
+    let new_email = parse_email(&body.new_email).map_err(|err| match err {
+        ApiError::InvalidEmail(message) => ApiError::InvalidInput { field: "new_email", message },
+        other => other,
+    })?;
+    if new_email.canonical() == user.email.canonical() {
+        return Err(ApiError::InvalidInput {
+            field: "new_email",
+            message: "That is already your email address.".to_owned(),
+        });
+    }
+    let now = state.now();
+    let taken = state.store.user_by_email(&new_email.canonical()).await?.is_some();
+    let audit =
+        state.audit(Some(user.id), "account.email_change_requested", &client, json!({ "to": new_email.as_str() }));
+    let token = OpaqueToken::generate(&*state.random);
+    if taken {
+        state.store.append_audit(&audit).await?;
+    } else {
+        let change = NewEmailChange {
+            hash: *token.hash().as_bytes(),
+            user_id: user.id,
+            new_email: new_email.clone(),
+            created_at: now,
+            expires_at: now.plus(state.config.email_change_ttl),
+        };
+        state.store.request_email_change(&change, &audit).await?;
+    }
+    if mail_budget_left(&state, &new_email).await? {
+        state.send_mail(if taken {
+            emails::email_change_to_taken_address(&state.config, new_email.as_str())
+        } else {
+            emails::confirm_email_change(&state.config, new_email.as_str(), token.expose())
+        });
+    }
+    if mail_budget_left(&state, &user.email).await? {
+        let ip = client.ip.to_string();
+        state.send_user_mail(
+            user,
+            emails::email_change_requested(&state.config, user.email.as_str(), new_email.as_str(), &ip),
+        );
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "status": "confirmation_sent" }))).into_response())
+}
+
+/// Consumes an email-change token: shared by the API route and the page behind the mailed link.
+/// The confirming browser's session survives when it is the user's; every other one ends.
+pub async fn confirm_email_change_token(
+    state: &AppState,
+    client: &ClientInfo,
+    raw: &str,
+    current: Option<&Authed>,
+) -> Result<Email, ApiError> {
+    let token = OpaqueToken::parse(raw).map_err(|_| ApiError::InvalidToken)?;
+    let audit = state.audit(None, "account.email_changed", client, json!({}));
+    let keep = current.map(|a| a.session.id);
+    match state.store.confirm_email_change(token.hash().as_bytes(), state.now(), keep, &audit).await? {
+        EmailChangeOutcome::Changed { user, old_email, new_email } => {
+            if let Some(record) = state.store.user_by_id(user).await? {
+                let old = UserRecord { email: old_email.clone(), ..record };
+                state
+                    .send_user_mail(&old, emails::email_changed(&state.config, old_email.as_str(), new_email.as_str()));
+            }
+            Ok(new_email)
+        }
+        EmailChangeOutcome::InvalidToken => Err(ApiError::InvalidToken),
+        EmailChangeOutcome::Taken { .. } => Err(ApiError::Conflict {
+            code: "email_taken",
+            message: "This address already has a Bulwark account, so it cannot become yours.",
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EmailTokenBody {
+    token: SecretInput,
+}
+
+/// `POST /api/v1/me/email/confirm` `{"token"}`.
+pub async fn confirm_email_change(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    MaybeAuthed(authed): MaybeAuthed,
+    ApiJson(body): ApiJson<EmailTokenBody>,
+) -> Result<Response, ApiError> {
+    let email = confirm_email_change_token(&state, &client, body.token.expose(), authed.as_ref()).await?;
+    Ok(axum::Json(json!({ "status": "changed", "email": email })).into_response())
 }

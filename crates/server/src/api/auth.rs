@@ -49,7 +49,7 @@ pub(crate) async fn hit(state: &AppState, key: &str, rule: &ThrottleRule) -> Res
 
 /// Counts one mail against the recipient's `mail:acct` key. `false` when the recipient already had
 /// their share: the request still gets its usual answer, the mail is just not sent.
-async fn mail_budget_left(state: &AppState, recipient: &Email) -> Result<bool, ApiError> {
+pub(crate) async fn mail_budget_left(state: &AppState, recipient: &Email) -> Result<bool, ApiError> {
     let key = account_key("mail", recipient);
     if state.store.throttle_blocked_until(&key, state.now()).await?.is_some() {
         return Ok(false);
@@ -58,7 +58,7 @@ async fn mail_budget_left(state: &AppState, recipient: &Email) -> Result<bool, A
     Ok(true)
 }
 
-fn parse_email(raw: &str) -> Result<Email, ApiError> {
+pub(crate) fn parse_email(raw: &str) -> Result<Email, ApiError> {
     Email::parse(raw).map_err(|e| ApiError::InvalidEmail(format!("{}{}", capitalize(&e.to_string()), ".")))
 }
 

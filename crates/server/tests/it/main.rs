@@ -3,6 +3,7 @@
 
 mod accounts;
 mod audit;
+mod email_change;
 mod logs;
 mod pages;
 mod secrets;

@@ -787,28 +787,22 @@ macro_rules! impl_store {
             async fn check_root_key(&self, key_id: &str, now: ::domain::Timestamp) -> ::store::StoreResult<bool> {
                 use $crate::sqlx::{self, Row as _};
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
-                let rows = sqlx::query("SELECT key_id FROM vault_keys")
-                    .fetch_all(&mut *tx)
+                // One row: the first node to start records its key; concurrent starts agree on it.
+                sqlx::query(
+                    "INSERT INTO vault_root_key (id, key_id, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(key_id)
+                .bind(now.as_unix_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?;
+                let row = sqlx::query("SELECT key_id FROM vault_root_key WHERE id = 1")
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(sql_impl::map_err)?;
-                let known: Vec<String> =
-                    rows.iter().map(|row| row.try_get("key_id")).collect::<Result<_, _>>().map_err(sql_impl::map_err)?;
-                if known.iter().any(|k| k == key_id) {
-                    tx.rollback().await.map_err(sql_impl::map_err)?;
-                    return Ok(true);
-                }
-                if !known.is_empty() {
-                    tx.rollback().await.map_err(sql_impl::map_err)?;
-                    return Ok(false);
-                }
-                sqlx::query("INSERT INTO vault_keys (key_id, created_at) VALUES ($1, $2)")
-                    .bind(key_id)
-                    .bind(now.as_unix_millis())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(sql_impl::map_err)?;
+                let recorded: String = row.try_get("key_id").map_err(sql_impl::map_err)?;
                 tx.commit().await.map_err(sql_impl::map_err)?;
-                Ok(true)
+                Ok(recorded == key_id)
             }
 
             async fn session_by_token(

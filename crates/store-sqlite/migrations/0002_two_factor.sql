@@ -19,9 +19,11 @@ CREATE TABLE backup_codes (
 ) STRICT;
 CREATE INDEX backup_codes_user ON backup_codes (user_id);
 
--- The ids (not the keys) of root keys that sealed data in this database, so a node started with
--- another key file refuses to start instead of failing every sign-in.
-CREATE TABLE vault_keys (
-    key_id     TEXT PRIMARY KEY NOT NULL,
+-- The id (never the key) of the root key that seals this database's secrets: one row, written by
+-- the first node that starts, so a node started with another key file refuses to start instead of
+-- failing every sign-in. The vault's key ring (rotation) will extend this.
+CREATE TABLE vault_root_key (
+    id         INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    key_id     TEXT NOT NULL,
     created_at INTEGER NOT NULL
 ) STRICT;

@@ -38,6 +38,7 @@ macro_rules! store_contract_tests {
             disabling_totp_removes_seed_codes_and_other_sessions,
             preferences_update_only_the_given_fields,
             the_first_root_key_is_recorded_and_others_refused,
+            concurrent_first_starts_agree_on_one_root_key,
             an_email_change_is_confirmed_once_and_ends_other_sessions,
             an_email_change_to_a_taken_address_changes_nothing,
         );
@@ -657,4 +658,12 @@ pub async fn an_email_change_to_a_taken_address_changes_nothing(store: &dyn Stor
     assert_eq!(store.sessions_for_user(user.id).await.unwrap().len(), 1, "no session ended");
     let kinds: Vec<_> = store.audit_for_user(user.id, None, 50).await.unwrap().into_iter().map(|a| a.kind).collect();
     assert!(!kinds.iter().any(|k| k == "account.email_changed"));
+}
+
+pub async fn concurrent_first_starts_agree_on_one_root_key(store: &dyn Store) {
+    let (a, b) = tokio::join!(store.check_root_key("aaaa", at(0)), store.check_root_key("bbbb", at(0)));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a != b, "exactly one of two nodes starting at once with different keys is accepted: {a} {b}");
+    let winner = if a { "aaaa" } else { "bbbb" };
+    assert!(store.check_root_key(winner, at(1)).await.unwrap());
 }

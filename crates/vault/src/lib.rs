@@ -22,6 +22,8 @@
 //!
 //! This crate does no file IO: the binary reads and creates the key file.
 
+pub mod envelope;
+
 use std::fmt;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, Nonce, RandomizedNonceKey};
@@ -66,6 +68,14 @@ pub enum VaultError {
     Tampered,
     #[error("the cryptographic library failed")]
     Crypto,
+    #[error("the sealed value names algorithm {0}, which this build does not know")]
+    UnknownAlgorithm(u8),
+    #[error("the sealed value has bytes after its end")]
+    TrailingBytes,
+    #[error("key-encryption key version {0} is not in the ring (destroyed, or not loaded)")]
+    UnknownKeyVersion(u32),
+    #[error("the key ring has no active key-encryption key")]
+    NoActiveKey,
 }
 
 /// Names a root key without revealing anything about it (a one-way derivation).
@@ -106,6 +116,10 @@ impl RootKey {
 
     pub fn from_bytes(bytes: [u8; 32]) -> RootKey {
         RootKey(Zeroizing::new(bytes))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// Parses the key file: standard base64 of the 32 bytes, surrounding whitespace ignored.

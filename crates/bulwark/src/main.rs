@@ -75,23 +75,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
 
-    let sealer = vault::Sealer::new(&load_or_create_root_key(&settings.root_key_file)?)?;
-    let now = domain::Clock::now(&SystemClock);
-    if !store.check_root_key(&sealer.key_id().to_string(), now).await? {
-        anyhow::bail!(
-            "the root key in {} (id {}) is not the key this database was sealed with: start with the \
-             original BULWARK_ROOT_KEY_FILE (every node of one database needs the same file)",
-            settings.root_key_file.display(),
-            sealer.key_id()
-        );
-    }
-    tracing::info!(key_id = %sealer.key_id(), file = %settings.root_key_file.display(), "root key loaded");
+    let vault = open_vault(&settings.root_key_file, &*store).await?;
     let deps = server::AppDeps {
         store,
         mailer,
         clock: Arc::new(SystemClock),
         random: Arc::new(auth::OsRandom),
-        sealer: Arc::new(sealer),
+        vault: Arc::new(vault),
     };
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local = listener.local_addr()?;
@@ -107,9 +97,51 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the root key file, or creates it (mode 0600, never overwriting) when it does not exist.
-fn load_or_create_root_key(path: &std::path::Path) -> anyhow::Result<vault::RootKey> {
-    use std::io::Write as _;
+/// The vault of this node (SEC-3). On the first start of a database (no key ring yet) the root key
+/// file is created if missing and key-encryption key version 1 is written, wrapped by it. Later, a
+/// missing root key file, or one that does not open the ring, leaves the node *sealed*: everything
+/// works except sealing and opening secrets, and `/healthz` says so. A missing file is never
+/// replaced once the database has a ring.
+async fn open_vault(path: &std::path::Path, store: &dyn store::Store) -> anyhow::Result<vault::Vault> {
+    use vault::envelope::{Kek, KekRing};
+    let mut keks = store.vault_keks().await?;
+    let root = match read_root_key(path)? {
+        Some(root) => root,
+        None if keks.is_empty() => create_root_key(path)?,
+        None => {
+            tracing::error!(file = %path.display(), "the root key file is missing: starting SEALED; two-factor codes cannot be checked until it is restored");
+            return Ok(vault::Vault::sealed());
+        }
+    };
+    if keks.is_empty() {
+        let first = Kek::generate(1)?;
+        if !store.insert_first_kek(&first.wrap(&root)?, domain::Clock::now(&SystemClock)).await? {
+            tracing::info!("another node wrote the first key-encryption key; using it");
+        }
+        keks = store.vault_keks().await?;
+    }
+    let live: Result<Vec<Kek>, _> = keks
+        .iter()
+        .filter(|k| k.state != store::KekState::Destroyed)
+        .map(|k| Kek::unwrap(&root, k.version, &k.wrapped))
+        .collect();
+    let active = keks.iter().find(|k| k.state == store::KekState::Active).map(|k| k.version);
+    match (live, active) {
+        (Ok(live), Some(active)) => {
+            let ring = KekRing::new(active, live)?;
+            tracing::info!(file = %path.display(), active_kek = active, "vault unsealed");
+            Ok(vault::Vault::unsealed(ring))
+        }
+        (Err(err), _) => {
+            tracing::error!(file = %path.display(), error = %err, "the root key does not open this database's key ring (another key file?): starting SEALED");
+            Ok(vault::Vault::sealed())
+        }
+        (Ok(_), None) => anyhow::bail!("the vault's key ring has no active key-encryption key"),
+    }
+}
+
+/// The root key from its file, or `None` when the file does not exist.
+fn read_root_key(path: &std::path::Path) -> anyhow::Result<Option<vault::RootKey>> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             #[cfg(unix)]
@@ -121,23 +153,28 @@ fn load_or_create_root_key(path: &std::path::Path) -> anyhow::Result<vault::Root
                 }
             }
             let text = zeroize::Zeroizing::new(text);
-            vault::RootKey::from_file_text(&text).with_context(|| format!("reading the root key {}", path.display()))
+            let key = vault::RootKey::from_file_text(&text)
+                .with_context(|| format!("reading the root key {}", path.display()))?;
+            Ok(Some(key))
         }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let key = vault::RootKey::generate()?;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file =
-                options.open(path).with_context(|| format!("creating the root key file {}", path.display()))?;
-            file.write_all(key.to_file_text().as_bytes())?;
-            file.sync_all()?;
-            tracing::info!(file = %path.display(), "created a new root key; back it up apart from the database");
-            Ok(key)
-        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err).with_context(|| format!("reading the root key {}", path.display())),
     }
+}
+
+/// Creates the root key file with mode 0600, never overwriting one.
+fn create_root_key(path: &std::path::Path) -> anyhow::Result<vault::RootKey> {
+    use std::io::Write as _;
+    let key = vault::RootKey::generate()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("creating the root key file {}", path.display()))?;
+    file.write_all(key.to_file_text().as_bytes())?;
+    file.sync_all()?;
+    tracing::info!(file = %path.display(), "created a new root key; back it up apart from the database");
+    Ok(key)
 }
 
 fn init_logging(filter: &str) {

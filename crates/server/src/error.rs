@@ -33,6 +33,8 @@ pub enum ApiError {
     InvalidSecondFactor,
     #[error("two-factor sign-in is already on")]
     AlreadyEnabled,
+    #[error("the vault is sealed")]
+    VaultSealed,
     #[error("conflict: {code}")]
     Conflict { code: &'static str, message: &'static str },
     #[error("unauthenticated")]
@@ -73,7 +75,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited(_) | ApiError::Locked => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(StoreError::Unavailable(_)) | ApiError::VaultSealed => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,6 +95,7 @@ impl ApiError {
             ApiError::InvalidSecondFactor => "invalid_second_factor",
             ApiError::AlreadyEnabled => "already_enabled",
             ApiError::Conflict { code, .. } => code,
+            ApiError::VaultSealed => "vault_sealed",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::ReauthRequired => "reauth_required",
             ApiError::CsrfRejected => "csrf_rejected",
@@ -120,6 +123,11 @@ impl ApiError {
             ApiError::InvalidSecondFactor => "That code is not right, or it was already used.".to_owned(),
             ApiError::AlreadyEnabled => "Two-factor sign-in is already on.".to_owned(),
             ApiError::Conflict { message, .. } => (*message).to_owned(),
+            ApiError::VaultSealed => {
+                "Codes from an authenticator app cannot be checked right now because this server's \
+                vault is sealed (its root key is missing). Use a backup code, or ask your operator."
+                    .to_owned()
+            }
             ApiError::Unauthenticated => "Sign in to continue.".to_owned(),
             ApiError::ReauthRequired => {
                 "Confirm your password (and code, if two-factor sign-in is on) to continue.".to_owned()

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
     match state.store.ping().await {
+        Ok(()) if state.vault.is_sealed() => axum::Json(json!({ "status": "ok", "vault": "sealed" })).into_response(),
         Ok(()) => axum::Json(json!({ "status": "ok" })).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "health check: database unreachable");

@@ -19,8 +19,8 @@ pub struct AppDeps {
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
-    /// Seals secrets at rest (TOTP seeds) under the root key.
-    pub sealer: Arc<vault::Sealer>,
+    /// Seals secrets at rest (TOTP seeds); sealed when the node has no usable root key.
+    pub vault: Arc<vault::Vault>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub struct Inner {
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
-    pub sealer: Arc<vault::Sealer>,
+    pub vault: Arc<vault::Vault>,
     pub hashes: HashPool,
 }
 
@@ -57,7 +57,7 @@ impl AppState {
             mailer: deps.mailer,
             clock: deps.clock,
             random: deps.random,
-            sealer: deps.sealer,
+            vault: deps.vault,
             hashes,
         })))
     }

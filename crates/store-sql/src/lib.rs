@@ -784,25 +784,43 @@ macro_rules! impl_store {
                 Ok(Some(record))
             }
 
-            async fn check_root_key(&self, key_id: &str, now: ::domain::Timestamp) -> ::store::StoreResult<bool> {
+            async fn vault_keks(&self) -> ::store::StoreResult<Vec<::store::KekRecord>> {
                 use $crate::sqlx::{self, Row as _};
-                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
-                // One row: the first node to start records its key; concurrent starts agree on it.
-                sqlx::query(
-                    "INSERT INTO vault_root_key (id, key_id, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(key_id)
-                .bind(now.as_unix_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(sql_impl::map_err)?;
-                let row = sqlx::query("SELECT key_id FROM vault_root_key WHERE id = 1")
-                    .fetch_one(&mut *tx)
+                let rows = sqlx::query("SELECT version, wrapped, state, created_at FROM vault_keks ORDER BY version")
+                    .fetch_all(&self.pool)
                     .await
                     .map_err(sql_impl::map_err)?;
-                let recorded: String = row.try_get("key_id").map_err(sql_impl::map_err)?;
-                tx.commit().await.map_err(sql_impl::map_err)?;
-                Ok(recorded == key_id)
+                rows.iter()
+                    .map(|row| {
+                        let version: i64 = row.try_get("version").map_err(sql_impl::map_err)?;
+                        let state: String = row.try_get("state").map_err(sql_impl::map_err)?;
+                        let created_at: i64 = row.try_get("created_at").map_err(sql_impl::map_err)?;
+                        Ok(::store::KekRecord {
+                            version: u32::try_from(version)
+                                .map_err(|_| ::store::StoreError::Corrupt(format!("bad KEK version {version}")))?,
+                            wrapped: row.try_get("wrapped").map_err(sql_impl::map_err)?,
+                            state: ::store::KekState::parse(&state)
+                                .ok_or_else(|| ::store::StoreError::Corrupt(format!("bad KEK state {state:?}")))?,
+                            created_at: ::domain::Timestamp::from_unix_millis(created_at),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_first_kek(&self, wrapped: &[u8], now: ::domain::Timestamp) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                // Version 1 is the primary key: of nodes starting at once, exactly one writes it.
+                let inserted = sqlx::query(
+                    "INSERT INTO vault_keks (version, wrapped, state, created_at) VALUES (1, $1, 'active', $2) \
+                     ON CONFLICT (version) DO NOTHING",
+                )
+                .bind(wrapped)
+                .bind(now.as_unix_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(sql_impl::map_err)?
+                .rows_affected();
+                Ok(inserted == 1)
             }
 
             async fn session_by_token(

@@ -1,6 +1,7 @@
--- Two-factor sign-in, backup codes, preferences and the root-key check.
--- TOTP seeds are stored only sealed by the vault (AES-256-GCM under the root key, bound to the
--- user id); backup codes only as Argon2id PHC strings.
+-- Two-factor sign-in, backup codes, preferences and the vault's key ring.
+-- TOTP seeds are stored only sealed by the vault (XChaCha20-Poly1305 under a data key wrapped by a
+-- key-encryption key wrapped by the root key, bound to the user id); backup codes only as Argon2id
+-- PHC strings.
 
 ALTER TABLE users ADD COLUMN totp_seed_sealed BLOB;
 -- The last TOTP time step accepted for this user: a code is accepted at most once (AU-6).
@@ -19,11 +20,12 @@ CREATE TABLE backup_codes (
 ) STRICT;
 CREATE INDEX backup_codes_user ON backup_codes (user_id);
 
--- The id (never the key) of the root key that seals this database's secrets: one row, written by
--- the first node that starts, so a node started with another key file refuses to start instead of
--- failing every sign-in. The vault's key ring (rotation) will extend this.
-CREATE TABLE vault_root_key (
-    id         INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
-    key_id     TEXT NOT NULL,
+-- The vault's key-encryption keys (spec/security.md section 3), each wrapped by the root key,
+-- which never enters the database. Exactly one is active for writes; a rotation adds the next
+-- version and retires the old one once no secret names it.
+CREATE TABLE vault_keks (
+    version    INTEGER PRIMARY KEY NOT NULL CHECK (version >= 1),
+    wrapped    BLOB NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('active', 'decrypt_only', 'destroyed')),
     created_at INTEGER NOT NULL
 ) STRICT;

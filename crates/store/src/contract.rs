@@ -7,7 +7,7 @@ use std::time::Duration;
 use domain::{AuditId, BackupCodeId, Email, SessionId, Timestamp, UserId};
 
 use crate::{
-    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, LoginWrite, NewEmailChange, NewEmailToken,
+    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, KekState, LoginWrite, NewEmailChange, NewEmailToken,
     NewSession, NewUser, PreferencesUpdate, SecondFactorUse, Store, StoreError, ThrottleRule, TokenPurpose,
 };
 
@@ -37,8 +37,7 @@ macro_rules! store_contract_tests {
             backup_codes_are_single_use_and_replaced_as_a_set,
             disabling_totp_removes_seed_codes_and_other_sessions,
             preferences_update_only_the_given_fields,
-            the_first_root_key_is_recorded_and_others_refused,
-            concurrent_first_starts_agree_on_one_root_key,
+            the_first_kek_is_written_once_even_by_concurrent_starts,
             an_email_change_is_confirmed_once_and_ends_other_sessions,
             an_email_change_to_a_taken_address_changes_nothing,
         );
@@ -577,13 +576,6 @@ pub async fn preferences_update_only_the_given_fields(store: &dyn Store) {
     assert!(store.update_preferences(nobody, &PreferencesUpdate::default(), &a).await.unwrap().is_none());
 }
 
-pub async fn the_first_root_key_is_recorded_and_others_refused(store: &dyn Store) {
-    assert!(store.check_root_key("aaaa", at(0)).await.unwrap(), "first key recorded");
-    assert!(store.check_root_key("aaaa", at(1)).await.unwrap(), "same key again");
-    assert!(!store.check_root_key("bbbb", at(2)).await.unwrap(), "another key refused");
-    assert!(store.check_root_key("aaaa", at(3)).await.unwrap(), "the refused one was not recorded");
-}
-
 fn email_change(user: UserId, to: &str, when: Timestamp) -> NewEmailChange {
     NewEmailChange {
         hash: random_bytes(),
@@ -660,10 +652,14 @@ pub async fn an_email_change_to_a_taken_address_changes_nothing(store: &dyn Stor
     assert!(!kinds.iter().any(|k| k == "account.email_changed"));
 }
 
-pub async fn concurrent_first_starts_agree_on_one_root_key(store: &dyn Store) {
-    let (a, b) = tokio::join!(store.check_root_key("aaaa", at(0)), store.check_root_key("bbbb", at(0)));
+pub async fn the_first_kek_is_written_once_even_by_concurrent_starts(store: &dyn Store) {
+    assert!(store.vault_keks().await.unwrap().is_empty());
+    let (a, b) = tokio::join!(store.insert_first_kek(b"wrapped-a", at(0)), store.insert_first_kek(b"wrapped-b", at(0)));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert!(a != b, "exactly one of two nodes starting at once with different keys is accepted: {a} {b}");
-    let winner = if a { "aaaa" } else { "bbbb" };
-    assert!(store.check_root_key(winner, at(1)).await.unwrap());
+    assert!(a != b, "exactly one of two nodes starting at once writes the first key: {a} {b}");
+    let ring = store.vault_keks().await.unwrap();
+    assert_eq!(ring.len(), 1);
+    assert_eq!((ring[0].version, ring[0].state, ring[0].created_at), (1, KekState::Active, at(0)));
+    assert_eq!(ring[0].wrapped, if a { b"wrapped-a".to_vec() } else { b"wrapped-b".to_vec() });
+    assert!(!store.insert_first_kek(b"later", at(1)).await.unwrap(), "never replaced");
 }

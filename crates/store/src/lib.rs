@@ -15,8 +15,9 @@ use async_trait::async_trait;
 use domain::{SessionId, Timestamp, UserId};
 
 pub use records::{
-    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, LoginWrite, NewEmailChange, NewEmailToken,
-    NewSession, NewUser, PreferencesUpdate, SecondFactorUse, SessionRecord, ThrottleRule, TokenPurpose, UserRecord,
+    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, KekRecord, KekState, LoginWrite, NewEmailChange,
+    NewEmailToken, NewSession, NewUser, PreferencesUpdate, SecondFactorUse, SessionRecord, ThrottleRule, TokenPurpose,
+    UserRecord,
 };
 
 /// What went wrong in a backend, phrased as what the caller should do about it.
@@ -187,10 +188,14 @@ pub trait Store: Send + Sync + fmt::Debug {
         audit: &AuditRecord,
     ) -> StoreResult<Option<UserRecord>>;
 
-    /// Records `key_id` as the root key of this database if none is recorded yet. `true` when
-    /// the database has no key recorded or has this one; `false` when it was sealed under
-    /// another root key.
-    async fn check_root_key(&self, key_id: &str, now: Timestamp) -> StoreResult<bool>;
+    // --- vault ---
+
+    /// The vault's key-encryption keys, every state, by version.
+    async fn vault_keks(&self) -> StoreResult<Vec<KekRecord>>;
+
+    /// Stores KEK version 1 as the active key if the database has none yet. `false` when another
+    /// node (or an earlier start) wrote it first: then the stored one is the ring.
+    async fn insert_first_kek(&self, wrapped: &[u8], now: Timestamp) -> StoreResult<bool>;
 
     // --- throttling ---
 

@@ -185,3 +185,42 @@ pub enum EmailChangeOutcome {
     /// Another account has the new address by now; nothing changed, the token stays unused.
     Taken { user: UserId, new_email: Email },
 }
+
+/// The state of a key-encryption key of the vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KekState {
+    /// The one key new secrets are sealed under.
+    Active,
+    /// Still opens secrets that name it; rotation moves them off it.
+    DecryptOnly,
+    /// No secret names it any more; its wrapped key is gone.
+    Destroyed,
+}
+
+impl KekState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KekState::Active => "active",
+            KekState::DecryptOnly => "decrypt_only",
+            KekState::Destroyed => "destroyed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<KekState> {
+        Some(match raw {
+            "active" => KekState::Active,
+            "decrypt_only" => KekState::DecryptOnly,
+            "destroyed" => KekState::Destroyed,
+            _ => return None,
+        })
+    }
+}
+
+/// A key-encryption key as stored: wrapped by the root key (which is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KekRecord {
+    pub version: u32,
+    pub wrapped: Vec<u8>,
+    pub state: KekState,
+    pub created_at: Timestamp,
+}

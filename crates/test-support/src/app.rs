@@ -30,6 +30,8 @@ pub struct TestApp {
     pub clock: Arc<FakeClock>,
     pub smtp: SmtpSink,
     pub store: Arc<dyn Store>,
+    /// The app's vault (unsealed, one KEK), so a test can open what the app sealed.
+    pub vault: Arc<vault::Vault>,
     pub config: ServerConfig,
     pub client: reqwest::Client,
     db: DbGuard,
@@ -72,13 +74,14 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Server
         }
     };
     let clock = Arc::new(FakeClock::new());
+    let vault = Arc::new(vault::Vault::unsealed(test_ring()));
     let mailer = mail::SmtpMailer::new(&smtp.url(), &config.mail_from).expect("smtp mailer");
     let deps = AppDeps {
         store: store.clone(),
         mailer: Arc::new(mailer),
         clock: clock.clone(),
         random: Arc::new(auth::OsRandom),
-        sealer: Arc::new(vault::Sealer::new(&vault::RootKey::from_bytes(TEST_ROOT_KEY)).expect("sealer")),
+        vault: vault.clone(),
     };
     let state = AppState::new(config.clone(), deps).expect("app state");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -89,11 +92,16 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Server
         .await;
     });
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { addr, base, clock, smtp, store, config, client, db, shutdown: Some(stop) }
+    TestApp { addr, base, clock, smtp, store, vault, config, client, db, shutdown: Some(stop) }
 }
 
-/// The root key of every test app, so a test can open what the app sealed.
-pub const TEST_ROOT_KEY: [u8; 32] = *b"bulwark test root key, not real!";
+/// A key ring with one fresh KEK (version 1), for a test app's vault.
+///
+/// # Panics
+/// When the OS random source fails.
+pub fn test_ring() -> vault::envelope::KekRing {
+    vault::envelope::KekRing::new(1, vec![vault::envelope::Kek::generate(1).expect("kek")]).expect("ring")
+}
 
 /// What a test got back: status, headers and the body as JSON (`Value::Null` when empty or not JSON).
 #[derive(Debug)]

@@ -7,7 +7,7 @@ mod clock;
 mod db;
 mod smtp;
 
-pub use app::{Backend, Reply, TEST_ROOT_KEY, TestApp, spawn_app, spawn_app_with};
+pub use app::{Backend, Reply, TestApp, spawn_app, spawn_app_with, test_ring};
 pub use clock::FakeClock;
 pub use db::{DEFAULT_PG_URL, TestPg, TestSqlite, pg_store, pg_store_again, pg_url, sqlite_store};
 pub use smtp::{ReceivedMail, SmtpSink};

@@ -1,4 +1,4 @@
-//! Envelope sealing (format 2), the design of `spec/security.md` section 3.
+//! Envelope sealing, the design of `spec/security.md` section 3.
 //!
 //! Three levels of keys, as in Vault Transit or a KMS:
 //! - the **root key** (a file, never in the database) wraps
@@ -12,10 +12,10 @@
 //! open, and neither does a DEK relabelled with another version. Rotation rewraps only the small
 //! DEK ([`KekRing::rewrap`]); the secret's ciphertext never changes.
 //!
-//! Blob, format 2 (every integer big-endian; the decoder refuses unknown values and trailing bytes):
+//! Blob, format 1 (every integer big-endian; the decoder refuses unknown values and trailing bytes):
 //!
 //! ```text
-//! [0]       format = 2
+//! [0]       format = 1
 //! [1]       algorithm = 1 (XChaCha20-Poly1305)
 //! [2..6]    KEK version, u32
 //! [6..8]    length of the wrapped DEK, u16 = 72
@@ -24,9 +24,6 @@
 //! [104..108] length of ciphertext || tag, u32
 //! [108..]   ciphertext || tag(16)
 //! ```
-//!
-//! Format 1 (the AES-256-GCM [`crate::Sealer`] blobs of the first step) starts with byte 1, so
-//! the two never parse as each other.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,7 +34,7 @@ use zeroize::Zeroizing;
 
 use crate::{RootKey, VaultError};
 
-pub const FORMAT_V2: u8 = 2;
+pub const FORMAT: u8 = 1;
 const ALG_XCHACHA20_POLY1305: u8 = 1;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
@@ -256,7 +253,7 @@ impl KekRing {
 
 fn assemble(kek_version: u32, wrapped_dek: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, VaultError> {
     let mut blob = Vec::with_capacity(HEADER_LEN + ciphertext.len());
-    blob.push(FORMAT_V2);
+    blob.push(FORMAT);
     blob.push(ALG_XCHACHA20_POLY1305);
     blob.extend_from_slice(&kek_version.to_be_bytes());
     blob.extend_from_slice(&u16::try_from(wrapped_dek.len()).map_err(|_| VaultError::Malformed)?.to_be_bytes());
@@ -286,7 +283,7 @@ impl<'a> Parts<'a> {
     fn parse(blob: &'a [u8]) -> Result<Parts<'a>, VaultError> {
         let mut r = Reader(blob);
         let format = r.take(1)?[0];
-        if format != FORMAT_V2 {
+        if format != FORMAT {
             return Err(VaultError::UnknownVersion(format));
         }
         let alg = r.take(1)?[0];
@@ -417,7 +414,7 @@ mod tests {
         let b = ring.seal(&binding(), b"api secret").unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), HEADER_LEN + 10 + TAG_LEN);
-        assert_eq!((a[0], a[1], kek_version_of(&a).unwrap()), (2, 1, 1));
+        assert_eq!((a[0], a[1], kek_version_of(&a).unwrap()), (1, 1, 1));
         assert_eq!(ring.open(&binding(), &a).unwrap().as_slice(), b"api secret");
         assert!(!a.windows(10).any(|w| w == b"api secret"));
     }

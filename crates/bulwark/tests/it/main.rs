@@ -247,12 +247,15 @@ fn runs_on_postgresql() {
     drop(pg);
 }
 
+/// SEC-3: the root key file is created 0600 on the first start and kept; without it, or with
+/// another one, the node runs sealed: everything works except checking authenticator codes, and
+/// `/healthz` says so. A backup code still signs in.
 #[test]
-fn the_root_key_is_created_private_kept_and_a_different_one_refused() {
+fn without_its_root_key_the_node_runs_sealed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let key_file = data.join("root.key");
-    drop(serve(&data, &[]));
+    let app = serve(&data, &[]);
     let first = std::fs::read_to_string(&key_file).expect("root.key created on first start");
     assert_eq!(first.trim().len(), 44, "32 bytes as base64");
     #[cfg(unix)]
@@ -261,24 +264,63 @@ fn the_root_key_is_created_private_kept_and_a_different_one_refused() {
         let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the root key is private to its owner");
     }
-    drop(serve(&data, &[]));
-    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), first, "a restart keeps the key");
+    // An account with two-factor sign-in, set up with codes from oathtool at the real time.
+    let email = "sealed@example.com";
+    assert_eq!(app.post("/api/v1/auth/register", json!({"email": email, "password": PASSWORD}), None).0, 201);
+    assert_eq!(app.get(&outbox_link(&data, 1), None).0, 200);
+    let (_, _, cookie) = app.post("/api/v1/auth/login", json!({"email": email, "password": PASSWORD}), None);
+    let cookie = cookie.unwrap();
+    let (status, setup, _) = app.post("/api/v1/2fa/totp/setup", json!({}), Some(&cookie));
+    assert_eq!(status, 200);
+    let secret = setup["secret"].as_str().unwrap().to_owned();
+    let now = || {
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    };
+    let code = test_support::oathtool_totp(&secret, now());
+    let (status, confirmed, _) = app.post("/api/v1/2fa/totp/confirm", json!({ "code": code }), Some(&cookie));
+    assert_eq!(status, 200, "{confirmed}");
+    let backup = confirmed["backup_codes"][0].as_str().unwrap().to_owned();
+    drop(app);
 
-    // Another key against the same database: refused at start, not discovered at the first sign-in.
+    let app = serve(&data, &[]);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), first, "a restart keeps the key");
+    assert_eq!(app.get("/healthz", None).1, json!({"status": "ok"}));
+    drop(app);
+
     let other = dir.path().join("other.key");
     std::fs::write(&other, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .arg("serve")
-        .env_clear()
-        .env("BULWARK_DATA_DIR", &data)
-        .env("BULWARK_BIND", "127.0.0.1:0")
-        .env("BULWARK_ROOT_KEY_FILE", &other)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "a foreign root key must not start");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not the key this database was sealed with"), "{err}");
-    assert!(!err.contains("AAAAAAAA"), "the key is never printed");
+    for (name, extra) in
+        [("another key file", vec![("BULWARK_ROOT_KEY_FILE", other.to_str().unwrap())]), ("no key file", vec![])]
+    {
+        if extra.is_empty() {
+            std::fs::rename(&key_file, dir.path().join("kept.key")).unwrap();
+        }
+        let app = serve(&data, &extra);
+        assert_eq!(app.get("/healthz", None).1, json!({"status": "ok", "vault": "sealed"}), "{name}");
+        let (status, body, _) = app.post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": PASSWORD, "totp_code": test_support::oathtool_totp(&secret, now())}),
+            None,
+        );
+        assert_eq!((status, body["error"].as_str()), (503, Some("vault_sealed")), "{name}");
+        assert_eq!(
+            app.post("/api/v1/auth/register", json!({"email": "other@example.com", "password": PASSWORD}), None).0,
+            201
+        );
+        drop(app);
+        assert!(
+            !key_file.exists() || extra.len() == 1,
+            "a missing key file is never replaced once the database has a ring"
+        );
+    }
+    let app = serve(&data, &[]);
+    let (status, _, _) =
+        app.post("/api/v1/auth/login", json!({"email": email, "password": PASSWORD, "backup_code": backup}), None);
+    assert_eq!(status, 200, "a backup code needs no vault");
+    drop(app);
+    std::fs::rename(dir.path().join("kept.key"), &key_file).unwrap();
+    let app = serve(&data, &[]);
+    assert_eq!(app.get("/healthz", None).1, json!({"status": "ok"}), "unsealed again with the right key");
 }
 
 #[test]
@@ -309,6 +351,7 @@ fn help_names_every_variable() {
         "BULWARK_SMTP_URL",
         "BULWARK_TRUSTED_PROXIES",
         "BULWARK_ROOT_KEY_FILE",
+        "BULWARK_REAUTH_WINDOW_SECONDS",
         "BULWARK_LOG",
     ] {
         assert!(help.contains(var), "{var} in --help");

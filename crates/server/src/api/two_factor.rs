@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use store::{BackupCodeRecord, EnableTotp, SecondFactorUse, UserRecord};
+use vault::VaultError;
+use vault::envelope::Binding;
 use zeroize::Zeroizing;
 
 use crate::api::auth::{account_key, confirm_password, ensure_not_blocked, hit};
@@ -19,18 +21,22 @@ use crate::{ApiError, emails};
 
 const ISSUER: &str = "Bulwark";
 
+fn binding(user: &UserRecord) -> Binding {
+    Binding::totp_seed(&user.id.to_string())
+}
+
 fn seal(state: &AppState, user: &UserRecord, secret: &TotpSecret) -> Result<Vec<u8>, ApiError> {
-    state
-        .sealer
-        .seal(vault::Purpose::TotpSeed, user.id.to_string().as_bytes(), secret.expose())
-        .map_err(ApiError::internal)
+    state.vault.seal(&binding(user), secret.expose()).map_err(|err| match err {
+        VaultError::Sealed => ApiError::VaultSealed,
+        other => ApiError::internal(other),
+    })
 }
 
 fn open(state: &AppState, user: &UserRecord, sealed: &[u8]) -> Result<TotpSecret, ApiError> {
-    let seed = state
-        .sealer
-        .open(vault::Purpose::TotpSeed, user.id.to_string().as_bytes(), sealed)
-        .map_err(|err| ApiError::internal(format!("opening the TOTP seed of {}: {err}", user.id)))?;
+    let seed = state.vault.open(&binding(user), sealed).map_err(|err| match err {
+        VaultError::Sealed => ApiError::VaultSealed,
+        other => ApiError::internal(format!("opening the TOTP seed of {}: {other}", user.id)),
+    })?;
     Ok(TotpSecret::from_bytes(seed))
 }
 

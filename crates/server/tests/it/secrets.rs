@@ -112,15 +112,15 @@ pub async fn no_second_factor_secret_is_stored_or_logged(backend: Backend) {
     }
     assert!(dumped.matches("$argon2id$").count() >= 11, "password + 10 backup codes as Argon2id hashes");
 
-    // What is stored is the seed, sealed: it opens with the app's root key for this user only.
+    // What is stored is the seed, sealed: it opens with the app's vault for this user only.
     let user = app.store.user_by_email(&email).await.unwrap().unwrap();
     let sealed = user.totp_seed_sealed.expect("a sealed seed");
-    let sealer = vault::Sealer::new(&vault::RootKey::from_bytes(test_support::TEST_ROOT_KEY)).unwrap();
-    let opened = sealer.open(vault::Purpose::TotpSeed, user.id.to_string().as_bytes(), &sealed).unwrap();
-    assert_eq!(opened.as_slice(), seed.as_slice());
-    assert!(sealer.open(vault::Purpose::TotpSeed, b"another-user", &sealed).is_err(), "bound to its user");
-    let other_key = vault::Sealer::new(&vault::RootKey::from_bytes([9; 32])).unwrap();
-    assert!(other_key.open(vault::Purpose::TotpSeed, user.id.to_string().as_bytes(), &sealed).is_err());
+    let binding = vault::envelope::Binding::totp_seed(&user.id.to_string());
+    assert_eq!(app.vault.open(&binding, &sealed).unwrap().as_slice(), seed.as_slice());
+    let other_user = vault::envelope::Binding::totp_seed("another-user");
+    assert!(app.vault.open(&other_user, &sealed).is_err(), "bound to its user");
+    let other_ring = vault::Vault::unsealed(test_support::test_ring());
+    assert!(other_ring.open(&binding, &sealed).is_err(), "useless without this node's keys");
 }
 
 fn uuid_like() -> String {

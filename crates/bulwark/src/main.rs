@@ -38,6 +38,7 @@ impl domain::Clock for SystemClock {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log);
+    no_core_dumps();
     let settings = args.resolve()?;
     let fresh = !settings.data_dir.exists();
     std::fs::create_dir_all(&settings.data_dir)
@@ -95,6 +96,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SEC-6: a crash must not write the process memory (which holds unsealed keys while it signs) to a
+/// core file, and no other process of the same user may attach to read it: core size limit 0 and
+/// `PR_SET_DUMPABLE` 0. Failing to set either is logged, not fatal.
+fn no_core_dumps() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
+        if let Err(err) = setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) }) {
+            tracing::warn!(error = %err, "could not disable core dumps");
+        }
+        if let Err(err) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+            tracing::warn!(error = %err, "could not mark the process non-dumpable");
+        }
+    }
 }
 
 /// The vault of this node (SEC-3). On the first start of a database (no key ring yet) the root key

@@ -186,6 +186,14 @@ fn a_newcomer_registers_verifies_and_signs_in_on_the_defaults() {
         assert_eq!(mode, 0o700, "a new data dir is private to its owner");
     }
     assert!(data.join("bulwark.db-wal").exists(), "WAL journal");
+    #[cfg(target_os = "linux")]
+    {
+        // SEC-6: no core file can hold the process memory.
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", app.child.id())).unwrap();
+        let core = limits.lines().find(|l| l.starts_with("Max core file size")).expect("core limit line");
+        let values: Vec<&str> = core.split_whitespace().skip(4).take(2).collect();
+        assert_eq!(values, ["0", "0"], "{core}");
+    }
     let mut lines = Vec::new();
     app.drain_into(&mut lines);
     let _ = app.child.kill();

@@ -20,25 +20,62 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the web UI and the JSON API. Creates the data dir and the SQLite database on first start.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// The vault's key ring.
+    Vault(VaultArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Holds the SQLite file and the mail outbox.
+pub struct VaultArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(subcommand)]
+    pub command: VaultCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Whether the root key opens the key ring, each key-encryption key's version and state, and how
+    /// many sealed secrets name it. Changes nothing.
+    Status,
+}
+
+/// Where the data lives: shared by every subcommand that opens the database.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Holds the SQLite file, the root key file and the mail outbox.
     #[arg(long, env = "BULWARK_DATA_DIR", default_value = "./bulwark-data")]
     pub data_dir: PathBuf,
     /// `sqlite://<file>` or `postgres://...` [default: sqlite://<data dir>/bulwark.db]
     #[arg(long, env = "BULWARK_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Listen address. A non-loopback address needs BULWARK_TRUSTED_PROXIES (TLS termination in front).
-    #[arg(long, env = "BULWARK_BIND", default_value = "127.0.0.1:8080")]
-    pub bind: SocketAddr,
-    /// The root key that seals secrets at rest (TOTP seeds); created with mode 0600 on first start.
-    /// Keep it out of database backups; every node of one database needs the same file.
+    /// The root key that seals secrets at rest (TOTP seeds); created with mode 0600 on a database's
+    /// first start. Keep it out of database backups; every node of one database needs the same file.
     /// [default: <data dir>/root.key]
     #[arg(long, env = "BULWARK_ROOT_KEY_FILE")]
     pub root_key_file: Option<PathBuf>,
+}
+
+impl StorageArgs {
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("bulwark.db").display()),
+        }
+    }
+
+    pub fn root_key_file(&self) -> PathBuf {
+        self.root_key_file.clone().unwrap_or_else(|| self.data_dir.join("root.key"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Listen address. A non-loopback address needs BULWARK_TRUSTED_PROXIES (TLS termination in front).
+    #[arg(long, env = "BULWARK_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
     /// Base of links in mails and the allowed Origin [default: http://<bind>]
     #[arg(long, env = "BULWARK_PUBLIC_URL")]
     pub public_url: Option<Url>,
@@ -94,10 +131,7 @@ impl ServeArgs {
         if self.session_idle_minutes == 0 || self.session_absolute_hours == 0 {
             bail!("session timeouts must be positive");
         }
-        let database_url = match self.database_url {
-            Some(url) => url,
-            None => format!("sqlite://{}", self.data_dir.join("bulwark.db").display()),
-        };
+        let database_url = self.storage.database_url();
         if let Some(url) = &self.public_url
             && !matches!(url.scheme(), "http" | "https")
         {
@@ -118,10 +152,10 @@ impl ServeArgs {
         server.reauth_window = Duration::from_secs(self.reauth_window_seconds);
         server.trusted_proxies = self.trusted_proxies;
         server.mail_from = self.mail_from;
-        let root_key_file = self.root_key_file.unwrap_or_else(|| self.data_dir.join("root.key"));
+        let root_key_file = self.storage.root_key_file();
         Ok(Settings {
             root_key_file,
-            data_dir: self.data_dir,
+            data_dir: self.storage.data_dir,
             database_url,
             bind: self.bind,
             smtp_url: self.smtp_url,
@@ -141,7 +175,7 @@ mod tests {
 
     fn reauth_window(args: &[&str]) -> Result<Duration, String> {
         let cli = Cli::try_parse_from([&["bulwark", "serve"], args].concat()).map_err(|e| e.to_string())?;
-        let Command::Serve(serve) = cli.command;
+        let Command::Serve(serve) = cli.command else { return Err("not serve".to_owned()) };
         Ok(serve.resolve().map_err(|e| e.to_string())?.server.reauth_window)
     }
 

@@ -10,14 +10,18 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use config::{Cli, Command, ServeArgs};
+use config::{Cli, Command, ServeArgs, VaultArgs, VaultCommand};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve(args))
+            runtime.block_on(serve(*args))
+        }
+        Command::Vault(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(vault_command(args))
         }
     }
 }
@@ -52,16 +56,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("restricting {}", settings.data_dir.display()))?;
     }
 
-    let store: Arc<dyn store::Store> =
-        if settings.database_url.starts_with("postgres://") || settings.database_url.starts_with("postgresql://") {
-            tracing::info!("storage: PostgreSQL");
-            Arc::new(store_postgres::PgStore::connect(&settings.database_url).await?)
-        } else if settings.database_url.starts_with("sqlite:") {
-            tracing::info!(url = %settings.database_url, "storage: SQLite");
-            Arc::new(store_sqlite::SqliteStore::connect(&settings.database_url).await?)
-        } else {
-            anyhow::bail!("BULWARK_DATABASE_URL must start with sqlite: or postgres://");
-        };
+    let store = connect_store(&settings.database_url).await?;
 
     let mailer: Arc<dyn mail::Mailer> = match &settings.smtp_url {
         Some(url) => {
@@ -95,6 +90,77 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(address = %local, public_url = %public_url, "Bulwark is listening; open {public_url}");
     server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn store::Store>> {
+    Ok(if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        tracing::info!("storage: PostgreSQL");
+        Arc::new(store_postgres::PgStore::connect(url).await?)
+    } else if url.starts_with("sqlite:") {
+        tracing::info!(url = %url, "storage: SQLite");
+        Arc::new(store_sqlite::SqliteStore::connect(url).await?)
+    } else {
+        anyhow::bail!("BULWARK_DATABASE_URL must start with sqlite: or postgres://");
+    })
+}
+
+/// `bulwark vault status`: reads the ring and the sealed secrets; writes nothing (it never creates
+/// a root key or a key-encryption key).
+async fn vault_command(args: VaultArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    // stdout is the report; warnings (a readable key file) go to stderr.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+    let VaultCommand::Status = args.command;
+    let store = connect_store(&args.storage.database_url()).await?;
+    let path = args.storage.root_key_file();
+    let keks = store.vault_keks().await?;
+    let mut counts = std::collections::BTreeMap::<u32, usize>::new();
+    let mut unreadable = 0usize;
+    for blob in store.sealed_blobs().await? {
+        match vault::envelope::kek_version_of(&blob) {
+            Ok(version) => *counts.entry(version).or_default() += 1,
+            Err(_) => unreadable += 1,
+        }
+    }
+    let state = match read_root_key(&path)? {
+        None => format!("sealed: no root key file at {}", path.display()),
+        Some(root) => {
+            let opens = keks
+                .iter()
+                .filter(|k| k.state != store::KekState::Destroyed)
+                .all(|k| vault::envelope::Kek::unwrap(&root, k.version, &k.wrapped).is_ok());
+            if keks.is_empty() {
+                "no key ring yet: `bulwark serve` creates it on first start".to_owned()
+            } else if opens {
+                format!("unsealed: {} opens the key ring", path.display())
+            } else {
+                format!("sealed: {} does not open the key ring", path.display())
+            }
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "vault: {state}")?;
+    writeln!(out, "{:<8}{:<14}{:<26}sealed secrets", "version", "state", "created")?;
+    for kek in &keks {
+        writeln!(
+            out,
+            "{:<8}{:<14}{:<26}{}",
+            kek.version,
+            kek.state.as_str(),
+            kek.created_at.to_rfc3339(),
+            counts.get(&kek.version).copied().unwrap_or(0)
+        )?;
+    }
+    if unreadable > 0 {
+        writeln!(out, "{unreadable} sealed values do not parse as vault blobs")?;
+    }
     Ok(())
 }
 

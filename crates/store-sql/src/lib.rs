@@ -807,6 +807,18 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn sealed_blobs(&self) -> ::store::StoreResult<Vec<Vec<u8>>> {
+                use $crate::sqlx::{self, Row as _};
+                let rows = sqlx::query(
+                    "SELECT totp_seed_sealed AS blob FROM users WHERE totp_seed_sealed IS NOT NULL \
+                     UNION ALL SELECT totp_pending_sealed AS blob FROM users WHERE totp_pending_sealed IS NOT NULL",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(sql_impl::map_err)?;
+                rows.iter().map(|row| row.try_get("blob").map_err(sql_impl::map_err)).collect()
+            }
+
             async fn insert_first_kek(&self, wrapped: &[u8], now: ::domain::Timestamp) -> ::store::StoreResult<bool> {
                 use $crate::sqlx;
                 // Version 1 is the primary key: of nodes starting at once, exactly one writes it.

@@ -471,6 +471,12 @@ pub async fn totp_setup_is_pending_until_confirmed_then_enabled_once(store: &dyn
 
 pub async fn a_totp_step_is_spent_at_most_once(store: &dyn Store) {
     let (user, _, _) = with_totp(store, "steps@example.com", b"seed").await;
+    let (pending, _) = register(store, "pending@example.com").await;
+    let a = audit(Some(pending.id), "2fa.setup", at(2));
+    assert!(store.begin_totp_setup(pending.id, b"pending-seed", at(2), &a).await.unwrap());
+    let mut blobs = store.sealed_blobs().await.unwrap();
+    blobs.sort();
+    assert_eq!(blobs, [b"pending-seed".to_vec(), b"seed".to_vec()], "every sealed secret is listed");
     let spend = |step| {
         let a = audit(Some(user.id), "2fa.used", at(5));
         async move { store.spend_second_factor(user.id, SecondFactorUse::TotpStep(step), at(5), &a).await.unwrap() }

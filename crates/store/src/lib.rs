@@ -193,6 +193,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The vault's key-encryption keys, every state, by version.
     async fn vault_keks(&self) -> StoreResult<Vec<KekRecord>>;
 
+    /// Every sealed secret in the database (vault blobs), for rotation bookkeeping and `vault status`.
+    async fn sealed_blobs(&self) -> StoreResult<Vec<Vec<u8>>>;
+
     /// Stores KEK version 1 as the active key if the database has none yet. `false` when another
     /// node (or an earlier start) wrote it first: then the stored one is the ring.
     async fn insert_first_kek(&self, wrapped: &[u8], now: Timestamp) -> StoreResult<bool>;

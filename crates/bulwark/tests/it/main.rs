@@ -289,6 +289,10 @@ fn without_its_root_key_the_node_runs_sealed() {
     assert_eq!(status, 200, "{confirmed}");
     let backup = confirmed["backup_codes"][0].as_str().unwrap().to_owned();
     drop(app);
+    let status = vault_status(&data, &[]);
+    assert!(status.starts_with("vault: unsealed"), "{status}");
+    let row: Vec<&str> = status.lines().find(|l| l.starts_with('1')).expect("KEK 1").split_whitespace().collect();
+    assert_eq!((row[1], row[3]), ("active", "1"), "KEK 1 is active and seals the one seed: {status}");
 
     let app = serve(&data, &[]);
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), first, "a restart keeps the key");
@@ -305,6 +309,8 @@ fn without_its_root_key_the_node_runs_sealed() {
         }
         let app = serve(&data, &extra);
         assert_eq!(app.get("/healthz", None).1, json!({"status": "ok", "vault": "sealed"}), "{name}");
+        let status = vault_status(&data, &extra);
+        assert!(status.starts_with("vault: sealed"), "{name}: {status}");
         let (status, body, _) = app.post(
             "/api/v1/auth/login",
             json!({"email": email, "password": PASSWORD, "totp_code": test_support::oathtool_totp(&secret, now())}),
@@ -329,6 +335,18 @@ fn without_its_root_key_the_node_runs_sealed() {
     std::fs::rename(dir.path().join("kept.key"), &key_file).unwrap();
     let app = serve(&data, &[]);
     assert_eq!(app.get("/healthz", None).1, json!({"status": "ok"}), "unsealed again with the right key");
+}
+
+/// `bulwark vault status` on `data_dir`, its stdout.
+fn vault_status(data_dir: &Path, extra: &[(&str, &str)]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    command.args(["vault", "status"]).env_clear().env("BULWARK_DATA_DIR", data_dir);
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "vault status: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -172,7 +172,7 @@ macro_rules! impl_store {
                 row.map(|row| parse_id::<UserId>(&get::<String>(&row, "user_id")?, "user")).transpose()
             }
 
-            fn step_param(step: u64) -> StoreResult<i64> {
+            pub(super) fn step_param(step: u64) -> StoreResult<i64> {
                 i64::try_from(step).map_err(|_| StoreError::Other(format!("step {step} out of range")))
             }
 
@@ -231,18 +231,20 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            pub(super) async fn end_other_sessions(
+            /// Ends every session of `user`, or every one but `except`. Returns how many ended.
+            pub(super) async fn end_sessions(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 user: UserId,
-                keep: SessionId,
-            ) -> StoreResult<()> {
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+                except: Option<SessionId>,
+            ) -> StoreResult<u64> {
+                let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
                     .bind(user.to_string())
-                    .bind(keep.to_string())
+                    .bind(except.map(|id| id.to_string()))
                     .execute(&mut **tx)
                     .await
-                    .map_err(map_err)?;
-                Ok(())
+                    .map_err(map_err)?
+                    .rows_affected();
+                Ok(ended)
             }
 
             /// Ends a transaction whose change either happened (`changed`: the audit row is added
@@ -407,11 +409,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(sql_impl::map_err)?;
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                    .bind(user.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(sql_impl::map_err)?;
+                sql_impl::end_sessions(&mut tx, user, None).await?;
                 // Any other outstanding reset links die with this one.
                 sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL")
                     .bind(now.as_unix_millis())
@@ -440,12 +438,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(sql_impl::map_err)?;
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
-                    .bind(user.to_string())
-                    .bind(keep.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(sql_impl::map_err)?;
+                sql_impl::end_sessions(&mut tx, user, Some(keep)).await?;
                 sql_impl::insert_audit(&mut *tx, audit).await?;
                 tx.commit().await.map_err(sql_impl::map_err)
             }
@@ -547,12 +540,7 @@ macro_rules! impl_store {
                         .await
                         .map_err(sql_impl::map_err)?;
                 }
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
-                    .bind(user.to_string())
-                    .bind(keep.map(|id| id.to_string()))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(sql_impl::map_err)?;
+                sql_impl::end_sessions(&mut tx, user, keep).await?;
                 sql_impl::insert_audit(&mut *tx, &sql_impl::with_user(audit, user)).await?;
                 tx.commit().await.map_err(sql_impl::map_err)?;
                 Ok(EmailChangeOutcome::Changed { user, old_email, new_email })
@@ -634,8 +622,7 @@ macro_rules! impl_store {
             async fn enable_totp(&self, enable: &::store::EnableTotp) -> ::store::StoreResult<bool> {
                 use $crate::sqlx;
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
-                let step = i64::try_from(enable.step)
-                    .map_err(|_| ::store::StoreError::Other(format!("step {} out of range", enable.step)))?;
+                let step = sql_impl::step_param(enable.step)?;
                 let updated = sqlx::query(
                     "UPDATE users SET totp_enabled = TRUE, totp_seed_sealed = totp_pending_sealed, totp_last_step = $1, \
                        totp_pending_sealed = NULL, totp_pending_at = NULL \
@@ -653,7 +640,7 @@ macro_rules! impl_store {
                     return Ok(false);
                 }
                 sql_impl::insert_backup_codes(&mut tx, enable.user, &enable.backup_codes, enable.now).await?;
-                sql_impl::end_other_sessions(&mut tx, enable.user, enable.keep_session).await?;
+                sql_impl::end_sessions(&mut tx, enable.user, Some(enable.keep_session)).await?;
                 sql_impl::insert_audit(&mut *tx, &enable.audit).await?;
                 tx.commit().await.map_err(sql_impl::map_err)?;
                 Ok(true)
@@ -686,7 +673,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(sql_impl::map_err)?;
-                sql_impl::end_other_sessions(&mut tx, user, keep_session).await?;
+                sql_impl::end_sessions(&mut tx, user, Some(keep_session)).await?;
                 sql_impl::insert_audit(&mut *tx, audit).await?;
                 tx.commit().await.map_err(sql_impl::map_err)?;
                 Ok(true)
@@ -929,13 +916,7 @@ macro_rules! impl_store {
             ) -> ::store::StoreResult<u64> {
                 use $crate::sqlx;
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
-                let deleted = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
-                    .bind(user.to_string())
-                    .bind(except.map(|id| id.to_string()))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(sql_impl::map_err)?
-                    .rows_affected();
+                let deleted = sql_impl::end_sessions(&mut tx, user, except).await?;
                 sql_impl::insert_audit(&mut *tx, audit).await?;
                 tx.commit().await.map_err(sql_impl::map_err)?;
                 Ok(deleted)

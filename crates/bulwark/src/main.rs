@@ -132,10 +132,7 @@ async fn vault_command(args: VaultArgs) -> anyhow::Result<()> {
     let state = match read_root_key(&path)? {
         None => format!("sealed: no root key file at {}", path.display()),
         Some(root) => {
-            let opens = keks
-                .iter()
-                .filter(|k| k.state != store::KekState::Destroyed)
-                .all(|k| vault::envelope::Kek::unwrap(&root, k.version, &k.wrapped).is_ok());
+            let opens = unwrap_live_keks(&root, &keks).is_ok();
             if keks.is_empty() {
                 "no key ring yet: `bulwark serve` creates it on first start".to_owned()
             } else if opens {
@@ -203,11 +200,7 @@ async fn open_vault(path: &std::path::Path, store: &dyn store::Store) -> anyhow:
         }
         keks = store.vault_keks().await?;
     }
-    let live: Result<Vec<Kek>, _> = keks
-        .iter()
-        .filter(|k| k.state != store::KekState::Destroyed)
-        .map(|k| Kek::unwrap(&root, k.version, &k.wrapped))
-        .collect();
+    let live = unwrap_live_keks(&root, &keks);
     let active = keks.iter().find(|k| k.state == store::KekState::Active).map(|k| k.version);
     match (live, active) {
         (Ok(live), Some(active)) => {
@@ -221,6 +214,18 @@ async fn open_vault(path: &std::path::Path, store: &dyn store::Store) -> anyhow:
         }
         (Ok(_), None) => anyhow::bail!("the vault's key ring has no active key-encryption key"),
     }
+}
+
+/// Every key-encryption key not destroyed, unwrapped by `root`; an error when `root` is not the
+/// key that wrapped them.
+fn unwrap_live_keks(
+    root: &vault::RootKey,
+    keks: &[store::KekRecord],
+) -> Result<Vec<vault::envelope::Kek>, vault::VaultError> {
+    keks.iter()
+        .filter(|k| k.state != store::KekState::Destroyed)
+        .map(|k| vault::envelope::Kek::unwrap(root, k.version, &k.wrapped))
+        .collect()
 }
 
 /// The root key from its file, or `None` when the file does not exist.

@@ -111,11 +111,7 @@ fn code(app: &TestApp, seed: &[u8]) -> String {
 }
 
 async fn login(app: &TestApp, email: &str, extra: serde_json::Value) -> u16 {
-    let mut body = json!({ "email": email, "password": PASSWORD });
-    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-        body.extend(extra.clone());
-    }
-    app.post("/api/v1/auth/login", body, None).await.status
+    app.try_login_with(email, PASSWORD, extra).await.status
 }
 
 async fn median_ms<F, Fut>(n: usize, mut f: F) -> f64

@@ -230,10 +230,18 @@ impl TestApp {
         reply.session_cookie().expect("session cookie")
     }
 
+    /// Attempts a sign-in with extra body fields (`totp_code`, `backup_code`) and returns the reply.
+    pub async fn try_login_with(&self, email: &str, password: &str, extra: Value) -> Reply {
+        let mut body = serde_json::json!({ "email": email, "password": password });
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        self.post("/api/v1/auth/login", body, None).await
+    }
+
     /// Signs in with a TOTP code; panics unless it succeeds. Returns the session token.
     pub async fn login_with_code(&self, email: &str, password: &str, code: &str) -> String {
-        let body = serde_json::json!({ "email": email, "password": password, "totp_code": code });
-        let reply = self.post("/api/v1/auth/login", body, None).await;
+        let reply = self.try_login_with(email, password, serde_json::json!({ "totp_code": code })).await;
         assert_eq!(reply.status, 200, "login with code: {}", reply.text);
         reply.session_cookie().expect("session cookie")
     }

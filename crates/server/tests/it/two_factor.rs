@@ -24,11 +24,7 @@ crate::on_both!(
 const EMAIL: &str = "tess@example.com";
 
 async fn login_with(app: &TestApp, fields: Value) -> crate::Reply {
-    let mut body = json!({ "email": EMAIL, "password": PASSWORD });
-    if let (Some(body), Some(extra)) = (body.as_object_mut(), fields.as_object()) {
-        body.extend(extra.clone());
-    }
-    app.post("/api/v1/auth/login", body, None).await
+    app.try_login_with(EMAIL, PASSWORD, fields).await
 }
 
 fn audit_kinds(reply: &crate::Reply) -> Vec<String> {

@@ -2,44 +2,11 @@
 // password explained next to the field), confirm the mailed link from the outbox, sign in, see and
 // revoke sessions, change the password and the email, sign out everywhere. Starts its own `bulwark serve` on a
 // fresh data dir and a free loopback port. Exits non-zero on the first failed expectation.
-import fs from "node:fs";
-import path from "node:path";
 import assert from "node:assert/strict";
-import { launchBrowser, startServer } from "./lib.mjs";
+import { launchBrowser, linkInMail, startServer } from "./lib.mjs";
 
 const PASSWORD = "violet kettle thunder 42";
 const NEW_PASSWORD = "quiet harbor lantern 88";
-
-
-async function newestLink(count, kind) {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const files = fs.existsSync(outbox) ? fs.readdirSync(outbox).filter((f) => f.endsWith(".eml")).sort() : [];
-    if (files.length >= count) {
-      const text = fs.readFileSync(path.join(outbox, files[count - 1]), "utf8").replace(/=\r\n/g, "").replace(/=3D/g, "=");
-      const match = text.match(new RegExp(`http\\S+/${kind}\\?token=[A-Za-z0-9_-]+`));
-      assert.ok(match, `a ${kind} link in mail ${count}`);
-      return match[0];
-    }
-    assert.ok(Date.now() < deadline, `mail ${count} did not arrive in ${outbox}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-// The first link to /<kind>?token= in any mail of the outbox (waits for it to arrive).
-async function linkInAnyMail(kind) {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const files = fs.existsSync(outbox) ? fs.readdirSync(outbox).filter((f) => f.endsWith(".eml")) : [];
-    for (const file of files) {
-      const text = fs.readFileSync(path.join(outbox, file), "utf8").replace(/=\r\n/g, "").replace(/=3D/g, "=");
-      const match = text.match(new RegExp(`http\\S+/${kind}\\?token=[A-Za-z0-9_-]+`));
-      if (match) return match[0];
-    }
-    assert.ok(Date.now() < deadline, `no ${kind} link in ${outbox}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const server = await startServer("bulwark-e2e-");
 const { base, outbox } = server;
@@ -73,7 +40,7 @@ try {
   assert.match(await page.textContent("h1"), /Check your mail/);
 
   // Confirm through the link in the outbox.
-  const verify = await newestLink(1, "verify-email");
+  const verify = await linkInMail(outbox, "verify-email");
   assert.ok(verify.startsWith(base), "the link points at this server");
   await page.goto(verify);
   assert.equal(await page.textContent("h1"), "Email confirmed");
@@ -129,7 +96,7 @@ try {
   const emailOk = page.locator("form:has(#new_email) [data-ok]");
   await emailOk.waitFor({ state: "visible" });
   assert.match(await emailOk.textContent(), /confirmation link/);
-  await page.goto(await linkInAnyMail("confirm-email-change"));
+  await page.goto(await linkInMail(outbox, "confirm-email-change"));
   assert.equal(await page.textContent("h1"), "Email changed");
   await page.goto(base + "/account/security");
   assert.match(await page.textContent("main"), /renamed@example\.com/);

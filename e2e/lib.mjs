@@ -47,3 +47,24 @@ export function launchBrowser() {
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
 }
+
+// The text of the first mail in `outbox` containing `needle` (quoted-printable soft line breaks and
+// `=3D` undone), waiting up to 10 s for it to arrive.
+export async function mailContaining(outbox, needle) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const files = fs.existsSync(outbox) ? fs.readdirSync(outbox).filter((f) => f.endsWith(".eml")).sort() : [];
+    for (const file of files) {
+      const text = fs.readFileSync(path.join(outbox, file), "utf8").replace(/=\r?\n/g, "").replace(/=3D/g, "=");
+      if (text.includes(needle)) return text;
+    }
+    if (Date.now() >= deadline) throw new Error(`no mail containing ${needle} in ${outbox}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// The first link to /<kind>?token=... in the outbox's mails.
+export async function linkInMail(outbox, kind) {
+  const text = await mailContaining(outbox, `/${kind}?token=`);
+  return text.match(new RegExp(`http\\S+/${kind}\\?token=[A-Za-z0-9_-]+`))[0];
+}

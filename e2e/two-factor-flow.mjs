@@ -10,7 +10,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import assert from "node:assert/strict";
-import { launchBrowser, startServer } from "./lib.mjs";
+import { launchBrowser, linkInMail, mailContaining, startServer } from "./lib.mjs";
 
 const screenshots = path.resolve(import.meta.dirname, "screenshots");
 const EMAIL = "kim@example.com";
@@ -74,20 +74,6 @@ async function outlastReauthWindow(since) {
 }
 
 
-// The text of the first outbox mail containing `needle` (quoted-printable soft breaks undone).
-async function mailContaining(needle) {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const files = fs.existsSync(outbox) ? fs.readdirSync(outbox).filter((f) => f.endsWith(".eml")).sort() : [];
-    for (const file of files) {
-      const text = fs.readFileSync(path.join(outbox, file), "utf8").replace(/=\r?\n/g, "").replace(/=3D/g, "=");
-      if (text.includes(needle)) return text;
-    }
-    assert.ok(Date.now() < deadline, `no mail containing ${needle} in ${outbox}`);
-    await sleep(25);
-  }
-}
-
 const server = await startServer("bulwark-e2e-2fa-", { BULWARK_REAUTH_WINDOW_SECONDS: String(REAUTH_WINDOW_MS / 1000) });
 const { base, outbox } = server;
 const browser = await launchBrowser();
@@ -109,7 +95,7 @@ try {
   await page.fill("#confirm", PASSWORD);
   await page.click("button[type=submit]");
   await page.waitForURL("**/check-email");
-  const verify = (await mailContaining("/verify-email?token=")).match(/http\S+\/verify-email\?token=[A-Za-z0-9_-]+/)[0];
+  const verify = await linkInMail(outbox, "verify-email");
   await page.goto(verify);
   assert.equal(await page.textContent("h1"), "Email confirmed");
 
@@ -202,7 +188,7 @@ try {
   for (const code of codes) assert.ok(copied.includes(code), `${code} copied`);
 
   // The mail about it starts with the anti-phishing code.
-  const enabledMail = await mailContaining("Two-factor sign-in was turned on");
+  const enabledMail = await mailContaining(outbox, "Two-factor sign-in was turned on");
   assert.ok(enabledMail.includes(`Your anti-phishing code: ${ANTI_PHISHING}`), "anti-phishing code in the mail");
 
   // "I have stored them" reloads: the page now says two-factor sign-in is on with 10 codes left.

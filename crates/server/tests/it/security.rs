@@ -172,30 +172,15 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
     let spoofed =
         plain.send("GET", "/api/v1/sessions", None, Some(&cookie), &[("x-forwarded-for", "203.0.113.9")]).await;
     assert_eq!(spoofed.json[0]["ip"], "127.0.0.1");
-    let login = plain
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            Some(json!({"email": "kai@example.com", "password": PASSWORD})),
-            None,
-            &[("x-forwarded-for", "203.0.113.9")],
-        )
-        .await;
+    let login = plain.try_login("kai@example.com", PASSWORD, &[("x-forwarded-for", "203.0.113.9")]).await;
     let list = plain.get("/api/v1/sessions", Some(&login.session_cookie().unwrap())).await;
     assert!(list.json.as_array().unwrap().iter().all(|s| s["ip"] == "127.0.0.1"), "{}", list.text);
 
     let proxied =
         crate::spawn_app_with(Backend::Sqlite, |c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
     proxied.signed_in("lea@example.com", PASSWORD).await;
-    let login = proxied
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            Some(json!({"email": "lea@example.com", "password": PASSWORD})),
-            None,
-            &[("x-forwarded-for", "198.51.100.1, 203.0.113.9")],
-        )
-        .await;
+    let login =
+        proxied.try_login("lea@example.com", PASSWORD, &[("x-forwarded-for", "198.51.100.1, 203.0.113.9")]).await;
     let cookie = login.session_cookie().unwrap();
     let list = proxied.get("/api/v1/sessions", Some(&cookie)).await;
     let current = list.json.as_array().unwrap().iter().find(|s| s["current"] == true).unwrap().clone();

@@ -7,7 +7,12 @@
 mod clock;
 mod email;
 mod ids;
+mod market;
 
 pub use clock::{Clock, Timestamp};
 pub use email::{Email, EmailError};
 pub use ids::{AuditId, BackupCodeId, SessionId, UserId};
+pub use market::{
+    Asset, FilterViolation, MarketError, MarketFilters, OrderStatus, Pair, Price, Qty, Rounding, Side, round_to_step,
+};
+pub use rust_decimal::Decimal;

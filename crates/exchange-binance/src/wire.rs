@@ -1,0 +1,331 @@
+//! Binance's JSON shapes, and their translation into the port's types. Numbers travel as strings.
+
+use std::str::FromStr;
+
+use domain::{Asset, Decimal, MarketFilters, OrderStatus, Pair, Side, Timestamp};
+use exchange::{ExchangeError, Fill, KeyPermissions, Market, OrderReport, Trade};
+use serde::Deserialize;
+
+fn protocol(what: &str) -> ExchangeError {
+    ExchangeError::Protocol(what.to_owned())
+}
+
+fn side(raw: &str) -> Result<Side, ExchangeError> {
+    match raw {
+        "BUY" => Ok(Side::Buy),
+        "SELL" => Ok(Side::Sell),
+        _ => Err(protocol("unknown order side")),
+    }
+}
+
+fn asset(raw: &str) -> Result<Asset, ExchangeError> {
+    Asset::parse(raw).map_err(|_| protocol("unreadable asset name"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ErrorBody {
+    pub code: i64,
+    pub msg: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerTime {
+    pub server_time: i64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExchangeInfo {
+    pub symbols: Vec<SymbolInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SymbolInfo {
+    pub symbol: String,
+    pub status: String,
+    pub base_asset: String,
+    pub quote_asset: String,
+    #[serde(default)]
+    pub filters: Vec<serde_json::Value>,
+}
+
+impl SymbolInfo {
+    pub fn into_market(self) -> Result<Market, ExchangeError> {
+        let mut filters = MarketFilters::default();
+        for filter in &self.filters {
+            let field = |name: &str| -> Option<Decimal> {
+                filter.get(name).and_then(|v| v.as_str()).and_then(|s| Decimal::from_str(s).ok())
+            };
+            match filter.get("filterType").and_then(|v| v.as_str()) {
+                Some("PRICE_FILTER") => {
+                    filters.tick_size = field("tickSize");
+                    filters.min_price = field("minPrice");
+                    filters.max_price = field("maxPrice");
+                }
+                Some("LOT_SIZE") => {
+                    filters.step_size = field("stepSize");
+                    filters.min_qty = field("minQty");
+                    filters.max_qty = field("maxQty");
+                }
+                Some("NOTIONAL") => {
+                    filters.min_notional = field("minNotional");
+                    filters.max_notional = field("maxNotional");
+                }
+                Some("MIN_NOTIONAL") => filters.min_notional = field("minNotional"),
+                Some("MAX_NUM_ORDERS") => {
+                    filters.max_num_orders = filter
+                        .get("maxNumOrders")
+                        .and_then(serde_json::Value::as_u64)
+                        .and_then(|n| u32::try_from(n).ok());
+                }
+                _ => {}
+            }
+        }
+        Ok(Market {
+            pair: Pair { base: asset(&self.base_asset)?, quote: asset(&self.quote_asset)? },
+            venue_symbol: self.symbol,
+            trading: self.status == "TRADING",
+            filters,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ticker24h {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub last_price: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quote_volume: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price_change_percent: Decimal,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Account {
+    pub balances: Vec<BalanceEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BalanceEntry {
+    pub asset: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub free: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub locked: Decimal,
+}
+
+impl BalanceEntry {
+    pub fn into_balance(self) -> Result<exchange::Balance, ExchangeError> {
+        Ok(exchange::Balance { asset: asset(&self.asset)?, free: self.free, locked: self.locked })
+    }
+}
+
+/// `GET /sapi/v1/account/apiRestrictions`. Fields a schema version leaves out read as `false`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiRestrictions {
+    pub ip_restrict: bool,
+    #[serde(default)]
+    pub enable_reading: bool,
+    pub enable_withdrawals: bool,
+    #[serde(default)]
+    pub enable_internal_transfer: bool,
+    #[serde(default)]
+    pub permits_universal_transfer: bool,
+    #[serde(default)]
+    pub enable_margin: bool,
+    #[serde(default)]
+    pub enable_futures: bool,
+    pub enable_spot_and_margin_trading: bool,
+}
+
+impl From<ApiRestrictions> for KeyPermissions {
+    fn from(raw: ApiRestrictions) -> KeyPermissions {
+        KeyPermissions {
+            reading: raw.enable_reading,
+            spot_trading: raw.enable_spot_and_margin_trading,
+            withdrawals: raw.enable_withdrawals,
+            internal_transfer: raw.enable_internal_transfer,
+            universal_transfer: raw.permits_universal_transfer,
+            margin: raw.enable_margin,
+            futures: raw.enable_futures,
+            ip_restricted: raw.ip_restrict,
+        }
+    }
+}
+
+/// An order as `POST`, `GET` and `DELETE /api/v3/order` and `openOrders` return it. The cancel answer
+/// names the original client id `origClientOrderId`; the others `clientOrderId`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub symbol: String,
+    pub order_id: i64,
+    pub client_order_id: String,
+    #[serde(default)]
+    pub orig_client_order_id: Option<String>,
+    #[serde(default)]
+    pub transact_time: Option<i64>,
+    #[serde(default)]
+    pub update_time: Option<i64>,
+    #[serde(default)]
+    pub time: Option<i64>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub orig_qty: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub executed_qty: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub cummulative_quote_qty: Decimal,
+    pub status: String,
+    pub side: String,
+    #[serde(default)]
+    pub fills: Vec<OrderFill>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderFill {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub qty: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub commission: Decimal,
+    pub commission_asset: String,
+    #[serde(default)]
+    pub trade_id: Option<i64>,
+}
+
+impl Order {
+    pub fn into_report(self) -> Result<OrderReport, ExchangeError> {
+        let updated = self.update_time.or(self.transact_time).or(self.time).unwrap_or_default();
+        let fills = self
+            .fills
+            .into_iter()
+            .map(|fill| {
+                Ok(Fill {
+                    price: fill.price,
+                    qty: fill.qty,
+                    commission: fill.commission,
+                    commission_asset: asset(&fill.commission_asset)?,
+                    trade_id: fill.trade_id.map(|id| id.to_string()),
+                })
+            })
+            .collect::<Result<Vec<_>, ExchangeError>>()?;
+        Ok(OrderReport {
+            venue_symbol: self.symbol,
+            venue_order_id: self.order_id.to_string(),
+            client_order_id: self.orig_client_order_id.unwrap_or(self.client_order_id),
+            side: side(&self.side)?,
+            status: OrderStatus::from_str(&self.status).map_err(|_| protocol("unknown order status"))?,
+            price: self.price,
+            orig_qty: self.orig_qty,
+            executed_qty: self.executed_qty,
+            cumulative_quote_qty: self.cummulative_quote_qty,
+            fills,
+            updated_at: Timestamp::from_unix_millis(updated),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MyTrade {
+    pub symbol: String,
+    pub id: i64,
+    pub order_id: i64,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub qty: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quote_qty: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub commission: Decimal,
+    pub commission_asset: String,
+    pub time: i64,
+    pub is_buyer: bool,
+    pub is_maker: bool,
+}
+
+impl MyTrade {
+    pub fn into_trade(self) -> Result<Trade, ExchangeError> {
+        Ok(Trade {
+            id: self.id.to_string(),
+            venue_order_id: self.order_id.to_string(),
+            venue_symbol: self.symbol,
+            side: if self.is_buyer { Side::Buy } else { Side::Sell },
+            price: self.price,
+            qty: self.qty,
+            quote_qty: self.quote_qty,
+            commission: self.commission,
+            commission_asset: asset(&self.commission_asset)?,
+            maker: self.is_maker,
+            time: Timestamp::from_unix_millis(self.time),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_full_order_response_reads() {
+        // Shaped like the FULL response example of Binance's rest-api.md (POST /api/v3/order).
+        let body = r#"{"symbol":"BTCUSDT","orderId":28,"orderListId":-1,"clientOrderId":"6gCrw2kRUAF9CvJDGP16IP",
+            "transactTime":1507725176595,"price":"0.00000000","origQty":"10.00000000","executedQty":"10.00000000",
+            "origQuoteOrderQty":"0.000000","cummulativeQuoteQty":"10.00000000","status":"FILLED","timeInForce":"GTC",
+            "type":"MARKET","side":"SELL","workingTime":1507725176595,"selfTradePreventionMode":"NONE",
+            "fills":[{"price":"4000.00000000","qty":"1.00000000","commission":"4.00000000","commissionAsset":"USDT","tradeId":56},
+                     {"price":"3999.00000000","qty":"5.00000000","commission":"19.99500000","commissionAsset":"USDT","tradeId":57}]}"#;
+        let report = serde_json::from_str::<Order>(body).unwrap().into_report().unwrap();
+        assert_eq!(report.venue_order_id, "28");
+        assert_eq!(report.status, OrderStatus::Filled);
+        assert_eq!(report.side, Side::Sell);
+        assert_eq!(report.fills.len(), 2);
+        assert_eq!(report.fills[1].commission, Decimal::from_str("19.995").unwrap());
+        assert_eq!(report.fills[1].trade_id.as_deref(), Some("57"));
+    }
+
+    #[test]
+    fn documented_api_restrictions_response_reads() {
+        // The response example of GET /sapi/v1/account/apiRestrictions (Binance wallet docs, "Get API
+        // Key Permission"), without its comments.
+        let body = r#"{"ipRestrict":false,"createTime":1698645219000,"enableReading":true,"enableWithdrawals":false,
+            "enableInternalTransfer":false,"enableMargin":false,"enableFutures":false,"permitsUniversalTransfer":false,
+            "enableVanillaOptions":false,"enableFixApiTrade":false,"enableFixReadOnly":true,
+            "enableSpotAndMarginTrading":false,"enablePortfolioMarginTrading":true}"#;
+        let permissions = KeyPermissions::from(serde_json::from_str::<ApiRestrictions>(body).unwrap());
+        assert!(permissions.reading);
+        assert!(!permissions.withdrawals && !permissions.internal_transfer && !permissions.universal_transfer);
+        assert!(!permissions.spot_trading && !permissions.ip_restricted);
+    }
+
+    #[test]
+    fn a_missing_withdrawal_field_is_a_protocol_error_not_a_pass() {
+        // Refusing withdraw-capable keys must never depend on a default.
+        let body = r#"{"ipRestrict":true,"enableSpotAndMarginTrading":true}"#;
+        assert!(serde_json::from_str::<ApiRestrictions>(body).is_err());
+    }
+
+    #[test]
+    fn filters_read_from_exchange_info() {
+        let body = r#"{"symbol":"ETHBTC","status":"TRADING","baseAsset":"ETH","quoteAsset":"BTC","filters":[
+            {"filterType":"PRICE_FILTER","minPrice":"0.00000100","maxPrice":"100000.00000000","tickSize":"0.00000100"},
+            {"filterType":"LOT_SIZE","minQty":"0.00100000","maxQty":"100000.00000000","stepSize":"0.00100000"},
+            {"filterType":"NOTIONAL","minNotional":"0.00010000","applyMinToMarket":true,"maxNotional":"9000000.00000000","applyMaxToMarket":false,"avgPriceMins":5},
+            {"filterType":"MAX_NUM_ORDERS","maxNumOrders":200},{"filterType":"ICEBERG_PARTS","limit":10}]}"#;
+        let market = serde_json::from_str::<SymbolInfo>(body).unwrap().into_market().unwrap();
+        assert_eq!(market.pair.to_3commas(), "BTC_ETH");
+        assert!(market.trading);
+        assert_eq!(market.filters.tick_size, Some(Decimal::from_str("0.000001").unwrap()));
+        assert_eq!(market.filters.step_size, Some(Decimal::from_str("0.001").unwrap()));
+        assert_eq!(market.filters.min_notional, Some(Decimal::from_str("0.0001").unwrap()));
+        assert_eq!(market.filters.max_num_orders, Some(200));
+    }
+}

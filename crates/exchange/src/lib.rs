@@ -1,0 +1,166 @@
+//! The exchange port: what Bulwark asks of a venue, over normalized types.
+//!
+//! An [`Exchange`] is one account at one venue. It can read markets, prices, balances and the key's
+//! own permissions, and place, cancel and look up spot orders. There is deliberately no withdrawal,
+//! transfer, sub-account or key-management operation (ARCHITECTURE.md invariant 4; `spec/security.md`
+//! EX-2): the trait cannot express one, and each adapter's signer refuses any path not on its
+//! allowlist.
+//!
+//! Secrets reach an adapter only through [`Credentials::secret`], called just before a request is
+//! signed; the plaintext lives in a zeroizing buffer for the length of one signature.
+
+mod keys;
+mod orders;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::{Asset, Decimal, MarketFilters, Pair, Timestamp};
+
+pub use keys::{Credentials, KeyKind, KeyPermissions, KeyRefusal, PlainCredentials, api_key_hint};
+pub use orders::{
+    ClientOrderId, ClientOrderIdError, Fill, OrderAmount, OrderReport, OrderRequest, OrderType, TimeInForce, Trade,
+    VenueOrderRef,
+};
+
+/// One market (a spot pair) as the venue describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Market {
+    pub pair: Pair,
+    /// The venue's own name for it, e.g. Binance `BTCUSDT`.
+    pub venue_symbol: String,
+    /// Open for trading now.
+    pub trading: bool,
+    pub filters: MarketFilters,
+}
+
+/// What the account holds of one asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    pub asset: Asset,
+    pub free: Decimal,
+    pub locked: Decimal,
+}
+
+/// Last price and 24-hour activity of one market (the order guard's reference price and liquidity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticker {
+    pub pair: Pair,
+    pub last_price: Decimal,
+    pub quote_volume_24h: Decimal,
+    pub price_change_percent_24h: Decimal,
+}
+
+/// What went wrong, phrased as what the caller should do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeError {
+    /// The venue could not be reached or answered 5xx. Safe to retry a read; an order placement in
+    /// this state is resolved by lookup, never resent (see [`ExchangeError::OutcomeUnknown`]).
+    #[error("the exchange is unreachable: {0}")]
+    Unreachable(String),
+    /// Our own or the venue's request-weight budget is spent; try again after the pause.
+    #[error("the exchange's rate limit is reached; retry after {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    /// The venue banned this IP address for repeated rate-limit violations (Binance HTTP 418).
+    #[error("the exchange has banned this IP address for {retry_after:?}")]
+    IpBanned { retry_after: Duration },
+    /// The request's timestamp was outside the receive window even after re-measuring clock skew.
+    #[error("the exchange rejected the request's timestamp (clock skew)")]
+    ClockSkew,
+    /// The venue did not accept the signature: the secret does not belong to the API key.
+    #[error("the exchange rejected the request signature")]
+    InvalidSignature,
+    /// The key is unknown, revoked, malformed, not allowed from this IP, or lacks the permission.
+    #[error("the exchange rejected the API key ({code}: {message})")]
+    InvalidApiKey { code: i64, message: String },
+    /// The order breaks a market filter (price grid, lot size, notional).
+    #[error("the exchange refused the order: {0}")]
+    FilterFailure(String),
+    /// The venue refused a new order (e.g. insufficient balance).
+    #[error("the exchange refused the order ({code}: {message})")]
+    OrderRejected { code: i64, message: String },
+    /// The venue refused a cancel (already filled or canceled, or unknown).
+    #[error("the exchange refused the cancel: {0}")]
+    CancelRejected(String),
+    /// No such order at the venue.
+    #[error("the exchange does not know this order")]
+    OrderNotFound,
+    /// A parameter was missing, malformed or named an unknown market.
+    #[error("the exchange refused the request ({code}: {message})")]
+    InvalidRequest { code: i64, message: String },
+    /// A placement whose answer was lost was looked up and provably never reached the book: its
+    /// receive window has closed, so the venue can no longer accept it. Placing it again is safe.
+    #[error("the order was not placed")]
+    NotPlaced,
+    /// A placement's answer was lost and the lookup could not tell whether it was placed; the
+    /// reconciler must look again by client order id before anything is resent.
+    #[error("the outcome of order {client_order_id} is unknown")]
+    OutcomeUnknown { client_order_id: String },
+    /// The venue answered something this adapter cannot read.
+    #[error("unexpected answer from the exchange: {0}")]
+    Protocol(String),
+    /// The adapter was asked to sign a request outside its allowlist. A bug, never a venue answer.
+    #[error("refused to sign a request to {0}: not on the allowlist")]
+    PathNotAllowed(String),
+    /// The secret could not be opened (the vault is sealed or the blob does not authenticate).
+    #[error("the API secret is unavailable: {0}")]
+    SecretUnavailable(String),
+    /// The stored secret is not a key of the kind the venue expects (e.g. an unreadable PEM).
+    #[error("the API secret is not a valid {0} key")]
+    BadSecret(&'static str),
+}
+
+impl ExchangeError {
+    /// Whether the same read may simply be tried again later.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ExchangeError::Unreachable(_)
+                | ExchangeError::RateLimited { .. }
+                | ExchangeError::IpBanned { .. }
+                | ExchangeError::ClockSkew
+        )
+    }
+
+    /// Whether the venue said this key cannot be used (revoked, wrong secret, IP, permissions).
+    pub fn is_key_rejected(&self) -> bool {
+        matches!(self, ExchangeError::InvalidApiKey { .. } | ExchangeError::InvalidSignature)
+    }
+}
+
+/// One account at one venue. Implementations hold their [`Credentials`] and open the secret only
+/// to sign a request.
+#[async_trait]
+pub trait Exchange: Send + Sync + fmt::Debug {
+    /// The venue's name as the API spells it (`binance`).
+    fn venue(&self) -> &'static str;
+
+    /// The venue's clock.
+    async fn server_time(&self) -> Result<Timestamp, ExchangeError>;
+
+    /// The markets named (all the venue lists when `pairs` is empty).
+    async fn markets(&self, pairs: &[Pair]) -> Result<Vec<Market>, ExchangeError>;
+
+    async fn ticker(&self, pair: &Pair) -> Result<Ticker, ExchangeError>;
+
+    /// Non-zero balances of the account.
+    async fn balances(&self) -> Result<Vec<Balance>, ExchangeError>;
+
+    /// What the API key may do, from the venue's own key-introspection endpoint (EX-1, EX-3).
+    async fn key_permissions(&self) -> Result<KeyPermissions, ExchangeError>;
+
+    /// Places an order. If the answer is lost (5xx, timeout), the adapter looks the order up by its
+    /// client order id and never resends it: the result is then the order found,
+    /// [`ExchangeError::NotPlaced`], or [`ExchangeError::OutcomeUnknown`].
+    async fn place_order(&self, order: &OrderRequest) -> Result<OrderReport, ExchangeError>;
+
+    async fn cancel_order(&self, pair: &Pair, order: &VenueOrderRef) -> Result<OrderReport, ExchangeError>;
+
+    async fn query_order(&self, pair: &Pair, order: &VenueOrderRef) -> Result<OrderReport, ExchangeError>;
+
+    async fn open_orders(&self, pair: &Pair) -> Result<Vec<OrderReport>, ExchangeError>;
+
+    /// The account's fills on `pair`, oldest first, starting after trade id `after` when given.
+    async fn my_trades(&self, pair: &Pair, after: Option<&str>) -> Result<Vec<Trade>, ExchangeError>;
+}

@@ -66,3 +66,7 @@ uuid_id!(
     /// One backup code of a user (the code itself is only stored as a hash).
     BackupCodeId
 );
+uuid_id!(
+    /// An exchange account: one API key at one venue. Bound into its sealed secret's associated data.
+    ExchangeAccountId
+);

@@ -11,7 +11,7 @@ mod market;
 
 pub use clock::{Clock, Timestamp};
 pub use email::{Email, EmailError};
-pub use ids::{AuditId, BackupCodeId, SessionId, UserId};
+pub use ids::{AuditId, BackupCodeId, ExchangeAccountId, SessionId, UserId};
 pub use market::{
     Asset, FilterViolation, MarketError, MarketFilters, OrderStatus, Pair, Price, Qty, Rounding, Side, round_to_step,
 };

@@ -31,7 +31,8 @@ pub struct BinanceConfig {
     pub weight_budget: u32,
     /// Pause between lookups while resolving a placement whose answer was lost.
     pub lookup_interval: Duration,
-    /// Lookups before a lost placement is reported as `OutcomeUnknown`.
+    /// Failed lookups (no answer, rate limit) before a lost placement is reported as
+    /// `OutcomeUnknown`. "Not found" answers do not count: they end when the receive window has.
     pub max_lookups: u32,
 }
 
@@ -256,7 +257,9 @@ impl BinanceClient {
         // One second of margin past the window for a request still queued inside the venue.
         let deadline = sent_timestamp.saturating_add(recv_window).saturating_add(1_000);
         let params = [("symbol", symbol.to_owned()), ("origClientOrderId", client_order_id.to_owned())];
-        for _ in 0..self.config.max_lookups {
+        // "Not found" before the deadline is bounded by the deadline; failed lookups by `max_lookups`.
+        let mut failed_lookups = 0;
+        while failed_lookups < self.config.max_lookups {
             match self.signed::<wire::Order>(credentials, SignedEndpoint::QueryOrder, &params).await {
                 Ok(order) => return order.into_report(),
                 Err(Failure::Known(ExchangeError::OrderNotFound)) => {
@@ -273,8 +276,8 @@ impl BinanceClient {
                         return Err(ExchangeError::NotPlaced);
                     }
                 }
-                Err(Failure::Lost(_)) => {}
-                Err(Failure::Known(err)) if err.is_transient() => {}
+                Err(Failure::Lost(_)) => failed_lookups += 1,
+                Err(Failure::Known(err)) if err.is_transient() => failed_lookups += 1,
                 Err(Failure::Known(_)) => break,
             }
             tokio::time::sleep(self.config.lookup_interval).await;
@@ -345,6 +348,20 @@ fn order_ref_params(pair: &Pair, order: &VenueOrderRef) -> Vec<(&'static str, St
         VenueOrderRef::Client(id) => params.push(("origClientOrderId", id.as_str().to_owned())),
     }
     params
+}
+
+/// The `binance` venue for [`exchange::Venues`]: every account shares this client.
+#[derive(Debug, Clone)]
+pub struct BinanceVenue(pub Arc<BinanceClient>);
+
+impl exchange::Venues for BinanceVenue {
+    fn names(&self) -> Vec<&'static str> {
+        vec!["binance"]
+    }
+
+    fn account(&self, venue: &str, credentials: Arc<dyn Credentials>) -> Option<Arc<dyn Exchange>> {
+        (venue == "binance").then(|| Arc::new(self.0.account(credentials)) as Arc<dyn Exchange>)
+    }
 }
 
 /// One API key at Binance: the port.

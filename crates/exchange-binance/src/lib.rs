@@ -11,4 +11,4 @@ mod limits;
 pub mod sign;
 mod wire;
 
-pub use client::{BinanceAccount, BinanceClient, BinanceConfig, binance_symbol, map_error};
+pub use client::{BinanceAccount, BinanceClient, BinanceConfig, BinanceVenue, binance_symbol, map_error};

@@ -129,6 +129,20 @@ impl ExchangeError {
     }
 }
 
+/// Opens accounts at the venues this node is configured for. The binary names the adapters (one
+/// shared client per venue URL); the server asks only for "this venue, these credentials".
+pub trait Venues: Send + Sync + fmt::Debug {
+    /// Venue names that accept API keys, as the API spells them (`binance`).
+    fn names(&self) -> Vec<&'static str>;
+
+    /// The port for one key at `venue`; `None` for a venue this node does not serve.
+    fn account(
+        &self,
+        venue: &str,
+        credentials: std::sync::Arc<dyn Credentials>,
+    ) -> Option<std::sync::Arc<dyn Exchange>>;
+}
+
 /// One account at one venue. Implementations hold their [`Credentials`] and open the secret only
 /// to sign a request.
 #[async_trait]

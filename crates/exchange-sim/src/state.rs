@@ -1,0 +1,116 @@
+//! The simulator's whole state behind one mutex, shared by the HTTP handlers and the handle.
+//!
+//! The lock is never held across an `.await`: a request takes it once to decide on faults, once
+//! to be processed, and the handle takes it for each call.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock::SimClock;
+use crate::config::{SimConfig, SimLimits};
+use crate::faults::FaultQueue;
+use crate::matching::Exchange;
+use crate::weights::{OrderCounter, WeightTracker};
+
+/// One request as the simulator received it, for assertions such as "the order was placed exactly
+/// once".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// `GET`, `POST`, `DELETE`, ...
+    pub method: String,
+    /// E.g. `/api/v3/order`.
+    pub path: String,
+    /// The raw query string (without `?`), possibly empty.
+    pub query: String,
+    /// The raw body (lossily decoded as UTF-8), possibly empty.
+    pub body: String,
+    /// The `X-MBX-APIKEY` header, if sent.
+    pub api_key: Option<String>,
+    /// Whether the request carried a signature that verified.
+    pub signed: bool,
+    /// The HTTP status answered; `None` while in flight, or when no response was sent (dropped
+    /// connection, hang).
+    pub status: Option<u16>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SimState {
+    pub(crate) clock: SimClock,
+    pub(crate) exchange: Exchange,
+    pub(crate) faults: FaultQueue,
+    pub(crate) weights: WeightTracker,
+    pub(crate) order_counts: OrderCounter,
+    pub(crate) limits: SimLimits,
+    log: Vec<RequestRecord>,
+    /// How many records [`SimState::clear_log`] dropped; request ids count from the first request.
+    log_dropped: usize,
+}
+
+impl SimState {
+    pub(crate) fn new(config: &SimConfig) -> Self {
+        let clock = SimClock::new(config.frozen_clock_ms);
+        let now_ms = clock.now_ms();
+        Self {
+            exchange: Exchange::new(config, now_ms),
+            clock,
+            faults: FaultQueue::default(),
+            weights: WeightTracker::default(),
+            order_counts: OrderCounter::default(),
+            limits: config.limits,
+            log: Vec::new(),
+            log_dropped: 0,
+        }
+    }
+
+    /// Logs a request; returns its id for [`SimState::record_mut`].
+    pub(crate) fn push_record(&mut self, record: RequestRecord) -> usize {
+        self.log.push(record);
+        self.log_dropped + self.log.len() - 1
+    }
+
+    /// The record of request `id`, unless the log was cleared since.
+    pub(crate) fn record_mut(&mut self, id: usize) -> Option<&mut RequestRecord> {
+        id.checked_sub(self.log_dropped).and_then(|index| self.log.get_mut(index))
+    }
+
+    pub(crate) fn log(&self) -> &[RequestRecord] {
+        &self.log
+    }
+
+    pub(crate) fn clear_log(&mut self) {
+        self.log_dropped += self.log.len();
+        self.log.clear();
+    }
+}
+
+/// What the handlers and the handle share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<SimState>,
+    /// Turns `true` when the simulator shuts down; hanging requests end then.
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) hang_for: Duration,
+}
+
+impl Shared {
+    pub(crate) fn new(config: &SimConfig, shutdown: watch::Receiver<bool>) -> Self {
+        Self { state: Mutex::new(SimState::new(config)), shutdown, hang_for: config.hang_for }
+    }
+
+    /// The state. A panic while holding the lock cannot leave it half-updated in a way that
+    /// matters more than losing the simulator, so a poisoned lock is used as is.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for `hang_for` or for shutdown, whichever comes first.
+    pub(crate) async fn hang(&self) {
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            () = tokio::time::sleep(self.hang_for) => {}
+            _ = shutdown.wait_for(|stopped| *stopped) => {}
+        }
+    }
+}

@@ -29,15 +29,45 @@ pub enum Command {
 pub struct VaultArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub refresh: VaultRefreshArgs,
     #[command(subcommand)]
     pub command: VaultCommand,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum VaultCommand {
-    /// Whether the root key opens the key ring, each key-encryption key's version and state, and how
-    /// many sealed secrets name it. Changes nothing.
+    /// Whether the root key opens the key ring, each key-encryption key's version, state, creation
+    /// and demotion time, and how many sealed secrets name it. Changes nothing.
     Status,
+    /// Starts a key rotation: a new key-encryption key (highest version + 1) becomes active, the
+    /// active one decrypt-only. `bulwark serve` then rewraps every sealed secret onto the new key in
+    /// the background and destroys the old one once nothing names it and its grace period (three
+    /// refresh intervals) is over.
+    Rotate {
+        /// Also rewrap every sealed secret here and now, and destroy the old key if its grace
+        /// period is already over (otherwise `bulwark serve` finishes).
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// How often each node reloads the vault's key ring; `vault rotate` needs it too, because it sets
+/// the grace period before a retired key may be destroyed.
+#[derive(Debug, Args)]
+pub struct VaultRefreshArgs {
+    /// Seconds between reloads of the vault's key ring from the database (a rotation on another node
+    /// is picked up within this time; a retired key is destroyed no sooner than three times this
+    /// after its rotation). The same on every node of one database; 1 to 3600.
+    #[arg(long, env = "BULWARK_VAULT_REFRESH_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub vault_refresh_seconds: u64,
+}
+
+impl VaultRefreshArgs {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.vault_refresh_seconds)
+    }
 }
 
 /// Where the data lives: shared by every subcommand that opens the database.
@@ -99,6 +129,8 @@ pub struct ServeArgs {
     #[arg(long, env = "BULWARK_REAUTH_WINDOW_SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..=900))]
     pub reauth_window_seconds: u64,
+    #[command(flatten)]
+    pub vault_refresh: VaultRefreshArgs,
     /// tracing filter, e.g. `info` or `server=debug,info`.
     #[arg(long, env = "BULWARK_LOG", default_value = "info")]
     pub log: String,
@@ -152,6 +184,7 @@ impl ServeArgs {
         server.reauth_window = Duration::from_secs(self.reauth_window_seconds);
         server.trusted_proxies = self.trusted_proxies;
         server.mail_from = self.mail_from;
+        server.vault_refresh = self.vault_refresh.interval();
         let root_key_file = self.storage.root_key_file();
         Ok(Settings {
             root_key_file,
@@ -171,7 +204,7 @@ mod tests {
 
     use clap::Parser;
 
-    use super::{Cli, Command};
+    use super::{Cli, Command, VaultCommand};
 
     fn reauth_window(args: &[&str]) -> Result<Duration, String> {
         let cli = Cli::try_parse_from([&["bulwark", "serve"], args].concat()).map_err(|e| e.to_string())?;
@@ -187,5 +220,24 @@ mod tests {
         for refused in ["0", "901", "-1", "five"] {
             assert!(reauth_window(&["--reauth-window-seconds", refused]).is_err(), "{refused}");
         }
+    }
+
+    #[test]
+    fn the_vault_refresh_is_thirty_seconds_unless_set_within_range() {
+        let refresh = |args: &[&str]| -> Result<Duration, String> {
+            let cli = Cli::try_parse_from([&["bulwark", "serve"], args].concat()).map_err(|e| e.to_string())?;
+            let Command::Serve(serve) = cli.command else { return Err("not serve".to_owned()) };
+            Ok(serve.resolve().map_err(|e| e.to_string())?.server.vault_refresh)
+        };
+        assert_eq!(refresh(&[]), Ok(Duration::from_secs(30)));
+        assert_eq!(refresh(&["--vault-refresh-seconds", "2"]), Ok(Duration::from_secs(2)));
+        for refused in ["0", "3601", "soon"] {
+            assert!(refresh(&["--vault-refresh-seconds", refused]).is_err(), "{refused}");
+        }
+        let cli =
+            Cli::try_parse_from(["bulwark", "vault", "--vault-refresh-seconds", "5", "rotate", "--wait"]).unwrap();
+        let Command::Vault(vault) = cli.command else { panic!("not vault") };
+        assert_eq!(vault.refresh.interval(), Duration::from_secs(5));
+        assert!(matches!(vault.command, VaultCommand::Rotate { wait: true }));
     }
 }

@@ -71,14 +71,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
 
-    let vault = open_vault(&settings.root_key_file, &*store).await?;
-    let deps = server::AppDeps {
-        store,
-        mailer,
-        clock: Arc::new(SystemClock),
-        random: Arc::new(auth::OsRandom),
-        vault: Arc::new(vault),
-    };
+    let clock: Arc<dyn domain::Clock> = Arc::new(SystemClock);
+    let vault =
+        open_vault(&settings.root_key_file, store.clone(), clock.clone(), settings.server.vault_refresh).await?;
+    let deps = server::AppDeps { store, mailer, clock, random: Arc::new(auth::OsRandom), vault: Arc::new(vault) };
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local = listener.local_addr()?;
     let mut config = settings.server;
@@ -105,11 +101,10 @@ async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn store::Store>> {
     })
 }
 
-/// `bulwark vault status`: reads the ring and the sealed secrets; writes nothing (it never creates
-/// a root key or a key-encryption key).
+/// `bulwark vault status` (reads the ring and the sealed secrets; writes nothing, never creates a
+/// root key or a key-encryption key) and `bulwark vault rotate`. The report goes to stdout, logs
+/// to stderr (dev-notes rule 14).
 async fn vault_command(args: VaultArgs) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    // stdout is the report; warnings (a readable key file) go to stderr.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
@@ -117,25 +112,32 @@ async fn vault_command(args: VaultArgs) -> anyhow::Result<()> {
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
-    let VaultCommand::Status = args.command;
     let store = connect_store(&args.storage.database_url()).await?;
     let path = args.storage.root_key_file();
+    match args.command {
+        VaultCommand::Status => vault_status(&*store, &path).await,
+        VaultCommand::Rotate { wait } => vault_rotate(store, &path, args.refresh.interval(), wait).await,
+    }
+}
+
+async fn vault_status(store: &dyn store::Store, path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
     let keks = store.vault_keks().await?;
-    let mut counts = std::collections::BTreeMap::<u32, usize>::new();
-    let mut unreadable = 0usize;
-    for blob in store.sealed_blobs().await? {
+    // Each blob's header against the version recorded beside it: rotation trusts the column.
+    let (mut unreadable, mut mismatched) = (0usize, 0usize);
+    for (recorded, blob) in store.sealed_blobs().await? {
         match vault::envelope::kek_version_of(&blob) {
-            Ok(version) => *counts.entry(version).or_default() += 1,
+            Ok(version) if version == recorded => {}
+            Ok(_) => mismatched += 1,
             Err(_) => unreadable += 1,
         }
     }
-    let state = match read_root_key(&path)? {
+    let state = match read_root_key(path)? {
         None => format!("sealed: no root key file at {}", path.display()),
         Some(root) => {
-            let opens = unwrap_live_keks(&root, &keks).is_ok();
             if keks.is_empty() {
                 "no key ring yet: `bulwark serve` creates it on first start".to_owned()
-            } else if opens {
+            } else if server::live_vault::ring_from_records(&root, &keks).is_ok() {
                 format!("unsealed: {} opens the key ring", path.display())
             } else {
                 format!("sealed: {} does not open the key ring", path.display())
@@ -144,19 +146,98 @@ async fn vault_command(args: VaultArgs) -> anyhow::Result<()> {
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "vault: {state}")?;
-    writeln!(out, "{:<8}{:<14}{:<26}sealed secrets", "version", "state", "created")?;
+    writeln!(out, "{:<8}{:<14}{:<26}{:<26}sealed secrets", "version", "state", "created", "demoted")?;
     for kek in &keks {
         writeln!(
             out,
-            "{:<8}{:<14}{:<26}{}",
+            "{:<8}{:<14}{:<26}{:<26}{}",
             kek.version,
             kek.state.as_str(),
             kek.created_at.to_rfc3339(),
-            counts.get(&kek.version).copied().unwrap_or(0)
+            kek.demoted_at.map_or_else(|| "-".to_owned(), domain::Timestamp::to_rfc3339),
+            store.count_blobs_with_kek(kek.version).await?
+        )?;
+    }
+    if keks.iter().any(|k| k.state == store::KekState::DecryptOnly) {
+        writeln!(
+            out,
+            "a rotation is unfinished: `bulwark serve` rewraps what names a decrypt_only key and then destroys it"
         )?;
     }
     if unreadable > 0 {
         writeln!(out, "{unreadable} sealed values do not parse as vault blobs")?;
+    }
+    if mismatched > 0 {
+        writeln!(out, "{mismatched} sealed values name another key version than the one recorded beside them")?;
+    }
+    Ok(())
+}
+
+/// `bulwark vault rotate [--wait]`: needs the root key that opens the ring (it wraps the new key).
+async fn vault_rotate(
+    store: Arc<dyn store::Store>,
+    path: &std::path::Path,
+    refresh: std::time::Duration,
+    wait: bool,
+) -> anyhow::Result<()> {
+    use server::live_vault::RingError;
+    use std::io::Write as _;
+    let Some(root) = read_root_key(path)? else {
+        anyhow::bail!(
+            "no root key file at {}: rotating needs the key that opens the key ring (BULWARK_ROOT_KEY_FILE)",
+            path.display()
+        );
+    };
+    if store.vault_keks().await?.is_empty() {
+        anyhow::bail!("no key ring yet: `bulwark serve` creates it on first start");
+    }
+    let clock: Arc<dyn domain::Clock> = Arc::new(SystemClock);
+    let keys = server::LiveVault::load(store, clock, root, refresh).await.map_err(|err| match err {
+        RingError::Vault(_) => anyhow::anyhow!(
+            "{} does not open this database's key ring (another key file?); nothing was rotated",
+            path.display()
+        ),
+        other => other.into(),
+    })?;
+    let version = keys.rotate().await?;
+    let previous = version - 1;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "vault: key-encryption key {version} is active; {previous} is decrypt-only")?;
+    if !wait {
+        writeln!(
+            out,
+            "`bulwark serve` rewraps the sealed secrets onto {version} in the background and destroys {previous} \
+             once nothing names it and {} s have passed (`bulwark vault status` shows the progress)",
+            keys.destroy_grace().as_secs()
+        )?;
+        return Ok(());
+    }
+    let report = keys.finish_rotations().await?;
+    writeln!(out, "rewrapped {} sealed secrets onto key {version}", report.rewrapped)?;
+    if report.changed > 0 {
+        writeln!(out, "{} changed meanwhile and were left as they are", report.changed)?;
+    }
+    if report.failed > 0 {
+        writeln!(out, "{} do not open (corrupt or tampered; see the log) and keep their key", report.failed)?;
+    }
+    for destroyed in &report.destroyed {
+        writeln!(out, "key-encryption key {destroyed} destroyed")?;
+    }
+    for waiting in &report.waiting {
+        if waiting.remaining > 0 {
+            writeln!(
+                out,
+                "key {} still seals {} secrets; `bulwark serve` keeps rewrapping and destroys it when none is left",
+                waiting.version, waiting.remaining
+            )?;
+        } else {
+            writeln!(
+                out,
+                "key {} is no longer used; `bulwark serve` destroys it after {} (grace period: every node reloads the ring first)",
+                waiting.version,
+                waiting.destroy_after.to_rfc3339()
+            )?;
+        }
     }
     Ok(())
 }
@@ -181,51 +262,41 @@ fn no_core_dumps() {
 /// file is created if missing and key-encryption key version 1 is written, wrapped by it. Later, a
 /// missing root key file, or one that does not open the ring, leaves the node *sealed*: everything
 /// works except sealing and opening secrets, and `/healthz` says so. A missing file is never
-/// replaced once the database has a ring.
-async fn open_vault(path: &std::path::Path, store: &dyn store::Store) -> anyhow::Result<vault::Vault> {
-    use vault::envelope::{Kek, KekRing};
-    let mut keks = store.vault_keks().await?;
+/// replaced once the database has a ring. An unsealed node keeps the root key in memory to follow
+/// key rotations (SEC-4).
+async fn open_vault(
+    path: &std::path::Path,
+    store: Arc<dyn store::Store>,
+    clock: Arc<dyn domain::Clock>,
+    refresh: std::time::Duration,
+) -> anyhow::Result<server::LiveVault> {
+    use server::live_vault::RingError;
+    let keks = store.vault_keks().await?;
     let root = match read_root_key(path)? {
         Some(root) => root,
         None if keks.is_empty() => create_root_key(path)?,
         None => {
             tracing::error!(file = %path.display(), "the root key file is missing: starting SEALED; two-factor codes cannot be checked until it is restored");
-            return Ok(vault::Vault::sealed());
+            return Ok(server::LiveVault::sealed(store, clock, refresh));
         }
     };
     if keks.is_empty() {
-        let first = Kek::generate(1)?;
-        if !store.insert_first_kek(&first.wrap(&root)?, domain::Clock::now(&SystemClock)).await? {
+        let first = vault::envelope::Kek::generate(1)?;
+        if !store.insert_first_kek(&first.wrap(&root)?, clock.now()).await? {
             tracing::info!("another node wrote the first key-encryption key; using it");
         }
-        keks = store.vault_keks().await?;
     }
-    let live = unwrap_live_keks(&root, &keks);
-    let active = keks.iter().find(|k| k.state == store::KekState::Active).map(|k| k.version);
-    match (live, active) {
-        (Ok(live), Some(active)) => {
-            let ring = KekRing::new(active, live)?;
-            tracing::info!(file = %path.display(), active_kek = active, "vault unsealed");
-            Ok(vault::Vault::unsealed(ring))
+    match server::LiveVault::load(store.clone(), clock.clone(), root, refresh).await {
+        Ok(live) => {
+            tracing::info!(file = %path.display(), active_kek = ?live.vault().active_version(), "vault unsealed");
+            Ok(live)
         }
-        (Err(err), _) => {
+        Err(RingError::Vault(err)) => {
             tracing::error!(file = %path.display(), error = %err, "the root key does not open this database's key ring (another key file?): starting SEALED");
-            Ok(vault::Vault::sealed())
+            Ok(server::LiveVault::sealed(store, clock, refresh))
         }
-        (Ok(_), None) => anyhow::bail!("the vault's key ring has no active key-encryption key"),
+        Err(other) => Err(other.into()),
     }
-}
-
-/// Every key-encryption key not destroyed, unwrapped by `root`; an error when `root` is not the
-/// key that wrapped them.
-fn unwrap_live_keks(
-    root: &vault::RootKey,
-    keks: &[store::KekRecord],
-) -> Result<Vec<vault::envelope::Kek>, vault::VaultError> {
-    keks.iter()
-        .filter(|k| k.state != store::KekState::Destroyed)
-        .map(|k| vault::envelope::Kek::unwrap(root, k.version, &k.wrapped))
-        .collect()
 }
 
 /// The root key from its file, or `None` when the file does not exist.

@@ -88,6 +88,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The sender of every mail.
     pub mail_from: String,
+    /// How often the vault's key ring is reloaded from the database (and the rewrap job of an
+    /// unfinished rotation runs). A retired key is destroyed three intervals after its rotation
+    /// at the earliest (`LiveVault::destroy_grace`).
+    pub vault_refresh: Duration,
 }
 
 impl ServerConfig {
@@ -110,6 +114,7 @@ impl ServerConfig {
             trusted_proxies: Vec::new(),
             max_body_bytes: 1024 * 1024,
             mail_from: "Bulwark <no-reply@bulwark.localhost>".to_owned(),
+            vault_refresh: Duration::from_secs(30),
         }
     }
 

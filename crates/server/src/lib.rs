@@ -9,6 +9,7 @@ mod emails;
 mod error;
 pub mod extract;
 mod hashing;
+pub mod live_vault;
 pub mod middleware;
 mod pages;
 pub mod session;
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 
 pub use config::{ServerConfig, ThrottleConfig};
 pub use error::ApiError;
+pub use live_vault::LiveVault;
 pub use state::{AppDeps, AppState};
 
 /// Every route, with the middleware of `spec/api.md` around all of them.
@@ -100,7 +102,8 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, with the client's socket address
-/// available to handlers. Also runs the housekeeping loop (expired-session purge).
+/// available to handlers. Also runs the housekeeping loop (expired-session purge) and the vault's
+/// refresh loop (key ring reload and the rewrap job of a rotation).
 ///
 /// # Errors
 /// The IO error that stopped the server.
@@ -110,9 +113,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let vault_refresh = tokio::spawn(state.vault.clone().run_refresh());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     housekeeping.abort();
+    vault_refresh.abort();
     result
 }
 

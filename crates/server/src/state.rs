@@ -11,6 +11,7 @@ use store::{AuditRecord, Store};
 use crate::config::ServerConfig;
 use crate::extract::ClientInfo;
 use crate::hashing::HashPool;
+use crate::live_vault::LiveVault;
 
 /// What the composition root hands the server.
 #[derive(Debug, Clone)]
@@ -19,8 +20,9 @@ pub struct AppDeps {
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
-    /// Seals secrets at rest (TOTP seeds); sealed when the node has no usable root key.
-    pub vault: Arc<vault::Vault>,
+    /// Seals secrets at rest (TOTP seeds); sealed when the node has no usable root key. Its ring
+    /// follows key rotations (`LiveVault::run_refresh`, started by `serve`).
+    pub vault: Arc<LiveVault>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,7 +35,7 @@ pub struct Inner {
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
-    pub vault: Arc<vault::Vault>,
+    pub vault: Arc<LiveVault>,
     pub hashes: HashPool,
 }
 

@@ -267,6 +267,97 @@ macro_rules! impl_store {
                 AuditRecord { user_id: Some(user), ..audit.clone() }
             }
 
+            pub(super) fn kek_param(version: u32) -> i64 {
+                i64::from(version)
+            }
+
+            pub(super) fn kek_version(raw: i64) -> StoreResult<u32> {
+                u32::try_from(raw).map_err(|_| StoreError::Corrupt(format!("bad KEK version {raw}")))
+            }
+
+            /// Where the blobs of one sealed column live, and the SQL expressions that give what
+            /// their binding is built from. Every statement of key rotation (listing, counting,
+            /// compare-and-swap, the destroy check) is generated from these, so a new sealed
+            /// column is one arm here (and a `store::SealedColumn` variant). For example the
+            /// secret of an exchange account: table `exchange_accounts`, key `id`, blob
+            /// `secret_sealed`, kek `secret_kek`, user `user_id`, purpose `CASE key_kind WHEN
+            /// 'hmac' THEN 'exchange_api_secret' ELSE 'exchange_private_key' END`, venue
+            /// `exchange`, fingerprint `api_key_fingerprint`.
+            pub(super) struct SealedSpec {
+                pub table: &'static str,
+                /// The primary key of the row: the binding's credential id.
+                pub key: &'static str,
+                pub blob: &'static str,
+                /// The integer column holding the KEK version the blob's header names; written
+                /// with every write of `blob`.
+                pub kek: &'static str,
+                pub user_id: &'static str,
+                /// The binding's purpose name (`vault::envelope::SecretPurpose::as_str`).
+                pub purpose: &'static str,
+                pub venue: &'static str,
+                /// 32 bytes or NULL.
+                pub fingerprint: &'static str,
+            }
+
+            /// The registry of sealed columns (ARCHITECTURE.md, "sealed columns").
+            pub(super) fn sealed_spec(column: ::store::SealedColumn) -> SealedSpec {
+                match column {
+                    ::store::SealedColumn::TotpSeed => SealedSpec {
+                        table: "users",
+                        key: "id",
+                        blob: "totp_seed_sealed",
+                        kek: "totp_seed_kek",
+                        user_id: "id",
+                        purpose: "'totp_seed'",
+                        venue: "''",
+                        fingerprint: "CAST(NULL AS BYTEA)",
+                    },
+                    ::store::SealedColumn::TotpPending => SealedSpec {
+                        table: "users",
+                        key: "id",
+                        blob: "totp_pending_sealed",
+                        kek: "totp_pending_kek",
+                        user_id: "id",
+                        purpose: "'totp_seed'",
+                        venue: "''",
+                        fingerprint: "CAST(NULL AS BYTEA)",
+                    },
+                }
+            }
+
+            /// `NOT EXISTS` over every sealed column for the KEK version in parameter `$param`.
+            pub(super) fn no_blob_names_kek(param: &str) -> String {
+                ::store::SealedColumn::ALL
+                    .iter()
+                    .map(|c| {
+                        let spec = sealed_spec(*c);
+                        format!("NOT EXISTS (SELECT 1 FROM {} WHERE {} = {param})", spec.table, spec.kek)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            }
+
+            pub(super) fn sealed_entry(column: ::store::SealedColumn, row: &DbRow) -> StoreResult<::store::SealedEntry> {
+                let fingerprint = match get::<Option<Vec<u8>>>(row, "fingerprint")? {
+                    None => [0u8; 32],
+                    Some(bytes) => bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt(format!("API key fingerprint of {} bytes", bytes.len())))?,
+                };
+                Ok(::store::SealedEntry {
+                    at: ::store::SealedRef {
+                        column,
+                        row_id: get(row, "row_id")?,
+                        user_id: parse_id::<UserId>(&get::<String>(row, "user_id")?, "user")?,
+                        purpose: get(row, "purpose")?,
+                        venue: get(row, "venue")?,
+                        api_key_fingerprint: fingerprint,
+                    },
+                    blob: get(row, "blob")?,
+                })
+            }
+
         }
 
         #[::async_trait::async_trait]
@@ -600,16 +691,18 @@ macro_rules! impl_store {
             async fn begin_totp_setup(
                 &self,
                 user: ::domain::UserId,
-                sealed_seed: &[u8],
+                sealed_seed: &::store::SealedBlob,
                 now: ::domain::Timestamp,
                 audit: &::store::AuditRecord,
             ) -> ::store::StoreResult<bool> {
                 use $crate::sqlx;
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
                 let updated = sqlx::query(
-                    "UPDATE users SET totp_pending_sealed = $1, totp_pending_at = $2 WHERE id = $3 AND totp_enabled = FALSE",
+                    "UPDATE users SET totp_pending_sealed = $1, totp_pending_kek = $2, totp_pending_at = $3 \
+                     WHERE id = $4 AND totp_enabled = FALSE",
                 )
-                .bind(sealed_seed)
+                .bind(sealed_seed.bytes.as_slice())
+                .bind(sql_impl::kek_param(sealed_seed.kek_version))
                 .bind(now.as_unix_millis())
                 .bind(user.to_string())
                 .execute(&mut *tx)
@@ -624,8 +717,9 @@ macro_rules! impl_store {
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
                 let step = sql_impl::step_param(enable.step)?;
                 let updated = sqlx::query(
-                    "UPDATE users SET totp_enabled = TRUE, totp_seed_sealed = totp_pending_sealed, totp_last_step = $1, \
-                       totp_pending_sealed = NULL, totp_pending_at = NULL \
+                    "UPDATE users SET totp_enabled = TRUE, totp_seed_sealed = totp_pending_sealed, \
+                       totp_seed_kek = totp_pending_kek, totp_last_step = $1, \
+                       totp_pending_sealed = NULL, totp_pending_kek = NULL, totp_pending_at = NULL \
                      WHERE id = $2 AND totp_enabled = FALSE AND totp_pending_sealed = $3",
                 )
                 .bind(step)
@@ -655,8 +749,8 @@ macro_rules! impl_store {
                 use $crate::sqlx;
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
                 let updated = sqlx::query(
-                    "UPDATE users SET totp_enabled = FALSE, totp_seed_sealed = NULL, totp_last_step = NULL, \
-                       totp_pending_sealed = NULL, totp_pending_at = NULL \
+                    "UPDATE users SET totp_enabled = FALSE, totp_seed_sealed = NULL, totp_seed_kek = NULL, \
+                       totp_last_step = NULL, totp_pending_sealed = NULL, totp_pending_kek = NULL, totp_pending_at = NULL \
                      WHERE id = $1 AND totp_enabled = TRUE",
                 )
                 .bind(user.to_string())
@@ -773,45 +867,66 @@ macro_rules! impl_store {
 
             async fn vault_keks(&self) -> ::store::StoreResult<Vec<::store::KekRecord>> {
                 use $crate::sqlx::{self, Row as _};
-                let rows = sqlx::query("SELECT version, wrapped, state, created_at FROM vault_keks ORDER BY version")
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(sql_impl::map_err)?;
+                let rows = sqlx::query(
+                    "SELECT version, wrapped, state, created_at, demoted_at, destroyed_at FROM vault_keks ORDER BY version",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(sql_impl::map_err)?;
+                let ts = ::domain::Timestamp::from_unix_millis;
                 rows.iter()
                     .map(|row| {
                         let version: i64 = row.try_get("version").map_err(sql_impl::map_err)?;
                         let state: String = row.try_get("state").map_err(sql_impl::map_err)?;
                         let created_at: i64 = row.try_get("created_at").map_err(sql_impl::map_err)?;
+                        let demoted_at: Option<i64> = row.try_get("demoted_at").map_err(sql_impl::map_err)?;
+                        let destroyed_at: Option<i64> = row.try_get("destroyed_at").map_err(sql_impl::map_err)?;
                         Ok(::store::KekRecord {
-                            version: u32::try_from(version)
-                                .map_err(|_| ::store::StoreError::Corrupt(format!("bad KEK version {version}")))?,
+                            version: sql_impl::kek_version(version)?,
                             wrapped: row.try_get("wrapped").map_err(sql_impl::map_err)?,
                             state: ::store::KekState::parse(&state)
                                 .ok_or_else(|| ::store::StoreError::Corrupt(format!("bad KEK state {state:?}")))?,
-                            created_at: ::domain::Timestamp::from_unix_millis(created_at),
+                            created_at: ts(created_at),
+                            demoted_at: demoted_at.map(ts),
+                            destroyed_at: destroyed_at.map(ts),
                         })
                     })
                     .collect()
             }
 
-            async fn sealed_blobs(&self) -> ::store::StoreResult<Vec<Vec<u8>>> {
+            async fn sealed_blobs(&self) -> ::store::StoreResult<Vec<(u32, Vec<u8>)>> {
                 use $crate::sqlx::{self, Row as _};
-                let rows = sqlx::query(
-                    "SELECT totp_seed_sealed AS blob FROM users WHERE totp_seed_sealed IS NOT NULL \
-                     UNION ALL SELECT totp_pending_sealed AS blob FROM users WHERE totp_pending_sealed IS NOT NULL",
-                )
-                .fetch_all(&self.pool)
-                .await
-                .map_err(sql_impl::map_err)?;
-                rows.iter().map(|row| row.try_get("blob").map_err(sql_impl::map_err)).collect()
+                let mut out = Vec::new();
+                for column in ::store::SealedColumn::ALL {
+                    let spec = sql_impl::sealed_spec(column);
+                    let sql = format!(
+                        "SELECT {kek} AS kek, {blob} AS blob FROM {table} WHERE {blob} IS NOT NULL",
+                        kek = spec.kek,
+                        blob = spec.blob,
+                        table = spec.table
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                    for row in &rows {
+                        // A blob without a recorded version would escape rotation: report it as
+                        // version 0, which no KEK has.
+                        let kek: Option<i64> = row.try_get("kek").map_err(sql_impl::map_err)?;
+                        let blob: Vec<u8> = row.try_get("blob").map_err(sql_impl::map_err)?;
+                        out.push((sql_impl::kek_version(kek.unwrap_or(0))?, blob));
+                    }
+                }
+                Ok(out)
             }
 
             async fn insert_first_kek(&self, wrapped: &[u8], now: ::domain::Timestamp) -> ::store::StoreResult<bool> {
                 use $crate::sqlx;
                 // Version 1 is the primary key: of nodes starting at once, exactly one writes it.
+                // No conflict target: the one-active index is an arbiter too.
                 let inserted = sqlx::query(
                     "INSERT INTO vault_keks (version, wrapped, state, created_at) VALUES (1, $1, 'active', $2) \
-                     ON CONFLICT (version) DO NOTHING",
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(wrapped)
                 .bind(now.as_unix_millis())
@@ -820,6 +935,169 @@ macro_rules! impl_store {
                 .map_err(sql_impl::map_err)?
                 .rows_affected();
                 Ok(inserted == 1)
+            }
+
+            async fn rotate_kek(
+                &self,
+                version: u32,
+                wrapped: &[u8],
+                now: ::domain::Timestamp,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                // Demote first: at most one key is active at any moment (a partial unique index).
+                // A second rotation running at once waits here on PostgreSQL for the row lock
+                // (SQLite: for the write lock) and then finds the new version taken below.
+                let demoted = sqlx::query(
+                    "UPDATE vault_keks SET state = 'decrypt_only', demoted_at = $1 WHERE state = 'active' AND version < $2",
+                )
+                .bind(now.as_unix_millis())
+                .bind(sql_impl::kek_param(version))
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err);
+                let inserted = match demoted {
+                    Ok(_) => sqlx::query(
+                        "INSERT INTO vault_keks (version, wrapped, state, created_at) \
+                         SELECT $1, $2, 'active', $3 WHERE $1 = (SELECT COALESCE(MAX(version), 0) + 1 FROM vault_keks) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(sql_impl::kek_param(version))
+                    .bind(wrapped)
+                    .bind(now.as_unix_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)
+                    .map(|done| done.rows_affected()),
+                    Err(err) => Err(err),
+                };
+                match inserted {
+                    Ok(1) => {
+                        tx.commit().await.map_err(sql_impl::map_err)?;
+                        Ok(true)
+                    }
+                    Ok(_) | Err(::store::StoreError::Conflict(_)) => {
+                        tx.rollback().await.map_err(sql_impl::map_err)?;
+                        Ok(false)
+                    }
+                    Err(other) => {
+                        tx.rollback().await.map_err(sql_impl::map_err)?;
+                        Err(other)
+                    }
+                }
+            }
+
+            async fn sealed_blobs_with_kek(
+                &self,
+                version: u32,
+                limit: u32,
+            ) -> ::store::StoreResult<Vec<::store::SealedEntry>> {
+                use $crate::sqlx;
+                let mut out = Vec::new();
+                for column in ::store::SealedColumn::ALL {
+                    let left = u64::from(limit).saturating_sub(out.len() as u64);
+                    if left == 0 {
+                        break;
+                    }
+                    let spec = sql_impl::sealed_spec(column);
+                    let sql = format!(
+                        "SELECT {key} AS row_id, {user} AS user_id, {purpose} AS purpose, {venue} AS venue, \
+                           {fp} AS fingerprint, {blob} AS blob \
+                         FROM {table} WHERE {kek} = $1 AND {blob} IS NOT NULL ORDER BY {key} LIMIT $2",
+                        key = spec.key,
+                        user = spec.user_id,
+                        purpose = spec.purpose,
+                        venue = spec.venue,
+                        fp = spec.fingerprint,
+                        blob = spec.blob,
+                        table = spec.table,
+                        kek = spec.kek,
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(sql_impl::kek_param(version))
+                        .bind(i64::try_from(left).unwrap_or(i64::MAX))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                    for row in &rows {
+                        out.push(sql_impl::sealed_entry(column, row)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn replace_sealed_blob(
+                &self,
+                at: &::store::SealedRef,
+                old: &[u8],
+                new: &::store::SealedBlob,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let spec = sql_impl::sealed_spec(at.column);
+                // Compare-and-swap on the whole blob: a secret the user replaced or removed, or
+                // one another node rewrapped first, is left as it is.
+                let sql = format!(
+                    "UPDATE {table} SET {blob} = $1, {kek} = $2 WHERE {key} = $3 AND {blob} = $4",
+                    table = spec.table,
+                    blob = spec.blob,
+                    kek = spec.kek,
+                    key = spec.key,
+                );
+                let updated = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(new.bytes.as_slice())
+                    .bind(sql_impl::kek_param(new.kek_version))
+                    .bind(at.row_id.as_str())
+                    .bind(old)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                Ok(updated == 1)
+            }
+
+            async fn count_blobs_with_kek(&self, version: u32) -> ::store::StoreResult<u64> {
+                use $crate::sqlx::{self, Row as _};
+                let terms: Vec<String> = ::store::SealedColumn::ALL
+                    .iter()
+                    .map(|c| {
+                        let spec = sql_impl::sealed_spec(*c);
+                        format!("(SELECT COUNT(*) FROM {} WHERE {} = $1)", spec.table, spec.kek)
+                    })
+                    .collect();
+                let sql = format!("SELECT {} AS n", terms.join(" + "));
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(sql_impl::kek_param(version))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                let n: i64 = row.try_get("n").map_err(sql_impl::map_err)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn destroy_kek(
+                &self,
+                version: u32,
+                now: ::domain::Timestamp,
+                grace: ::std::time::Duration,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                // One statement, so one transaction: the state, the grace period and "no blob
+                // names it" are checked against the same snapshot the change is made in.
+                let sql = format!(
+                    "UPDATE vault_keks SET state = 'destroyed', wrapped = $2, destroyed_at = $3 \
+                     WHERE version = $1 AND state = 'decrypt_only' AND demoted_at IS NOT NULL AND demoted_at <= $4 AND {}",
+                    sql_impl::no_blob_names_kek("$1")
+                );
+                let destroyed = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(sql_impl::kek_param(version))
+                    .bind(&[][..] as &[u8])
+                    .bind(now.as_unix_millis())
+                    .bind(now.minus(grace).as_unix_millis())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                Ok(destroyed == 1)
             }
 
             async fn session_by_token(

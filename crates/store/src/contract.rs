@@ -8,7 +8,8 @@ use domain::{AuditId, BackupCodeId, Email, SessionId, Timestamp, UserId};
 
 use crate::{
     AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, KekState, LoginWrite, NewEmailChange, NewEmailToken,
-    NewSession, NewUser, PreferencesUpdate, SecondFactorUse, Store, StoreError, ThrottleRule, TokenPurpose,
+    NewSession, NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SecondFactorUse, Store, StoreError, ThrottleRule,
+    TokenPurpose,
 };
 
 /// Expands to one `#[tokio::test]` per contract function. `$make` is an async expression that
@@ -38,6 +39,10 @@ macro_rules! store_contract_tests {
             disabling_totp_removes_seed_codes_and_other_sessions,
             preferences_update_only_the_given_fields,
             the_first_kek_is_written_once_even_by_concurrent_starts,
+            sealed_blobs_carry_their_kek_version_through_setup_enable_and_disable,
+            a_rotation_makes_one_new_active_key_even_when_nodes_rotate_at_once,
+            sealed_blobs_are_listed_by_version_and_a_swap_loses_to_any_change,
+            a_kek_is_destroyed_only_unreferenced_decrypt_only_and_past_its_grace,
             an_email_change_is_confirmed_once_and_ends_other_sessions,
             an_email_change_to_a_taken_address_changes_nothing,
         );
@@ -405,8 +410,21 @@ fn codes(n: usize) -> Vec<BackupCodeRecord> {
         .collect()
 }
 
+/// A blob as sealed under KEK version 1 (the store never looks inside).
+fn v1(bytes: &[u8]) -> SealedBlob {
+    SealedBlob { kek_version: 1, bytes: bytes.to_vec() }
+}
+
 /// Registers a user, signs them in once and turns TOTP on with `seed` at step 100.
 async fn with_totp(store: &dyn Store, email: &str, seed: &[u8]) -> (NewUser, NewSession, Vec<BackupCodeRecord>) {
+    with_totp_sealed(store, email, &v1(seed)).await
+}
+
+async fn with_totp_sealed(
+    store: &dyn Store,
+    email: &str,
+    seed: &SealedBlob,
+) -> (NewUser, NewSession, Vec<BackupCodeRecord>) {
     let (user, _) = register(store, email).await;
     let current = session(user.id, at(1));
     assert!(store.record_login(&login(&current, None)).await.unwrap());
@@ -414,7 +432,7 @@ async fn with_totp(store: &dyn Store, email: &str, seed: &[u8]) -> (NewUser, New
     let backup = codes(10);
     let enable = EnableTotp {
         user: user.id,
-        sealed_seed: seed.to_vec(),
+        sealed_seed: seed.bytes.clone(),
         step: 100,
         backup_codes: backup.clone(),
         keep_session: current.id,
@@ -432,9 +450,14 @@ pub async fn totp_setup_is_pending_until_confirmed_then_enabled_once(store: &dyn
     for s in [&other, &current] {
         store.record_login(&login(s, None)).await.unwrap();
     }
-    assert!(store.begin_totp_setup(user.id, b"first", at(2), &audit(Some(user.id), "2fa.setup", at(2))).await.unwrap());
     assert!(
-        store.begin_totp_setup(user.id, b"second", at(3), &audit(Some(user.id), "2fa.setup", at(3))).await.unwrap()
+        store.begin_totp_setup(user.id, &v1(b"first"), at(2), &audit(Some(user.id), "2fa.setup", at(2))).await.unwrap()
+    );
+    assert!(
+        store
+            .begin_totp_setup(user.id, &v1(b"second"), at(3), &audit(Some(user.id), "2fa.setup", at(3)))
+            .await
+            .unwrap()
     );
     let found = store.user_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(found.totp_pending, Some((b"second".to_vec(), at(3))), "a new setup replaces the old one");
@@ -464,7 +487,7 @@ pub async fn totp_setup_is_pending_until_confirmed_then_enabled_once(store: &dyn
 
     assert!(!store.enable_totp(&enable).await.unwrap(), "already on");
     assert!(
-        !store.begin_totp_setup(user.id, b"x", at(5), &audit(Some(user.id), "2fa.setup", at(5))).await.unwrap(),
+        !store.begin_totp_setup(user.id, &v1(b"x"), at(5), &audit(Some(user.id), "2fa.setup", at(5))).await.unwrap(),
         "no setup while on"
     );
 }
@@ -473,10 +496,10 @@ pub async fn a_totp_step_is_spent_at_most_once(store: &dyn Store) {
     let (user, _, _) = with_totp(store, "steps@example.com", b"seed").await;
     let (pending, _) = register(store, "pending@example.com").await;
     let a = audit(Some(pending.id), "2fa.setup", at(2));
-    assert!(store.begin_totp_setup(pending.id, b"pending-seed", at(2), &a).await.unwrap());
+    assert!(store.begin_totp_setup(pending.id, &v1(b"pending-seed"), at(2), &a).await.unwrap());
     let mut blobs = store.sealed_blobs().await.unwrap();
     blobs.sort();
-    assert_eq!(blobs, [b"pending-seed".to_vec(), b"seed".to_vec()], "every sealed secret is listed");
+    assert_eq!(blobs, [(1, b"pending-seed".to_vec()), (1, b"seed".to_vec())], "every sealed secret is listed");
     let spend = |step| {
         let a = audit(Some(user.id), "2fa.used", at(5));
         async move { store.spend_second_factor(user.id, SecondFactorUse::TotpStep(step), at(5), &a).await.unwrap() }
@@ -668,4 +691,183 @@ pub async fn the_first_kek_is_written_once_even_by_concurrent_starts(store: &dyn
     assert_eq!((ring[0].version, ring[0].state, ring[0].created_at), (1, KekState::Active, at(0)));
     assert_eq!(ring[0].wrapped, if a { b"wrapped-a".to_vec() } else { b"wrapped-b".to_vec() });
     assert!(!store.insert_first_kek(b"later", at(1)).await.unwrap(), "never replaced");
+}
+
+// --- key rotation (SEC-4) ---
+
+fn sealed(version: u32, bytes: &[u8]) -> SealedBlob {
+    SealedBlob { kek_version: version, bytes: bytes.to_vec() }
+}
+
+/// A user with a pending (unconfirmed) TOTP setup sealed as `blob`.
+async fn with_pending(store: &dyn Store, email: &str, blob: &SealedBlob) -> NewUser {
+    let (user, _) = register(store, email).await;
+    let a = audit(Some(user.id), "2fa.setup", at(2));
+    assert!(store.begin_totp_setup(user.id, blob, at(2), &a).await.unwrap());
+    user
+}
+
+pub async fn sealed_blobs_carry_their_kek_version_through_setup_enable_and_disable(store: &dyn Store) {
+    let (user, _) = register(store, "versions@example.com").await;
+    let current = session(user.id, at(1));
+    assert!(store.record_login(&login(&current, None)).await.unwrap());
+    let a = audit(Some(user.id), "2fa.setup", at(2));
+    assert!(store.begin_totp_setup(user.id, &sealed(3, b"pending"), at(2), &a).await.unwrap());
+    assert_eq!(store.count_blobs_with_kek(3).await.unwrap(), 1);
+    let listed = store.sealed_blobs_with_kek(3, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].at.column, SealedColumn::TotpPending);
+    assert_eq!((listed[0].at.row_id.clone(), listed[0].at.user_id), (user.id.to_string(), user.id));
+    assert_eq!((listed[0].at.venue.as_str(), listed[0].at.api_key_fingerprint), ("", [0; 32]));
+    assert_eq!(listed[0].at.purpose, "totp_seed");
+    assert_eq!(listed[0].blob, b"pending");
+
+    let enable = EnableTotp {
+        user: user.id,
+        sealed_seed: b"pending".to_vec(),
+        step: 7,
+        backup_codes: codes(2),
+        keep_session: current.id,
+        now: at(3),
+        audit: audit(Some(user.id), "2fa.enabled", at(3)),
+    };
+    assert!(store.enable_totp(&enable).await.unwrap());
+    let listed = store.sealed_blobs_with_kek(3, 10).await.unwrap();
+    assert_eq!(listed.len(), 1, "the version moves with the blob from pending to enabled");
+    assert_eq!((listed[0].at.column, listed[0].blob.as_slice()), (SealedColumn::TotpSeed, &b"pending"[..]));
+    assert_eq!(store.count_blobs_with_kek(3).await.unwrap(), 1);
+    assert_eq!(store.sealed_blobs().await.unwrap(), [(3, b"pending".to_vec())]);
+
+    assert!(store.disable_totp(user.id, current.id, &audit(Some(user.id), "2fa.disabled", at(4))).await.unwrap());
+    assert_eq!(store.count_blobs_with_kek(3).await.unwrap(), 0, "no version left behind without its blob");
+    assert!(store.sealed_blobs_with_kek(3, 10).await.unwrap().is_empty());
+}
+
+pub async fn a_rotation_makes_one_new_active_key_even_when_nodes_rotate_at_once(store: &dyn Store) {
+    assert!(store.insert_first_kek(b"k1", at(0)).await.unwrap());
+    // Three nodes start a rotation to version 2 at the same moment: exactly one wins.
+    let (a, b, c) = tokio::join!(
+        store.rotate_kek(2, b"k2-a", at(10)),
+        store.rotate_kek(2, b"k2-b", at(10)),
+        store.rotate_kek(2, b"k2-c", at(10))
+    );
+    let won: Vec<bool> = [a, b, c].into_iter().map(Result::unwrap).collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let ring = store.vault_keks().await.unwrap();
+    assert_eq!(ring.len(), 2);
+    assert_eq!((ring[0].version, ring[0].state, ring[0].demoted_at), (1, KekState::DecryptOnly, Some(at(10))));
+    assert_eq!(ring[0].wrapped, b"k1", "a demoted key still opens what names it");
+    assert_eq!((ring[1].version, ring[1].state, ring[1].created_at), (2, KekState::Active, at(10)));
+    assert_eq!(ring[1].demoted_at, None);
+    let winner = ["k2-a", "k2-b", "k2-c"][won.iter().position(|w| *w).unwrap()];
+    assert_eq!(ring[1].wrapped, winner.as_bytes());
+
+    assert!(!store.rotate_kek(2, b"again", at(11)).await.unwrap(), "a version is never replaced");
+    assert!(!store.rotate_kek(4, b"skip", at(11)).await.unwrap(), "versions go up by one");
+    assert_eq!(store.vault_keks().await.unwrap(), ring, "a refused rotation changes nothing");
+
+    // Several rounds of concurrent rotations: each round exactly one winner, always one active.
+    for version in 3..=5 {
+        let (a, b) = tokio::join!(
+            store.rotate_kek(version, b"x", at(i64::from(version) * 10)),
+            store.rotate_kek(version, b"y", at(i64::from(version) * 10))
+        );
+        assert!(a.unwrap() != b.unwrap(), "round {version}: exactly one rotation wins");
+        let ring = store.vault_keks().await.unwrap();
+        let active: Vec<u32> = ring.iter().filter(|k| k.state == KekState::Active).map(|k| k.version).collect();
+        assert_eq!(active, [version]);
+        assert!(ring.iter().filter(|k| k.version < version).all(|k| k.state == KekState::DecryptOnly));
+    }
+    let ring = store.vault_keks().await.unwrap();
+    assert_eq!(ring[1].demoted_at, Some(at(30)), "demoted by the rotation to version 3");
+}
+
+pub async fn sealed_blobs_are_listed_by_version_and_a_swap_loses_to_any_change(store: &dyn Store) {
+    let mut users = Vec::new();
+    for i in 0..3 {
+        let (user, _, _) = with_totp(store, &format!("swap{i}@example.com"), format!("seed-{i}").as_bytes()).await;
+        users.push(user);
+    }
+    let pending = with_pending(store, "swap-pending@example.com", &v1(b"pending-old")).await;
+    let (newer, _, _) = with_totp_sealed(store, "swap-newer@example.com", &sealed(2, b"seed-v2")).await;
+    assert_eq!(store.count_blobs_with_kek(1).await.unwrap(), 4);
+    assert_eq!(store.count_blobs_with_kek(2).await.unwrap(), 1);
+    let page = store.sealed_blobs_with_kek(1, 2).await.unwrap();
+    assert_eq!(page.len(), 2, "at most the limit");
+    let all = store.sealed_blobs_with_kek(1, 100).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all.iter().filter(|e| e.at.column == SealedColumn::TotpPending).count(), 1);
+    assert!(all.iter().all(|e| e.at.user_id != newer.id), "only the version asked for");
+    let entry = |user: UserId| all.iter().find(|e| e.at.user_id == user).unwrap().clone();
+
+    // A successful swap moves the blob and its version.
+    let first = entry(users[0].id);
+    assert!(store.replace_sealed_blob(&first.at, &first.blob, &sealed(2, b"seed-0-v2")).await.unwrap());
+    let found = store.user_by_id(users[0].id).await.unwrap().unwrap();
+    assert_eq!(found.totp_seed_sealed.as_deref(), Some(&b"seed-0-v2"[..]));
+    assert_eq!((store.count_blobs_with_kek(1).await.unwrap(), store.count_blobs_with_kek(2).await.unwrap()), (3, 2));
+    // Another node that read the same old blob loses: the row is not written twice.
+    assert!(!store.replace_sealed_blob(&first.at, &first.blob, &sealed(2, b"other-node")).await.unwrap());
+    let found = store.user_by_id(users[0].id).await.unwrap().unwrap();
+    assert_eq!(found.totp_seed_sealed.as_deref(), Some(&b"seed-0-v2"[..]));
+
+    // The user turned two-factor sign-in off meanwhile: the swap must not bring the seed back.
+    let second = entry(users[1].id);
+    let keep = SessionId::from_random_bytes(random_bytes());
+    assert!(store.disable_totp(users[1].id, keep, &audit(Some(users[1].id), "2fa.disabled", at(9))).await.unwrap());
+    assert!(!store.replace_sealed_blob(&second.at, &second.blob, &sealed(2, b"resurrected")).await.unwrap());
+    let found = store.user_by_id(users[1].id).await.unwrap().unwrap();
+    assert_eq!((found.totp_seed_sealed, found.totp_enabled), (None, false));
+
+    // The user started a new setup meanwhile: the new pending seed stays.
+    let old_pending = entry(pending.id);
+    let a = audit(Some(pending.id), "2fa.setup", at(9));
+    assert!(store.begin_totp_setup(pending.id, &sealed(2, b"pending-new"), at(9), &a).await.unwrap());
+    assert!(!store.replace_sealed_blob(&old_pending.at, &old_pending.blob, &sealed(2, b"stale")).await.unwrap());
+    let found = store.user_by_id(pending.id).await.unwrap().unwrap();
+    assert_eq!(found.totp_pending.map(|(b, _)| b), Some(b"pending-new".to_vec()));
+
+    // A swap touches its own column and row only.
+    let third = entry(users[2].id);
+    let mut wrong_row = third.at.clone();
+    wrong_row.row_id = users[0].id.to_string();
+    assert!(!store.replace_sealed_blob(&wrong_row, &third.blob, &sealed(2, b"x")).await.unwrap());
+    let mut wrong_column = third.at.clone();
+    wrong_column.column = SealedColumn::TotpPending;
+    assert!(!store.replace_sealed_blob(&wrong_column, &third.blob, &sealed(2, b"x")).await.unwrap());
+    assert_eq!(store.sealed_blobs_with_kek(1, 100).await.unwrap(), [third]);
+}
+
+pub async fn a_kek_is_destroyed_only_unreferenced_decrypt_only_and_past_its_grace(store: &dyn Store) {
+    let grace = Duration::from_secs(90);
+    assert!(store.insert_first_kek(b"k1", at(0)).await.unwrap());
+    let (user, _, _) = with_totp(store, "destroy@example.com", b"seed").await;
+    let pending = with_pending(store, "destroy-pending@example.com", &v1(b"pending")).await;
+    assert!(!store.destroy_kek(1, at(1000), grace).await.unwrap(), "the active key is never destroyed");
+    assert!(store.rotate_kek(2, b"k2", at(100)).await.unwrap());
+    assert!(!store.destroy_kek(1, at(1000), grace).await.unwrap(), "two blobs still name version 1");
+
+    for entry in store.sealed_blobs_with_kek(1, 100).await.unwrap() {
+        let new = sealed(2, &[entry.blob.as_slice(), b"-v2"].concat());
+        assert!(store.replace_sealed_blob(&entry.at, &entry.blob, &new).await.unwrap());
+        if entry.at.user_id == user.id {
+            assert!(!store.destroy_kek(1, at(1000), grace).await.unwrap(), "the pending setup still names it");
+        }
+    }
+    assert_eq!(store.count_blobs_with_kek(1).await.unwrap(), 0);
+    assert!(!store.destroy_kek(1, at(189), grace).await.unwrap(), "within the grace period after demotion");
+    assert!(!store.destroy_kek(2, at(1000), grace).await.unwrap(), "active");
+    assert!(!store.destroy_kek(7, at(1000), grace).await.unwrap(), "no such version");
+    let before = store.vault_keks().await.unwrap();
+    assert_eq!(before[0].wrapped, b"k1", "a refused destroy changes nothing");
+
+    assert!(store.destroy_kek(1, at(190), grace).await.unwrap(), "exactly at the end of the grace period");
+    let ring = store.vault_keks().await.unwrap();
+    assert_eq!((ring[0].version, ring[0].state, ring[0].destroyed_at), (1, KekState::Destroyed, Some(at(190))));
+    assert!(ring[0].wrapped.is_empty(), "the wrapped key is erased");
+    assert_eq!(ring[0].demoted_at, Some(at(100)));
+    assert_eq!((ring[1].state, ring[1].wrapped.as_slice()), (KekState::Active, &b"k2"[..]));
+    assert!(!store.destroy_kek(1, at(200), grace).await.unwrap(), "once");
+    let found = store.user_by_id(pending.id).await.unwrap().unwrap();
+    assert_eq!(found.totp_pending.map(|(b, _)| b), Some(b"pending-v2".to_vec()));
 }

@@ -16,8 +16,8 @@ use domain::{SessionId, Timestamp, UserId};
 
 pub use records::{
     AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, KekRecord, KekState, LoginWrite, NewEmailChange,
-    NewEmailToken, NewSession, NewUser, PreferencesUpdate, SecondFactorUse, SessionRecord, ThrottleRule, TokenPurpose,
-    UserRecord,
+    NewEmailToken, NewSession, NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SealedEntry, SealedRef,
+    SecondFactorUse, SessionRecord, ThrottleRule, TokenPurpose, UserRecord,
 };
 
 /// What went wrong in a backend, phrased as what the caller should do about it.
@@ -144,7 +144,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn begin_totp_setup(
         &self,
         user: UserId,
-        sealed_seed: &[u8],
+        sealed_seed: &SealedBlob,
         now: Timestamp,
         audit: &AuditRecord,
     ) -> StoreResult<bool>;
@@ -193,12 +193,36 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The vault's key-encryption keys, every state, by version.
     async fn vault_keks(&self) -> StoreResult<Vec<KekRecord>>;
 
-    /// Every sealed secret in the database (vault blobs), for rotation bookkeeping and `vault status`.
-    async fn sealed_blobs(&self) -> StoreResult<Vec<Vec<u8>>>;
+    /// Every sealed secret in the database (vault blobs), for `vault status` to check each blob's
+    /// header against its recorded KEK version.
+    async fn sealed_blobs(&self) -> StoreResult<Vec<(u32, Vec<u8>)>>;
 
     /// Stores KEK version 1 as the active key if the database has none yet. `false` when another
     /// node (or an earlier start) wrote it first: then the stored one is the ring.
     async fn insert_first_kek(&self, wrapped: &[u8], now: Timestamp) -> StoreResult<bool>;
+
+    /// Starts a rotation: stores KEK `version` as the active key and makes the one active until
+    /// now decrypt-only (its `demoted_at` = `now`), in one transaction. `version` must be the
+    /// highest stored version + 1, so of two nodes rotating at once exactly one wins; the other
+    /// gets `false` and nothing changes.
+    async fn rotate_kek(&self, version: u32, wrapped: &[u8], now: Timestamp) -> StoreResult<bool>;
+
+    /// Up to `limit` sealed secrets whose recorded KEK version is `version`, in every sealed
+    /// column, in a stable order.
+    async fn sealed_blobs_with_kek(&self, version: u32, limit: u32) -> StoreResult<Vec<SealedEntry>>;
+
+    /// Compare-and-swap: writes `new` at `at` only if the blob there is still exactly `old`.
+    /// `false` (nothing written) when it changed meanwhile (the user replaced or removed the
+    /// secret, or another node rewrapped it first).
+    async fn replace_sealed_blob(&self, at: &SealedRef, old: &[u8], new: &SealedBlob) -> StoreResult<bool>;
+
+    /// How many sealed secrets name KEK `version`, over every sealed column.
+    async fn count_blobs_with_kek(&self, version: u32) -> StoreResult<u64>;
+
+    /// Ends a rotation: marks KEK `version` destroyed and erases its wrapped key, in one
+    /// transaction, only if it is decrypt-only, was demoted at least `grace` before `now`, and no
+    /// sealed secret names it. `false` (nothing changed) otherwise.
+    async fn destroy_kek(&self, version: u32, now: Timestamp, grace: Duration) -> StoreResult<bool>;
 
     // --- throttling ---
 

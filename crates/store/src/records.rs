@@ -220,7 +220,70 @@ impl KekState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KekRecord {
     pub version: u32,
+    /// Empty once destroyed.
     pub wrapped: Vec<u8>,
     pub state: KekState,
     pub created_at: Timestamp,
+    /// When a rotation made it decrypt-only; the destroy grace period counts from here.
+    pub demoted_at: Option<Timestamp>,
+    pub destroyed_at: Option<Timestamp>,
+}
+
+/// A vault blob on its way into the database, with the KEK version its header names. The store
+/// keeps the version in an integer column beside the blob, so SQL can count and refuse by version
+/// (rotation) without parsing blobs. The caller reads the version from the blob
+/// (`vault::envelope::kek_version_of`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBlob {
+    pub kek_version: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// Every column that holds vault blobs. Rotation (rewrap, counts, the destroy check) goes over
+/// all of them: a new sealed column is one variant here (and in `ALL`) and one arm in
+/// `store-sql`'s registry (`sealed_spec`), which says where the row keeps what the blob's binding
+/// is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SealedColumn {
+    /// `users.totp_seed_sealed`: the seed of an enabled second factor.
+    TotpSeed,
+    /// `users.totp_pending_sealed`: a setup awaiting its confirming code.
+    TotpPending,
+}
+
+impl SealedColumn {
+    pub const ALL: [SealedColumn; 2] = [SealedColumn::TotpSeed, SealedColumn::TotpPending];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SealedColumn::TotpSeed => "totp_seed",
+            SealedColumn::TotpPending => "totp_pending",
+        }
+    }
+}
+
+/// Where one sealed secret lives, with what its binding is built from: enough to rewrap it (the
+/// vault needs the same binding to open it) and to write it back to the same place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRef {
+    pub column: SealedColumn,
+    /// The primary key of the row (the binding's credential id): the user id for a TOTP seed, the
+    /// exchange account id for an exchange secret.
+    pub row_id: String,
+    /// The owner the secret is bound to.
+    pub user_id: UserId,
+    /// The binding's purpose, by name (`totp_seed`, `exchange_api_secret`, ...: the vault's
+    /// `SecretPurpose::as_str`); from the row when one column holds several kinds of secret.
+    pub purpose: String,
+    /// The venue (`binance`); empty for secrets that belong to none.
+    pub venue: String,
+    /// SHA-256 of the public API key; zeros when there is none.
+    pub api_key_fingerprint: [u8; 32],
+}
+
+/// A sealed secret as found: where it is and the blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEntry {
+    pub at: SealedRef,
+    pub blob: Vec<u8>,
 }

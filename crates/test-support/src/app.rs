@@ -30,8 +30,13 @@ pub struct TestApp {
     pub clock: Arc<FakeClock>,
     pub smtp: SmtpSink,
     pub store: Arc<dyn Store>,
-    /// The app's vault (unsealed, one KEK), so a test can open what the app sealed.
+    /// The app's vault (unsealed; KEK 1 stored in its database, wrapped by `root_key`), so a test
+    /// can open what the app sealed.
     pub vault: Arc<vault::Vault>,
+    /// The same vault as the app holds it: reloads, rotations, the rewrap job.
+    pub keys: Arc<server::LiveVault>,
+    /// The app's root key, for a test that acts as a second node or as `bulwark vault rotate`.
+    pub root_key: String,
     pub config: ServerConfig,
     pub client: reqwest::Client,
     db: DbGuard,
@@ -74,14 +79,22 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Server
         }
     };
     let clock = Arc::new(FakeClock::new());
-    let vault = Arc::new(vault::Vault::unsealed(test_ring()));
+    let root = vault::RootKey::generate().expect("root key");
+    let root_key = root.to_file_text().to_string();
+    let first = vault::envelope::Kek::generate(1).expect("kek");
+    let now = domain::Clock::now(&*clock);
+    assert!(store.insert_first_kek(&first.wrap(&root).expect("wrap"), now).await.expect("first KEK"));
+    let keys = Arc::new(
+        server::LiveVault::load(store.clone(), clock.clone(), root, config.vault_refresh).await.expect("vault"),
+    );
+    let vault = keys.vault().clone();
     let mailer = mail::SmtpMailer::new(&smtp.url(), &config.mail_from).expect("smtp mailer");
     let deps = AppDeps {
         store: store.clone(),
         mailer: Arc::new(mailer),
         clock: clock.clone(),
         random: Arc::new(auth::OsRandom),
-        vault: vault.clone(),
+        vault: keys.clone(),
     };
     let state = AppState::new(config.clone(), deps).expect("app state");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -92,7 +105,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Server
         .await;
     });
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { addr, base, clock, smtp, store, vault, config, client, db, shutdown: Some(stop) }
+    TestApp { addr, base, clock, smtp, store, vault, keys, root_key, config, client, db, shutdown: Some(stop) }
 }
 
 /// A key ring with one fresh KEK (version 1), for a test app's vault.

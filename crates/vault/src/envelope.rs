@@ -62,6 +62,18 @@ impl SecretPurpose {
             SecretPurpose::TotpSeed => "totp_seed",
         }
     }
+
+    /// The inverse of [`SecretPurpose::as_str`].
+    pub fn parse(raw: &str) -> Option<SecretPurpose> {
+        [
+            SecretPurpose::ExchangeApiSecret,
+            SecretPurpose::ExchangePassphrase,
+            SecretPurpose::ExchangePrivateKey,
+            SecretPurpose::TotpSeed,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == raw)
+    }
 }
 
 /// Whom and what a sealed secret belongs to. Opening needs the same binding.
@@ -480,6 +492,19 @@ mod tests {
         let destroyed = KekRing::new(2, vec![Kek::unwrap(&root(), 2, &wrapped2).unwrap()]).unwrap();
         assert_eq!(destroyed.open(&binding(), &moved).unwrap().as_slice(), b"secret");
         assert_eq!(destroyed.open(&binding(), &blob).unwrap_err(), VaultError::UnknownKeyVersion(1));
+    }
+
+    #[test]
+    fn purposes_round_trip_through_their_names() {
+        for p in [
+            SecretPurpose::ExchangeApiSecret,
+            SecretPurpose::ExchangePassphrase,
+            SecretPurpose::ExchangePrivateKey,
+            SecretPurpose::TotpSeed,
+        ] {
+            assert_eq!(SecretPurpose::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(SecretPurpose::parse("totp"), None);
     }
 
     #[test]

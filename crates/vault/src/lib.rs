@@ -13,6 +13,7 @@
 pub mod envelope;
 
 use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -44,34 +45,70 @@ pub enum VaultError {
 
 /// The vault as a running node has it: unsealed with its key ring, or sealed (no usable root key),
 /// in which case nothing can be sealed or opened and everything else keeps working.
+///
+/// The ring can be replaced while the vault is in use ([`Vault::replace_ring`]): a key rotation
+/// adds a KEK version on another node, and this node picks it up by reloading the ring from the
+/// database. Seals and opens in flight keep the ring they started with.
 #[derive(Debug)]
 pub struct Vault {
-    ring: Option<envelope::KekRing>,
+    ring: RwLock<Option<Arc<envelope::KekRing>>>,
 }
 
 impl Vault {
     pub fn unsealed(ring: envelope::KekRing) -> Vault {
-        Vault { ring: Some(ring) }
+        Vault { ring: RwLock::new(Some(Arc::new(ring))) }
     }
 
     pub fn sealed() -> Vault {
-        Vault { ring: None }
+        Vault { ring: RwLock::new(None) }
     }
 
     pub fn is_sealed(&self) -> bool {
-        self.ring.is_none()
+        self.ring().is_none()
     }
 
+    /// Puts `ring` in place of the current one (or unseals a sealed vault). KEKs of the old ring
+    /// are zeroized once the last seal or open using it has finished.
+    pub fn replace_ring(&self, ring: envelope::KekRing) {
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(ring));
+    }
+
+    /// The version new secrets are sealed under; `None` when sealed.
+    pub fn active_version(&self) -> Option<u32> {
+        self.ring().map(|ring| ring.active_version())
+    }
+
+    /// Whether the ring holds KEK `version`.
+    pub fn has_version(&self, version: u32) -> bool {
+        self.ring().is_some_and(|ring| ring.versions().any(|v| v == version))
+    }
+
+    fn ring(&self) -> Option<Arc<envelope::KekRing>> {
+        self.ring.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Seals under the active KEK.
+    ///
     /// # Errors
     /// `VaultError::Sealed`, or what [`envelope::KekRing::seal`] reports.
     pub fn seal(&self, binding: &envelope::Binding, plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
-        self.ring.as_ref().ok_or(VaultError::Sealed)?.seal(binding, plaintext)
+        self.ring().ok_or(VaultError::Sealed)?.seal(binding, plaintext)
     }
 
     /// # Errors
-    /// `VaultError::Sealed`, or what [`envelope::KekRing::open`] reports.
+    /// `VaultError::Sealed`, `VaultError::UnknownKeyVersion(v)` when the blob names a KEK this
+    /// ring does not hold (a newer one not loaded yet: reload and retry; or a destroyed one), or
+    /// what else [`envelope::KekRing::open`] reports.
     pub fn open(&self, binding: &envelope::Binding, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-        self.ring.as_ref().ok_or(VaultError::Sealed)?.open(binding, blob)
+        self.ring().ok_or(VaultError::Sealed)?.open(binding, blob)
+    }
+
+    /// The blob with its data key rewrapped under the active KEK (see [`envelope::KekRing::rewrap`]).
+    ///
+    /// # Errors
+    /// As [`Vault::open`].
+    pub fn rewrap(&self, binding: &envelope::Binding, blob: &[u8]) -> Result<Vec<u8>, VaultError> {
+        self.ring().ok_or(VaultError::Sealed)?.rewrap(binding, blob)
     }
 }
 
@@ -140,5 +177,42 @@ mod tests {
         assert!(vault.is_sealed());
         assert_eq!(vault.seal(&binding, b"x").unwrap_err(), VaultError::Sealed);
         assert_eq!(vault.open(&binding, b"x").unwrap_err(), VaultError::Sealed);
+        assert_eq!(vault.rewrap(&binding, b"x").unwrap_err(), VaultError::Sealed);
+        assert_eq!(vault.active_version(), None);
+    }
+
+    // SEC-4: a vault whose ring is replaced seals under the new active version, still opens what
+    // the old one sealed while that version is in the ring, and names the version it lacks.
+    #[test]
+    fn a_replaced_ring_seals_under_the_new_version_and_names_missing_ones() {
+        use envelope::{Kek, KekRing, kek_version_of};
+        let root = RootKey::generate().unwrap();
+        let w1 = Kek::generate(1).unwrap().wrap(&root).unwrap();
+        let w2 = Kek::generate(2).unwrap().wrap(&root).unwrap();
+        let k = |v: u32, w: &[u8]| Kek::unwrap(&root, v, w).unwrap();
+        let binding = envelope::Binding::totp_seed("u");
+
+        let vault = Vault::unsealed(KekRing::new(1, vec![k(1, &w1)]).unwrap());
+        let old = vault.seal(&binding, b"seed").unwrap();
+        // Another node rotated and sealed under version 2: this node does not know it yet.
+        let newer = KekRing::new(2, vec![k(1, &w1), k(2, &w2)]).unwrap().seal(&binding, b"new").unwrap();
+        assert_eq!(vault.open(&binding, &newer).unwrap_err(), VaultError::UnknownKeyVersion(2));
+        assert!(!vault.has_version(2));
+
+        vault.replace_ring(KekRing::new(2, vec![k(1, &w1), k(2, &w2)]).unwrap());
+        assert_eq!(vault.active_version(), Some(2));
+        assert_eq!(vault.open(&binding, &newer).unwrap().as_slice(), b"new");
+        assert_eq!(vault.open(&binding, &old).unwrap().as_slice(), b"seed", "decrypt-only versions still open");
+        assert_eq!(kek_version_of(&vault.seal(&binding, b"x").unwrap()).unwrap(), 2, "writes use the active one");
+        let moved = vault.rewrap(&binding, &old).unwrap();
+        assert_eq!(kek_version_of(&moved).unwrap(), 2);
+
+        vault.replace_ring(KekRing::new(2, vec![k(2, &w2)]).unwrap());
+        assert_eq!(vault.open(&binding, &old).unwrap_err(), VaultError::UnknownKeyVersion(1), "destroyed");
+        assert_eq!(vault.open(&binding, &moved).unwrap().as_slice(), b"seed");
+
+        let sealed = Vault::sealed();
+        sealed.replace_ring(KekRing::new(2, vec![k(2, &w2)]).unwrap());
+        assert!(!sealed.is_sealed());
     }
 }

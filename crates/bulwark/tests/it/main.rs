@@ -291,8 +291,8 @@ fn without_its_root_key_the_node_runs_sealed() {
     drop(app);
     let status = vault_status(&data, &[]);
     assert!(status.starts_with("vault: unsealed"), "{status}");
-    let row: Vec<&str> = status.lines().find(|l| l.starts_with('1')).expect("KEK 1").split_whitespace().collect();
-    assert_eq!((row[1], row[3]), ("active", "1"), "KEK 1 is active and seals the one seed: {status}");
+    let row = kek_row(&status, 1);
+    assert_eq!((row[1], row[3], row[4]), ("active", "-", "1"), "KEK 1 is active and seals the one seed: {status}");
 
     let app = serve(&data, &[]);
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), first, "a restart keeps the key");
@@ -337,16 +337,109 @@ fn without_its_root_key_the_node_runs_sealed() {
     assert_eq!(app.get("/healthz", None).1, json!({"status": "ok"}), "unsealed again with the right key");
 }
 
-/// `bulwark vault status` on `data_dir`, its stdout.
-fn vault_status(data_dir: &Path, extra: &[(&str, &str)]) -> String {
+/// `bulwark vault <args>` on `data_dir`: exit success, stdout, stderr.
+fn vault(data_dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> (bool, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
-    command.args(["vault", "status"]).env_clear().env("BULWARK_DATA_DIR", data_dir);
+    command.arg("vault").args(args).env_clear().env("BULWARK_DATA_DIR", data_dir);
     for (k, v) in extra {
         command.env(k, v);
     }
     let out = command.output().unwrap();
-    assert!(out.status.success(), "vault status: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (out.status.success(), text(out.stdout), text(out.stderr))
+}
+
+/// `bulwark vault status` on `data_dir`, its stdout.
+fn vault_status(data_dir: &Path, extra: &[(&str, &str)]) -> String {
+    let (ok, out, err) = vault(data_dir, &["status"], extra);
+    assert!(ok, "vault status: {err}");
+    out
+}
+
+/// The `vault status` row of KEK `version`, split on whitespace: version, state, created,
+/// demoted (`-` if never), sealed secrets.
+fn kek_row(status: &str, version: u32) -> Vec<&str> {
+    let row = status.lines().find(|l| l.split_whitespace().next() == Some(&version.to_string()));
+    row.unwrap_or_else(|| panic!("KEK {version} in {status}")).split_whitespace().collect()
+}
+
+/// SEC-4 from the command line: `vault rotate` refuses without the right root key, rotates with
+/// it, `--wait` rewraps at once, `serve` destroys the old key after the grace period (three refresh
+/// intervals) and still signs in with the rewrapped seed; `vault status` follows every step.
+#[test]
+fn vault_rotate_moves_secrets_onto_a_new_key_and_serve_destroys_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let fast = [("BULWARK_VAULT_REFRESH_SECONDS", "1")];
+    let app = serve(&data, &fast);
+    let email = "rotate@example.com";
+    assert_eq!(app.post("/api/v1/auth/register", json!({"email": email, "password": PASSWORD}), None).0, 201);
+    assert_eq!(app.get(&outbox_link(&data, 1), None).0, 200);
+    let (_, _, cookie) = app.post("/api/v1/auth/login", json!({"email": email, "password": PASSWORD}), None);
+    let cookie = cookie.unwrap();
+    let (status, setup, _) = app.post("/api/v1/2fa/totp/setup", json!({}), Some(&cookie));
+    assert_eq!(status, 200);
+    let secret = setup["secret"].as_str().unwrap().to_owned();
+    let now = || {
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    };
+    let code = test_support::oathtool_totp(&secret, now());
+    assert_eq!(app.post("/api/v1/2fa/totp/confirm", json!({ "code": code }), Some(&cookie)).0, 200);
+    drop(app);
+
+    // Refused without the root key, or with another one; nothing changes.
+    let missing = dir.path().join("missing.key");
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
+    for (file, says) in [(&missing, "no root key file"), (&other, "does not open")] {
+        let (ok, out, err) = vault(&data, &["rotate", "--wait"], &[("BULWARK_ROOT_KEY_FILE", file.to_str().unwrap())]);
+        assert!(!ok && out.is_empty(), "refused: {out}");
+        assert!(err.contains(says), "{err}");
+    }
+    let status = vault_status(&data, &[]);
+    assert!(!status.contains("\n2 "), "no second key: {status}");
+
+    let (ok, out, err) = vault(&data, &["rotate", "--wait"], &fast);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("vault: key-encryption key 2 is active; 1 is decrypt-only\n"), "{out}");
+    assert!(out.contains("rewrapped 1 sealed secrets onto key 2"), "{out}");
+    assert!(out.contains("`bulwark serve` destroys it after"), "the grace period is not over yet: {out}");
+    assert!(!out.contains("INFO") && !out.contains("WARN"), "no log line on stdout: {out}");
+    let status = vault_status(&data, &[]);
+    let (old, new) = (kek_row(&status, 1), kek_row(&status, 2));
+    assert_eq!((old[1], old[4]), ("decrypt_only", "0"), "{status}");
+    assert_ne!(old[3], "-", "the demotion time is shown: {status}");
+    assert_eq!((new[1], new[3], new[4]), ("active", "-", "1"), "{status}");
+    assert!(status.contains("a rotation is unfinished"), "{status}");
+
+    // `serve` finishes: key 1 is destroyed once its grace period (3 s here) is over.
+    let app = serve(&data, &fast);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = vault_status(&data, &[]);
+        if kek_row(&status, 1)[1] == "destroyed" {
+            assert!(!status.contains("a rotation is unfinished"), "{status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "key 1 was not destroyed: {status}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The seed, now under key 2, still checks a code (the next step's: the confirming one is spent).
+    let (status, body, _) = app.post(
+        "/api/v1/auth/login",
+        json!({"email": email, "password": PASSWORD, "totp_code": test_support::oathtool_totp(&secret, now() + 30)}),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    drop(app);
+
+    // Without --wait the command only starts the rotation and says who finishes it.
+    let (ok, out, err) = vault(&data, &["rotate"], &[]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("vault: key-encryption key 3 is active; 2 is decrypt-only\n"), "{out}");
+    assert!(out.contains("`bulwark serve` rewraps"), "{out}");
+    let status = vault_status(&data, &[]);
+    assert_eq!(kek_row(&status, 2)[4], "1", "not rewrapped yet: {status}");
 }
 
 #[test]
@@ -378,6 +471,7 @@ fn help_names_every_variable() {
         "BULWARK_TRUSTED_PROXIES",
         "BULWARK_ROOT_KEY_FILE",
         "BULWARK_REAUTH_WINDOW_SECONDS",
+        "BULWARK_VAULT_REFRESH_SECONDS",
         "BULWARK_LOG",
     ] {
         assert!(help.contains(var), "{var} in --help");

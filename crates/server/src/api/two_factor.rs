@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use store::{BackupCodeRecord, EnableTotp, SecondFactorUse, UserRecord};
+use store::{BackupCodeRecord, EnableTotp, SealedBlob, SecondFactorUse, UserRecord};
 use vault::VaultError;
 use vault::envelope::Binding;
 use zeroize::Zeroizing;
 
 use crate::api::auth::{account_key, confirm_password, ensure_not_blocked, hit};
 use crate::extract::{ApiJson, ClientInfo, SecretInput, StepUp};
+use crate::live_vault::SealError;
 use crate::session::Authed;
 use crate::state::AppState;
 use crate::{ApiError, emails};
@@ -25,15 +26,17 @@ fn binding(user: &UserRecord) -> Binding {
     Binding::totp_seed(&user.id.to_string())
 }
 
-fn seal(state: &AppState, user: &UserRecord, secret: &TotpSecret) -> Result<Vec<u8>, ApiError> {
-    state.vault.seal(&binding(user), secret.expose()).map_err(|err| match err {
-        VaultError::Sealed => ApiError::VaultSealed,
+async fn seal(state: &AppState, user: &UserRecord, secret: &TotpSecret) -> Result<SealedBlob, ApiError> {
+    state.vault.seal(&binding(user), secret.expose()).await.map_err(|err| match err {
+        SealError::Vault(VaultError::Sealed) => ApiError::VaultSealed,
         other => ApiError::internal(other),
     })
 }
 
-fn open(state: &AppState, user: &UserRecord, sealed: &[u8]) -> Result<TotpSecret, ApiError> {
-    let seed = state.vault.open(&binding(user), sealed).map_err(|err| match err {
+/// Opens a seed; a seed sealed under a KEK version this node has not loaded yet (a rotation on
+/// another node) reloads the ring and opens (SEC-4).
+async fn open(state: &AppState, user: &UserRecord, sealed: &[u8]) -> Result<TotpSecret, ApiError> {
+    let seed = state.vault.open_with_reload(&binding(user), sealed).await.map_err(|err| match err {
         VaultError::Sealed => ApiError::VaultSealed,
         other => ApiError::internal(format!("opening the TOTP seed of {}: {other}", user.id)),
     })?;
@@ -110,7 +113,7 @@ async fn check(
     let matched = match factor {
         Factor::Totp(code) => {
             let sealed = user.totp_seed_sealed.as_deref().ok_or_else(|| ApiError::internal("2FA on without a seed"))?;
-            let secret = open(state, user, sealed)?;
+            let secret = open(state, user, sealed).await?;
             secret.verify(&code, unix_secs(state), user.totp_last_step).map(SecondFactorUse::TotpStep)
         }
         Factor::Backup(code) => {
@@ -267,7 +270,7 @@ pub async fn setup(
         return Err(ApiError::AlreadyEnabled);
     }
     let secret = TotpSecret::generate(&*state.random);
-    let sealed = seal(&state, user, &secret)?;
+    let sealed = seal(&state, user, &secret).await?;
     let audit = state.audit(Some(user.id), "2fa.setup_started", &client, json!({}));
     if !state.store.begin_totp_setup(user.id, &sealed, state.now(), &audit).await? {
         return Err(ApiError::AlreadyEnabled);
@@ -315,7 +318,7 @@ pub async fn confirm(
         });
     };
     ensure_not_blocked(&state, &[&Throttle::SignIn.key(user)]).await?;
-    let secret = open(&state, user, &sealed)?;
+    let secret = open(&state, user, &sealed).await?;
     let Some(step) = secret.verify(&code, unix_secs(&state), None) else {
         return Err(second_factor_failed(&state, &client, user, &Throttle::SignIn).await?);
     };

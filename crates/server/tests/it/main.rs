@@ -6,6 +6,7 @@ mod audit;
 mod email_change;
 mod logs;
 mod pages;
+mod rotation;
 mod secrets;
 mod security;
 mod sessions;

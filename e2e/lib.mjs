@@ -40,6 +40,44 @@ export function startServer(prefix, env = {}) {
   });
 }
 
+// Starts `bulwark exchange-sim` with `args` (a Binance-compatible exchange on loopback; add
+// `--bind 127.0.0.1:0` for a free port). Resolves once it prints its base URL.
+export function startExchangeSim(args) {
+  const child = spawn(bin, ["exchange-sim", ...args], {
+    env: { BULWARK_LOG: "info", PATH: process.env.PATH },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    let started = false;
+    const timer = setTimeout(() => { child.kill(); reject(new Error(`exchange-sim did not start: ${seen}`)); }, 30_000);
+    child.once("error", reject);
+    const exited = new Promise((done) => child.once("exit", done));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exchange-sim exited with ${code}: ${seen}`));
+    });
+    // Keeps reading after the address is known, so a chatty log never fills the pipe.
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      const match = seen.match(/http:\/\/127\.0\.0\.1:\d+/);
+      if (match && !started) {
+        started = true;
+        clearTimeout(timer);
+        resolve({
+          child,
+          base: match[0],
+          // Resolves once the process is gone, so its port can be bound again.
+          async stop() {
+            if (child.exitCode === null && child.signalCode === null) child.kill();
+            await exited;
+          },
+        });
+      }
+    });
+  });
+}
+
 export function launchBrowser() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",

@@ -133,7 +133,8 @@ try {
   assert.equal(await dialog.locator("#step-up-code").isVisible(), false, "no code field while 2FA is off");
   await dialog.locator("text=Cancel").click();
   await dialog.waitFor({ state: "hidden" });
-  assert.match(await page.textContent('[data-error-for="totp-setup"]'), /Cancelled/);
+  // The message is written after the dialog closes: wait for it rather than read at once.
+  await page.locator('[data-error-for="totp-setup"]', { hasText: "Cancelled" }).waitFor();
   // Again: a wrong password is refused in the dialog, the right one continues the setup by itself.
   await page.click("text=Turn on two-factor sign-in");
   await dialog.waitFor({ state: "visible" });

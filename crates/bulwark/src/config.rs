@@ -23,6 +23,42 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// The vault's key ring.
     Vault(VaultArgs),
+    /// A Binance-compatible exchange on loopback (one account), for trying Bulwark and for tests.
+    ExchangeSim(Box<ExchangeSimArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ExchangeSimArgs {
+    /// Listen address (loopback only). Port 0 picks a free port; the base URL is printed.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub bind: SocketAddr,
+    /// The account's API key (1 to 64 letters or digits).
+    #[arg(long, default_value = "SimApiKey0000000000000000000000000000000000000000000000000000001")]
+    pub api_key: String,
+    /// The account's HMAC secret.
+    #[arg(long, default_value = "SimApiSecret000000000000000000000000000000000000000000000000001")]
+    pub api_secret: String,
+    /// Starting balances, e.g. USDT=10000,BTC=0.5.
+    #[arg(long, default_value = "USDT=10000,BTC=0.5")]
+    pub balances: String,
+    /// Symbols to list, e.g. BTCUSDT,ETHUSDT.
+    #[arg(long, default_value = "BTCUSDT,ETHUSDT")]
+    pub symbols: String,
+    /// Starting prices, e.g. BTCUSDT=30000,ETHUSDT=2000 (symbols left out start at 100).
+    #[arg(long, default_value = "BTCUSDT=30000,ETHUSDT=2000")]
+    pub start_prices: String,
+    /// Seed of generated ids and the synthetic book.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Give the key the withdrawal permission (to see Bulwark refuse it).
+    #[arg(long)]
+    pub withdrawals: bool,
+    /// Report the key as usable from any IP address (strict mode refuses it).
+    #[arg(long)]
+    pub no_ip_restriction: bool,
+    /// Take spot trading away from the key.
+    #[arg(long)]
+    pub no_trading: bool,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +167,10 @@ pub struct ServeArgs {
     pub reauth_window_seconds: u64,
     #[command(flatten)]
     pub vault_refresh: VaultRefreshArgs,
+    /// Where the `binance` venue lives (an operator setting; users never choose a URL). Plain
+    /// http:// is accepted only for a loopback address, such as `bulwark exchange-sim`.
+    #[arg(long, env = "BULWARK_BINANCE_URL", default_value = "https://api.binance.com")]
+    pub binance_url: Url,
     /// tracing filter, e.g. `info` or `server=debug,info`.
     #[arg(long, env = "BULWARK_LOG", default_value = "info")]
     pub log: String,
@@ -146,6 +186,7 @@ pub struct Settings {
     pub root_key_file: PathBuf,
     /// Whether BULWARK_PUBLIC_URL was given; if not, it follows the bound address.
     pub explicit_public_url: bool,
+    pub binance_url: Url,
     pub server: server::ServerConfig,
 }
 
@@ -186,7 +227,17 @@ impl ServeArgs {
         server.mail_from = self.mail_from;
         server.vault_refresh = self.vault_refresh.interval();
         let root_key_file = self.storage.root_key_file();
+        let loopback = match self.binance_url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        };
+        if !(self.binance_url.scheme() == "https" || (self.binance_url.scheme() == "http" && loopback)) {
+            bail!("BULWARK_BINANCE_URL must be https://, or http:// to a loopback address (a local simulator)");
+        }
         Ok(Settings {
+            binance_url: self.binance_url,
             root_key_file,
             data_dir: self.storage.data_dir,
             database_url,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use config::{Cli, Command, ServeArgs, VaultArgs, VaultCommand};
+use config::{Cli, Command, ExchangeSimArgs, ServeArgs, VaultArgs, VaultCommand};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -22,6 +22,10 @@ fn main() -> anyhow::Result<()> {
         Command::Vault(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(vault_command(args))
+        }
+        Command::ExchangeSim(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(exchange_sim(*args))
         }
     }
 }
@@ -74,7 +78,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let clock: Arc<dyn domain::Clock> = Arc::new(SystemClock);
     let vault =
         open_vault(&settings.root_key_file, store.clone(), clock.clone(), settings.server.vault_refresh).await?;
-    let deps = server::AppDeps { store, mailer, clock, random: Arc::new(auth::OsRandom), vault: Arc::new(vault) };
+    let binance = exchange_binance::BinanceConfig::new(settings.binance_url.clone());
+    let binance = Arc::new(exchange_binance::BinanceClient::new(binance, clock.clone())?);
+    tracing::info!(url = %settings.binance_url, "venue binance");
+    let venues: Arc<dyn exchange::Venues> = Arc::new(exchange_binance::BinanceVenue(binance));
+    let deps =
+        server::AppDeps { store, mailer, clock, random: Arc::new(auth::OsRandom), vault: Arc::new(vault), venues };
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local = listener.local_addr()?;
     let mut config = settings.server;
@@ -105,13 +114,7 @@ async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn store::Store>> {
 /// root key or a key-encryption key) and `bulwark vault rotate`. The report goes to stdout, logs
 /// to stderr (dev-notes rule 14).
 async fn vault_command(args: VaultArgs) -> anyhow::Result<()> {
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-        .with_target(false)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging_to_stderr("warn");
     let store = connect_store(&args.storage.database_url()).await?;
     let path = args.storage.root_key_file();
     match args.command {
@@ -343,6 +346,17 @@ fn init_logging(filter: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
 }
 
+/// Logging for report-style subcommands: stdout carries their output (dev-notes rule 14).
+fn init_logging_to_stderr(filter: &str) {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -363,4 +377,66 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// `bulwark exchange-sim`: one account on a Binance-compatible exchange on loopback. Prints the
+/// base URL on stdout once listening (tests and scripts read it there); logs go to stderr.
+async fn exchange_sim(args: ExchangeSimArgs) -> anyhow::Result<()> {
+    use std::str::FromStr;
+
+    use exchange_sim::{SimAccount, SimConfig, SimKey, SimPermissions, SimSymbol};
+    use rust_decimal::Decimal;
+
+    init_logging_to_stderr("info");
+    if !args.bind.ip().is_loopback() {
+        anyhow::bail!("exchange-sim listens on loopback only");
+    }
+    let pairs = |raw: &str| -> anyhow::Result<Vec<(String, Decimal)>> {
+        raw.split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(|item| {
+                let (name, value) = item.split_once('=').with_context(|| format!("{item:?} is not NAME=AMOUNT"))?;
+                let value = Decimal::from_str(value.trim()).with_context(|| format!("{value:?} is not a number"))?;
+                Ok((name.trim().to_ascii_uppercase(), value))
+            })
+            .collect()
+    };
+    let prices = pairs(&args.start_prices)?;
+    let mut config = SimConfig::new(args.seed);
+    for symbol in args.symbols.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let symbol = symbol.to_ascii_uppercase();
+        let quote = ["USDT", "USDC", "FDUSD", "BUSD", "EUR", "TRY", "BTC", "ETH", "BNB"]
+            .into_iter()
+            .find(|q| symbol.len() > q.len() && symbol.ends_with(q))
+            .with_context(|| format!("cannot tell the quote asset of {symbol}"))?;
+        let base = &symbol[..symbol.len() - quote.len()];
+        let price = prices.iter().find(|(name, _)| *name == symbol).map_or(Decimal::new(100, 0), |(_, p)| *p);
+        config.symbols.push(SimSymbol::new(&symbol, base, quote, price));
+    }
+    config.accounts.push(SimAccount {
+        api_key: args.api_key.clone(),
+        key: SimKey::Hmac { secret: args.api_secret.clone() },
+        permissions: SimPermissions {
+            withdrawals: args.withdrawals,
+            ip_restricted: !args.no_ip_restriction,
+            spot_trading: !args.no_trading,
+            ..SimPermissions::trading()
+        },
+        balances: pairs(&args.balances)?,
+    });
+    config.validate().map_err(|err| anyhow::anyhow!("{err}"))?;
+    let listener = TcpListener::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "exchange-sim listening on {url}")?;
+        writeln!(out, "account: api key {} (HMAC); balances {}", args.api_key, args.balances)?;
+        out.flush()?;
+    }
+    tokio::select! {
+        served = exchange_sim::ExchangeSim::serve(config, listener) => served?,
+        () = shutdown_signal() => {}
+    }
+    Ok(())
 }

@@ -92,6 +92,9 @@ pub struct ServerConfig {
     /// unfinished rotation runs). A retired key is destroyed three intervals after its rotation
     /// at the earliest (`LiveVault::destroy_grace`).
     pub vault_refresh: Duration,
+    /// How often the housekeeping loop runs: the expired-session purge and the daily exchange key
+    /// checks (which pick accounts last checked more than 24 h ago).
+    pub housekeeping_every: Duration,
 }
 
 impl ServerConfig {
@@ -115,6 +118,7 @@ impl ServerConfig {
             max_body_bytes: 1024 * 1024,
             mail_from: "Bulwark <no-reply@bulwark.localhost>".to_owned(),
             vault_refresh: Duration::from_secs(30),
+            housekeeping_every: Duration::from_secs(600),
         }
     }
 

@@ -153,3 +153,43 @@ pub fn email_changed(config: &ServerConfig, to: &str, new_email: &str) -> Outgoi
         ),
     }
 }
+
+pub fn exchange_key_added(config: &ServerConfig, to: &str, exchange: &str, name: &str, hint: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "An exchange key was connected to your Bulwark account".to_owned(),
+        text: format!(
+            "The {exchange} API key {hint} was connected to your Bulwark account as \"{name}\". Bulwark checked that it can trade and cannot withdraw, and sealed its secret.\n\nIf this was not you, sign in, remove the account at {}, delete the key on the exchange, and change your password.\n{SIGNATURE}",
+            config.link("/exchange-accounts")
+        ),
+    }
+}
+
+pub fn exchange_key_refused(config: &ServerConfig, to: &str, exchange: &str, hint: &str, why: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Bulwark refused an exchange key".to_owned(),
+        text: format!(
+            "Someone signed in to your Bulwark account tried to connect the {exchange} API key {hint}, and Bulwark refused it. Its secret was not stored.\n\n{why}\n\nIf this was not you, change your password at {} and delete that key on the exchange.\n{SIGNATURE}",
+            config.link("/account/security")
+        ),
+    }
+}
+
+pub fn exchange_key_paused(config: &ServerConfig, to: &str, name: &str, exchange: &str, reason: &str) -> OutgoingMail {
+    let why = match reason {
+        "withdrawal_permission_enabled" => "the key can now withdraw funds",
+        "transfer_permission_enabled" => "the key can now transfer funds between accounts",
+        "trading_permission_missing" => "the key can no longer trade spot",
+        "ip_restriction_missing" => "the key is no longer restricted to trusted IP addresses",
+        _ => "the exchange no longer accepts the key (revoked, expired, or not allowed from this server's IP address)",
+    };
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: format!("Trading paused on your {exchange} account \"{name}\""),
+        text: format!(
+            "Bulwark paused trading on your {exchange} account \"{name}\" because {why}. No order will be sent with this key until a check finds it safe again.\n\nFix the key's restrictions on the exchange, then press \"Check again\" at {}. If you did not change the key, someone else may have access to your exchange account: delete the key there now.\n{SIGNATURE}",
+            config.link("/exchange-accounts")
+        ),
+    }
+}

@@ -39,6 +39,14 @@ pub enum ApiError {
     Conflict { code: &'static str, message: &'static str },
     #[error("unauthenticated")]
     Unauthenticated,
+    #[error("the email address is not verified")]
+    EmailNotVerified,
+    #[error("exchange key refused: {code}")]
+    KeyRefused { code: &'static str, message: &'static str },
+    #[error("the exchange rejected the API key")]
+    InvalidApiKey,
+    #[error("the exchange could not be reached")]
+    ExchangeUnreachable,
     #[error("re-authentication required")]
     ReauthRequired,
     #[error("cross-origin request refused")]
@@ -61,9 +69,13 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidJson(_) | ApiError::InvalidToken => StatusCode::BAD_REQUEST,
-            ApiError::InvalidInput { .. } | ApiError::InvalidEmail(_) | ApiError::WeakPassword { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::InvalidInput { .. }
+            | ApiError::InvalidEmail(_)
+            | ApiError::WeakPassword { .. }
+            | ApiError::KeyRefused { .. }
+            | ApiError::InvalidApiKey => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::EmailNotVerified => StatusCode::FORBIDDEN,
+            ApiError::ExchangeUnreachable => StatusCode::BAD_GATEWAY,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidCredentials
@@ -97,6 +109,10 @@ impl ApiError {
             ApiError::Conflict { code, .. } => code,
             ApiError::VaultSealed => "vault_sealed",
             ApiError::Unauthenticated => "unauthenticated",
+            ApiError::EmailNotVerified => "email_not_verified",
+            ApiError::KeyRefused { code, .. } => code,
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::ExchangeUnreachable => "exchange_unreachable",
             ApiError::ReauthRequired => "reauth_required",
             ApiError::CsrfRejected => "csrf_rejected",
             ApiError::NotFound => "not_found",
@@ -124,11 +140,23 @@ impl ApiError {
             ApiError::AlreadyEnabled => "Two-factor sign-in is already on.".to_owned(),
             ApiError::Conflict { message, .. } => (*message).to_owned(),
             ApiError::VaultSealed => {
-                "Codes from an authenticator app cannot be checked right now because this server's \
-                vault is sealed (its root key is missing). Use a backup code, or ask your operator."
+                "This server's vault is sealed (its root key is missing), so stored secrets cannot be used \
+                right now: codes from an authenticator app cannot be checked (a backup code works) and exchange \
+                keys cannot be connected or used. Ask your operator."
                     .to_owned()
             }
             ApiError::Unauthenticated => "Sign in to continue.".to_owned(),
+            ApiError::EmailNotVerified => {
+                "Confirm your email address first (use the link we sent), then connect the key.".to_owned()
+            }
+            ApiError::KeyRefused { message, .. } => (*message).to_owned(),
+            ApiError::InvalidApiKey => "The exchange did not accept this API key and secret: check that both were \
+                pasted completely, that the key is not deleted, and that its IP restriction includes this server."
+                .to_owned(),
+            ApiError::ExchangeUnreachable => {
+                "The exchange could not be reached or did not answer properly. Nothing was stored; try again shortly."
+                    .to_owned()
+            }
             ApiError::ReauthRequired => {
                 "Confirm your password (and code, if two-factor sign-in is on) to continue.".to_owned()
             }

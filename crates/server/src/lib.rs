@@ -9,6 +9,7 @@ mod emails;
 mod error;
 pub mod extract;
 mod hashing;
+mod keys;
 pub mod live_vault;
 pub mod middleware;
 mod pages;
@@ -16,7 +17,6 @@ pub mod session;
 pub mod state;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -56,6 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions", get(api::account::sessions))
         .route("/sessions/{id}", delete(api::account::revoke_session))
         .route("/audit-log", get(api::account::audit_log))
+        .route("/exchange-accounts", get(api::exchange_accounts::list).post(api::exchange_accounts::connect))
+        .route("/exchange-accounts/{id}", get(api::exchange_accounts::show).delete(api::exchange_accounts::remove))
+        .route("/exchange-accounts/{id}/balances", get(api::exchange_accounts::balances))
+        .route("/exchange-accounts/{id}/recheck", post(api::exchange_accounts::recheck))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
     Router::new()
@@ -69,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reset-password", get(pages::reset_password))
         .route("/dashboard", get(pages::dashboard))
         .route("/account/security", get(pages::security))
+        .route("/exchange-accounts", get(pages::exchange_accounts))
         .route("/assets/app.css", get(pages::app_css))
         .route("/assets/app.js", get(pages::app_js))
         .route("/assets/favicon.svg", get(pages::favicon))
@@ -121,10 +126,11 @@ pub async fn serve(
     result
 }
 
-/// Deletes sessions that ended, every ten minutes. Expiry does not depend on it (every request
-/// checks both timeouts); it only keeps the table small.
+/// Every `housekeeping_every` (ten minutes): deletes sessions that ended (expiry does not depend on it: every request
+/// checks both timeouts; it only keeps the table small) and re-checks the exchange keys whose last
+/// check is more than a day old (EX-1).
 async fn housekeeping(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    let mut tick = tokio::time::interval(state.config.housekeeping_every);
     loop {
         tick.tick().await;
         let now = state.now();
@@ -133,5 +139,6 @@ async fn housekeeping(state: AppState) {
             Ok(n) => tracing::debug!(sessions = n, "purged ended sessions"),
             Err(err) => tracing::warn!(error = %err, "session purge failed"),
         }
+        keys::recheck_due(&state).await;
     }
 }

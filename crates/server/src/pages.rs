@@ -119,6 +119,26 @@ struct SecurityPage<'a> {
     email: &'a str,
 }
 
+/// One line of the key history on the exchange-accounts page.
+struct KeyEventRow {
+    at: String,
+    label: String,
+    /// "Binance …abcd"; empty when the record names no key.
+    key: String,
+    ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "exchange_accounts.html")]
+struct ExchangeAccountsPage<'a> {
+    viewer: Option<Viewer<'a>>,
+    active: &'a str,
+    email: &'a str,
+    email_verified: bool,
+    key_events: Vec<KeyEventRow>,
+    pause_reasons: &'a [(&'a str, &'a str)],
+}
+
 fn message(status: StatusCode, tone: &str, heading: &str, body: &str, action: Option<(&str, &str)>) -> Response {
     render(&MessagePage { viewer: None, active: "", tone, heading, body, action }, status)
 }
@@ -271,6 +291,11 @@ fn event_label(kind: &str) -> &str {
         "account.preferences_changed" => "Preferences changed",
         "account.email_change_requested" => "Email change requested",
         "account.email_changed" => "Email changed",
+        "exchange_key.added" => "Exchange key connected",
+        "exchange_key.refused" => "Exchange key refused",
+        "exchange_key.removed" => "Exchange key removed",
+        "exchange_key.checked" => "Exchange key checked",
+        "exchange_key.ip_restriction_waived" => "IP restriction waived for an exchange key",
         other => other,
     }
 }
@@ -317,6 +342,116 @@ pub async fn security(State(state): State<AppState>, MaybeAuthed(authed): MaybeA
             backup_codes_left,
             anti_phishing_code: user.anti_phishing_code.as_deref().unwrap_or(""),
             email: user.email.as_str(),
+        },
+        StatusCode::OK,
+    ))
+}
+
+/// Why an account is paused (its `status_reason`), in words: what changed and what to do. The page
+/// hands these to app.js, which shows the one an account names.
+const PAUSE_REASONS: &[(&str, &str)] = &[
+    (
+        "withdrawal_permission_enabled",
+        "The key can now withdraw funds. On the exchange, turn off “Enable Withdrawals” for this key, then check again.",
+    ),
+    (
+        "transfer_permission_enabled",
+        "The key can now move funds between accounts. On the exchange, turn off internal and universal transfer for this key, then check again.",
+    ),
+    (
+        "trading_permission_missing",
+        "The key can no longer trade spot. On the exchange, turn on “Enable Spot & Margin Trading” for this key, then check again.",
+    ),
+    (
+        "ip_restriction_missing",
+        "The key now works from any IP address. On the exchange, restrict it to this server’s IP address, then check again.",
+    ),
+    (
+        "key_rejected",
+        "The exchange no longer accepts this key: it was deleted, it expired, or this server’s IP address is not on its list. Fix it on the exchange and check again, or remove this account and connect a new key.",
+    ),
+];
+
+/// A few words on why a key was refused or paused, for the key history; `None` for codes without one.
+fn key_problem(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "withdrawal_permission_enabled" => "it can withdraw funds",
+        "transfer_permission_enabled" => "it can move funds between accounts",
+        "trading_permission_missing" => "it cannot trade spot",
+        "ip_restriction_missing" => "it works from any IP address",
+        "key_rejected" | "invalid_api_key" => "the exchange did not accept it",
+        "exchange_unreachable" => "the exchange could not be reached",
+        "invalid_input" => "the private key could not be read",
+        "vault_sealed" => "the server's vault is sealed",
+        _ => return None,
+    })
+}
+
+fn venue_name(code: &str) -> &str {
+    match code {
+        "binance" => "Binance",
+        "paper" => "Paper trading",
+        other => other,
+    }
+}
+
+/// An `exchange_key.*` audit record as a history line: the event with its outcome, and the key by
+/// venue and hint (the record never holds more of the key).
+fn key_event_row(record: &store::AuditRecord) -> KeyEventRow {
+    let detail: serde_json::Value = serde_json::from_str(&record.detail).unwrap_or_default();
+    let text = |name: &str| detail.get(name).and_then(serde_json::Value::as_str);
+    let problem = text("reason").and_then(key_problem);
+    let outcome = match (record.kind.as_str(), text("status")) {
+        ("exchange_key.checked", Some("paused")) => {
+            Some(problem.map_or("paused".to_owned(), |p| format!("paused, {p}")))
+        }
+        ("exchange_key.checked", Some(_)) => Some("fine".to_owned()),
+        _ => problem.map(str::to_owned),
+    };
+    let scheduled = detail.get("scheduled").and_then(serde_json::Value::as_bool) == Some(true);
+    let label = format!(
+        "{}{}{}",
+        event_label(&record.kind),
+        outcome.map(|o| format!(": {o}")).unwrap_or_default(),
+        if scheduled { " (daily check)" } else { "" },
+    );
+    let key = match (text("exchange"), text("api_key_hint")) {
+        (Some(venue), Some(hint)) => format!("{} {hint}", venue_name(venue)),
+        (Some(venue), None) => venue_name(venue).to_owned(),
+        (None, Some(hint)) => hint.to_owned(),
+        (None, None) => String::new(),
+    };
+    KeyEventRow { at: record.at.to_rfc3339(), label, key, ip: record.ip.clone() }
+}
+
+/// `GET /exchange-accounts`: the accounts (listed by app.js from the API, so the page itself never
+/// holds account data it would have to keep in step), the connect form with its guidance, and the
+/// latest key events.
+pub async fn exchange_accounts(
+    State(state): State<AppState>,
+    MaybeAuthed(authed): MaybeAuthed,
+) -> Result<Response, ApiError> {
+    let Some(authed) = authed else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    let user = &authed.user;
+    let key_events = state
+        .store
+        .audit_for_user(user.id, None, 200)
+        .await?
+        .iter()
+        .filter(|record| record.kind.starts_with("exchange_key."))
+        .take(10)
+        .map(key_event_row)
+        .collect();
+    Ok(render(
+        &ExchangeAccountsPage {
+            viewer: Some(Viewer::of(user)),
+            active: "exchange-accounts",
+            email: user.email.as_str(),
+            email_verified: user.email_verified_at.is_some(),
+            key_events,
+            pause_reasons: PAUSE_REASONS,
         },
         StatusCode::OK,
     ))
@@ -390,7 +525,7 @@ pub async fn favicon() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::describe_agent;
+    use super::{describe_agent, key_event_row};
 
     #[test]
     fn user_agents_get_short_names() {
@@ -417,6 +552,55 @@ mod tests {
         ];
         for (ua, want) in cases {
             assert_eq!(describe_agent(ua), want, "{ua}");
+        }
+    }
+
+    #[test]
+    fn key_events_read_as_sentences_and_name_the_key_by_its_hint() {
+        let record = |kind: &str, detail: &str| store::AuditRecord {
+            id: domain::AuditId::from_random_bytes([1; 16]),
+            user_id: None,
+            at: domain::Timestamp::from_unix_millis(0),
+            kind: kind.to_owned(),
+            ip: "127.0.0.1".to_owned(),
+            user_agent: String::new(),
+            detail: detail.to_owned(),
+        };
+        let cases = [
+            (
+                record(
+                    "exchange_key.refused",
+                    r#"{"exchange":"binance","api_key_hint":"…abcd","reason":"withdrawal_permission_enabled"}"#,
+                ),
+                "Exchange key refused: it can withdraw funds",
+                "Binance …abcd",
+            ),
+            (
+                record(
+                    "exchange_key.checked",
+                    r#"{"exchange":"binance","api_key_hint":"…abcd","status":"active","reason":null,"scheduled":false}"#,
+                ),
+                "Exchange key checked: fine",
+                "Binance …abcd",
+            ),
+            (
+                record(
+                    "exchange_key.checked",
+                    r#"{"exchange":"binance","api_key_hint":"…abcd","status":"paused","reason":"key_rejected","scheduled":true}"#,
+                ),
+                "Exchange key checked: paused, the exchange did not accept it (daily check)",
+                "Binance …abcd",
+            ),
+            (
+                record("exchange_key.ip_restriction_waived", r#"{"exchange_account_id":"x","ip_restricted":false}"#),
+                "IP restriction waived for an exchange key",
+                "",
+            ),
+            (record("exchange_key.added", "not json"), "Exchange key connected", ""),
+        ];
+        for (record, label, key) in cases {
+            let row = key_event_row(&record);
+            assert_eq!((row.label.as_str(), row.key.as_str()), (label, key), "{}", record.detail);
         }
     }
 }

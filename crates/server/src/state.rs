@@ -23,6 +23,8 @@ pub struct AppDeps {
     /// Seals secrets at rest (TOTP seeds); sealed when the node has no usable root key. Its ring
     /// follows key rotations (`LiveVault::run_refresh`, started by `serve`).
     pub vault: Arc<LiveVault>,
+    /// The exchanges API keys can be connected to (the binary names the adapters).
+    pub venues: Arc<dyn exchange::Venues>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +38,7 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     pub vault: Arc<LiveVault>,
+    pub venues: Arc<dyn exchange::Venues>,
     pub hashes: HashPool,
 }
 
@@ -60,6 +63,7 @@ impl AppState {
             clock: deps.clock,
             random: deps.random,
             vault: deps.vault,
+            venues: deps.venues,
             hashes,
         })))
     }

@@ -322,7 +322,51 @@ macro_rules! impl_store {
                         venue: "''",
                         fingerprint: "CAST(NULL AS BYTEA)",
                     },
+                    ::store::SealedColumn::ExchangeSecret => SealedSpec {
+                        table: "exchange_accounts",
+                        key: "id",
+                        blob: "secret_sealed",
+                        kek: "secret_kek",
+                        user_id: "user_id",
+                        purpose: "CASE key_kind WHEN 'hmac' THEN 'exchange_api_secret' ELSE 'exchange_private_key' END",
+                        venue: "exchange",
+                        fingerprint: "api_key_fingerprint",
+                    },
                 }
+            }
+
+            pub(super) const EXCHANGE_ACCOUNT_COLUMNS: &str = "id, user_id, exchange, name, api_key, \
+                api_key_fingerprint, key_kind, secret_sealed, perm_spot_trading, perm_withdrawals, perm_transfers, \
+                perm_ip_restricted, ip_restriction_waived, status, status_reason, last_checked_at, created_at";
+
+            pub(super) fn exchange_account(row: &DbRow) -> StoreResult<::store::ExchangeAccountRecord> {
+                let fingerprint: Vec<u8> = get(row, "api_key_fingerprint")?;
+                let status: String = get(row, "status")?;
+                Ok(::store::ExchangeAccountRecord {
+                    id: parse_id(&get::<String>(row, "id")?, "exchange account")?,
+                    user_id: parse_id(&get::<String>(row, "user_id")?, "user")?,
+                    exchange: get(row, "exchange")?,
+                    name: get(row, "name")?,
+                    api_key: get(row, "api_key")?,
+                    api_key_fingerprint: fingerprint
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("API key fingerprint is not 32 bytes".to_owned()))?,
+                    key_kind: get(row, "key_kind")?,
+                    secret_sealed: get(row, "secret_sealed")?,
+                    permissions: ::store::StoredKeyPermissions {
+                        spot_trading: get(row, "perm_spot_trading")?,
+                        withdrawals: get(row, "perm_withdrawals")?,
+                        transfers: get(row, "perm_transfers")?,
+                        ip_restricted: get(row, "perm_ip_restricted")?,
+                    },
+                    ip_restriction_waived: get(row, "ip_restriction_waived")?,
+                    status: ::store::ExchangeAccountStatus::parse(&status)
+                        .ok_or_else(|| StoreError::Corrupt(format!("exchange account status {status:?}")))?,
+                    status_reason: get(row, "status_reason")?,
+                    last_checked_at: ts(get(row, "last_checked_at")?),
+                    created_at: ts(get(row, "created_at")?),
+                })
             }
 
             /// `NOT EXISTS` over every sealed column for the KEK version in parameter `$param`.
@@ -1284,6 +1328,156 @@ macro_rules! impl_store {
                     .await
                     .map_err(sql_impl::map_err)?;
                 Ok(())
+            }
+
+            async fn insert_exchange_account(
+                &self,
+                account: &::store::NewExchangeAccount,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<()> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let inserted = sqlx::query(
+                    "INSERT INTO exchange_accounts (id, user_id, exchange, name, api_key, api_key_fingerprint, key_kind, \
+                       secret_sealed, secret_kek, perm_spot_trading, perm_withdrawals, perm_transfers, perm_ip_restricted, \
+                       ip_restriction_waived, status, status_reason, last_checked_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'active', NULL, $15, $15)",
+                )
+                .bind(account.id.to_string())
+                .bind(account.user_id.to_string())
+                .bind(&account.exchange)
+                .bind(&account.name)
+                .bind(&account.api_key)
+                .bind(account.api_key_fingerprint.as_slice())
+                .bind(&account.key_kind)
+                .bind(account.secret_sealed.bytes.as_slice())
+                .bind(sql_impl::kek_param(account.secret_sealed.kek_version))
+                .bind(account.permissions.spot_trading)
+                .bind(account.permissions.withdrawals)
+                .bind(account.permissions.transfers)
+                .bind(account.permissions.ip_restricted)
+                .bind(account.ip_restriction_waived)
+                .bind(account.created_at.as_unix_millis())
+                .execute(&mut *tx)
+                .await;
+                if let Err(err) = inserted {
+                    tx.rollback().await.map_err(sql_impl::map_err)?;
+                    return Err(match sql_impl::map_err(err) {
+                        ::store::StoreError::Conflict(_) => ::store::StoreError::Conflict("api_key_already_connected"),
+                        other => other,
+                    });
+                }
+                sql_impl::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(sql_impl::map_err)
+            }
+
+            async fn api_key_connected(&self, fingerprint: &[u8; 32]) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM exchange_accounts WHERE api_key_fingerprint = $1")
+                    .bind(fingerprint.as_slice())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                Ok(found.is_some())
+            }
+
+            async fn exchange_accounts(
+                &self,
+                user: ::domain::UserId,
+            ) -> ::store::StoreResult<Vec<::store::ExchangeAccountRecord>> {
+                use $crate::sqlx;
+                let sql = format!(
+                    "SELECT {} FROM exchange_accounts WHERE user_id = $1 ORDER BY created_at, id",
+                    sql_impl::EXCHANGE_ACCOUNT_COLUMNS
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(user.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                rows.iter().map(sql_impl::exchange_account).collect()
+            }
+
+            async fn exchange_account(
+                &self,
+                user: ::domain::UserId,
+                id: ::domain::ExchangeAccountId,
+            ) -> ::store::StoreResult<Option<::store::ExchangeAccountRecord>> {
+                use $crate::sqlx;
+                let sql = format!(
+                    "SELECT {} FROM exchange_accounts WHERE id = $1 AND user_id = $2",
+                    sql_impl::EXCHANGE_ACCOUNT_COLUMNS
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id.to_string())
+                    .bind(user.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                row.as_ref().map(sql_impl::exchange_account).transpose()
+            }
+
+            async fn record_key_check(
+                &self,
+                check: &::store::KeyCheck,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let updated = sqlx::query(
+                    "UPDATE exchange_accounts SET perm_spot_trading = $1, perm_withdrawals = $2, perm_transfers = $3, \
+                       perm_ip_restricted = $4, status = $5, status_reason = $6, last_checked_at = $7 WHERE id = $8",
+                )
+                .bind(check.permissions.spot_trading)
+                .bind(check.permissions.withdrawals)
+                .bind(check.permissions.transfers)
+                .bind(check.permissions.ip_restricted)
+                .bind(check.status.as_str())
+                .bind(check.status_reason.as_deref())
+                .bind(check.at.as_unix_millis())
+                .bind(check.account.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_impl::map_err)?
+                .rows_affected();
+                sql_impl::audit_and_commit_if(tx, updated == 1, audit).await
+            }
+
+            async fn delete_exchange_account(
+                &self,
+                user: ::domain::UserId,
+                id: ::domain::ExchangeAccountId,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let deleted = sqlx::query("DELETE FROM exchange_accounts WHERE id = $1 AND user_id = $2")
+                    .bind(id.to_string())
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                sql_impl::audit_and_commit_if(tx, deleted == 1, audit).await
+            }
+
+            async fn exchange_accounts_due_for_check(
+                &self,
+                checked_before: ::domain::Timestamp,
+                limit: u32,
+            ) -> ::store::StoreResult<Vec<::store::ExchangeAccountRecord>> {
+                use $crate::sqlx;
+                let sql = format!(
+                    "SELECT {} FROM exchange_accounts WHERE last_checked_at < $1 ORDER BY last_checked_at, id LIMIT $2",
+                    sql_impl::EXCHANGE_ACCOUNT_COLUMNS
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(checked_before.as_unix_millis())
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                rows.iter().map(sql_impl::exchange_account).collect()
             }
 
             async fn append_audit(&self, audit: &::store::AuditRecord) -> ::store::StoreResult<()> {

@@ -38,6 +38,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted rows are overwritten, so deleting an exchange account leaves no copy of its
+            // sealed secret in the file's free pages (crypto-shredding; the WAL is checkpointed
+            // over as usual).
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(5));
         let pool =
             SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(ConnectError::Open)?;

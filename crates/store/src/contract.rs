@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use domain::{AuditId, BackupCodeId, Email, SessionId, Timestamp, UserId};
+use domain::{AuditId, BackupCodeId, Email, ExchangeAccountId, SessionId, Timestamp, UserId};
 
 use crate::{
-    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, KekState, LoginWrite, NewEmailChange, NewEmailToken,
-    NewSession, NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SecondFactorUse, Store, StoreError, ThrottleRule,
-    TokenPurpose,
+    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, ExchangeAccountStatus, KekState, KeyCheck,
+    LoginWrite, NewEmailChange, NewEmailToken, NewExchangeAccount, NewSession, NewUser, PreferencesUpdate, SealedBlob,
+    SealedColumn, SecondFactorUse, Store, StoreError, StoredKeyPermissions, ThrottleRule, TokenPurpose,
 };
 
 /// Expands to one `#[tokio::test]` per contract function. `$make` is an async expression that
@@ -45,6 +45,9 @@ macro_rules! store_contract_tests {
             a_kek_is_destroyed_only_unreferenced_decrypt_only_and_past_its_grace,
             an_email_change_is_confirmed_once_and_ends_other_sessions,
             an_email_change_to_a_taken_address_changes_nothing,
+            exchange_accounts_are_stored_listed_checked_and_deleted,
+            an_api_key_is_connected_once_across_all_users,
+            exchange_secrets_take_part_in_rotation,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -870,4 +873,133 @@ pub async fn a_kek_is_destroyed_only_unreferenced_decrypt_only_and_past_its_grac
     assert!(!store.destroy_kek(1, at(200), grace).await.unwrap(), "once");
     let found = store.user_by_id(pending.id).await.unwrap().unwrap();
     assert_eq!(found.totp_pending.map(|(b, _)| b), Some(b"pending-v2".to_vec()));
+}
+
+fn new_exchange_account(user: UserId, api_key: &str, blob: SealedBlob, created: Timestamp) -> NewExchangeAccount {
+    NewExchangeAccount {
+        id: ExchangeAccountId::from_random_bytes(random_bytes()),
+        user_id: user,
+        exchange: "binance".to_owned(),
+        name: format!("main {api_key}"),
+        api_key: api_key.to_owned(),
+        api_key_fingerprint: {
+            let mut fp = [0u8; 32];
+            for (i, b) in api_key.bytes().enumerate() {
+                fp[i % 32] ^= b.rotate_left(u32::try_from(i % 7).unwrap_or(0));
+            }
+            fp
+        },
+        key_kind: "hmac".to_owned(),
+        secret_sealed: blob,
+        permissions: StoredKeyPermissions {
+            spot_trading: true,
+            withdrawals: false,
+            transfers: false,
+            ip_restricted: true,
+        },
+        ip_restriction_waived: false,
+        created_at: created,
+    }
+}
+
+pub async fn exchange_accounts_are_stored_listed_checked_and_deleted(store: &dyn Store) {
+    let (owner, _) = register(store, "keys@example.com").await;
+    let (other, _) = register(store, "other-keys@example.com").await;
+    let first = new_exchange_account(owner.id, "KEYAAAA1", v1(b"sealed-a"), at(10));
+    let second = new_exchange_account(owner.id, "KEYBBBB2", v1(b"sealed-b"), at(20));
+    store.insert_exchange_account(&first, &audit(Some(owner.id), "exchange_key.added", at(10))).await.unwrap();
+    store.insert_exchange_account(&second, &audit(Some(owner.id), "exchange_key.added", at(20))).await.unwrap();
+
+    let listed = store.exchange_accounts(owner.id).await.unwrap();
+    assert_eq!(listed.iter().map(|a| a.id).collect::<Vec<_>>(), [first.id, second.id], "oldest first");
+    let stored = &listed[0];
+    assert_eq!(stored.secret_sealed, b"sealed-a");
+    assert_eq!(stored.api_key_fingerprint, first.api_key_fingerprint);
+    assert_eq!(stored.permissions, first.permissions);
+    assert_eq!((stored.status, stored.status_reason.as_deref()), (ExchangeAccountStatus::Active, None));
+    assert_eq!(stored.last_checked_at, at(10), "connecting is the first check");
+    assert!(store.exchange_accounts(other.id).await.unwrap().is_empty());
+    assert_eq!(store.exchange_account(other.id, first.id).await.unwrap(), None, "another user's account is not found");
+
+    // A check that finds withdrawals pauses the account, and records when.
+    let check = KeyCheck {
+        account: first.id,
+        permissions: StoredKeyPermissions { withdrawals: true, ..first.permissions },
+        status: ExchangeAccountStatus::Paused,
+        status_reason: Some("withdrawal_permission_enabled".to_owned()),
+        at: at(100),
+    };
+    assert!(store.record_key_check(&check, &audit(Some(owner.id), "exchange_key.checked", at(100))).await.unwrap());
+    let checked = store.exchange_account(owner.id, first.id).await.unwrap().unwrap();
+    assert_eq!(checked.status, ExchangeAccountStatus::Paused);
+    assert_eq!(checked.status_reason.as_deref(), Some("withdrawal_permission_enabled"));
+    assert!(checked.permissions.withdrawals);
+    assert_eq!(checked.last_checked_at, at(100));
+
+    // Due for a check: least recently checked first, only those before the cutoff.
+    let due = store.exchange_accounts_due_for_check(at(50), 10).await.unwrap();
+    assert_eq!(due.iter().map(|a| a.id).collect::<Vec<_>>(), [second.id]);
+    let due = store.exchange_accounts_due_for_check(at(1000), 1).await.unwrap();
+    assert_eq!(due.iter().map(|a| a.id).collect::<Vec<_>>(), [second.id], "limit, oldest check first");
+
+    // Deleting: only the owner, once, and the sealed blob goes with the row.
+    let removed = audit(Some(other.id), "exchange_key.removed", at(200));
+    assert!(!store.delete_exchange_account(other.id, first.id, &removed).await.unwrap());
+    let removed = audit(Some(owner.id), "exchange_key.removed", at(200));
+    assert!(store.delete_exchange_account(owner.id, first.id, &removed).await.unwrap());
+    let again = audit(Some(owner.id), "exchange_key.removed", at(201));
+    assert!(!store.delete_exchange_account(owner.id, first.id, &again).await.unwrap());
+    assert_eq!(store.exchange_account(owner.id, first.id).await.unwrap(), None);
+    assert!(!store.sealed_blobs().await.unwrap().iter().any(|(_, blob)| blob == b"sealed-a"));
+    let gone = KeyCheck { at: at(300), ..check };
+    assert!(!store.record_key_check(&gone, &audit(Some(owner.id), "exchange_key.checked", at(300))).await.unwrap());
+    let kinds: Vec<String> =
+        store.audit_for_user(owner.id, None, 10).await.unwrap().into_iter().map(|a| a.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "exchange_key.removed").count(), 1, "{kinds:?}");
+}
+
+pub async fn an_api_key_is_connected_once_across_all_users(store: &dyn Store) {
+    let (alice, _) = register(store, "alice-keys@example.com").await;
+    let (bob, _) = register(store, "bob-keys@example.com").await;
+    let original = new_exchange_account(alice.id, "SHAREDKEY", v1(b"alice"), at(1));
+    assert!(!store.api_key_connected(&original.api_key_fingerprint).await.unwrap());
+    store.insert_exchange_account(&original, &audit(Some(alice.id), "exchange_key.added", at(1))).await.unwrap();
+    assert!(store.api_key_connected(&original.api_key_fingerprint).await.unwrap());
+
+    let copy = new_exchange_account(bob.id, "SHAREDKEY", v1(b"bob"), at(2));
+    let added = audit(Some(bob.id), "exchange_key.added", at(2));
+    let err = store.insert_exchange_account(&copy, &added).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict("api_key_already_connected")), "{err:?}");
+    assert!(store.exchange_accounts(bob.id).await.unwrap().is_empty());
+    assert!(store.audit_for_user(bob.id, None, 10).await.unwrap().iter().all(|a| a.kind != "exchange_key.added"));
+    // Two users racing to connect one key: exactly one wins.
+    let (carol, _) = register(store, "carol-keys@example.com").await;
+    let racing: Vec<NewExchangeAccount> =
+        [bob.id, carol.id].into_iter().map(|user| new_exchange_account(user, "RACEKEY", v1(b"race"), at(3))).collect();
+    let audits: Vec<AuditRecord> = racing.iter().map(|a| audit(Some(a.user_id), "exchange_key.added", at(3))).collect();
+    let (one, two) = tokio::join!(
+        store.insert_exchange_account(&racing[0], &audits[0]),
+        store.insert_exchange_account(&racing[1], &audits[1])
+    );
+    assert_eq!(usize::from(one.is_ok()) + usize::from(two.is_ok()), 1, "{one:?} {two:?}");
+}
+
+pub async fn exchange_secrets_take_part_in_rotation(store: &dyn Store) {
+    let (owner, _) = register(store, "rotate-keys@example.com").await;
+    let mut account = new_exchange_account(owner.id, "ROTATEKEY", v1(b"exchange-v1"), at(1));
+    account.key_kind = "ed25519".to_owned();
+    store.insert_exchange_account(&account, &audit(Some(owner.id), "exchange_key.added", at(1))).await.unwrap();
+    assert_eq!(store.count_blobs_with_kek(1).await.unwrap(), 1);
+    let entries = store.sealed_blobs_with_kek(1, 10).await.unwrap();
+    let entry = entries.iter().find(|e| e.at.column == SealedColumn::ExchangeSecret).expect("listed for rewrap");
+    assert_eq!(entry.at.row_id, account.id.to_string());
+    assert_eq!(entry.at.user_id, owner.id);
+    assert_eq!(entry.at.purpose, "exchange_private_key");
+    assert_eq!(entry.at.venue, "binance");
+    assert_eq!(entry.at.api_key_fingerprint, account.api_key_fingerprint);
+    assert!(store.replace_sealed_blob(&entry.at, &entry.blob, &sealed(2, b"exchange-v2")).await.unwrap());
+    assert_eq!((store.count_blobs_with_kek(1).await.unwrap(), store.count_blobs_with_kek(2).await.unwrap()), (0, 1));
+    let stored = store.exchange_account(owner.id, account.id).await.unwrap().unwrap();
+    assert_eq!(stored.secret_sealed, b"exchange-v2");
+    assert!(!store.replace_sealed_blob(&entry.at, &entry.blob, &sealed(2, b"again")).await.unwrap());
 }

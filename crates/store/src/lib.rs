@@ -12,12 +12,13 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::{SessionId, Timestamp, UserId};
+use domain::{ExchangeAccountId, SessionId, Timestamp, UserId};
 
 pub use records::{
-    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, KekRecord, KekState, LoginWrite, NewEmailChange,
-    NewEmailToken, NewSession, NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SealedEntry, SealedRef,
-    SecondFactorUse, SessionRecord, ThrottleRule, TokenPurpose, UserRecord,
+    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, ExchangeAccountRecord, ExchangeAccountStatus,
+    KekRecord, KekState, KeyCheck, LoginWrite, NewEmailChange, NewEmailToken, NewExchangeAccount, NewSession, NewUser,
+    PreferencesUpdate, SealedBlob, SealedColumn, SealedEntry, SealedRef, SecondFactorUse, SessionRecord,
+    StoredKeyPermissions, ThrottleRule, TokenPurpose, UserRecord,
 };
 
 /// What went wrong in a backend, phrased as what the caller should do about it.
@@ -235,6 +236,43 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Forgets every failure counted against `key` and lifts its block.
     async fn throttle_clear(&self, key: &str) -> StoreResult<()>;
+
+    // --- exchange accounts ---
+
+    /// Stores a checked key with its sealed secret and the audit row.
+    ///
+    /// # Errors
+    /// `StoreError::Conflict` when the API key (by fingerprint) is already connected, by anyone.
+    async fn insert_exchange_account(&self, account: &NewExchangeAccount, audit: &AuditRecord) -> StoreResult<()>;
+
+    /// Whether an account with this API key fingerprint exists (for any user).
+    async fn api_key_connected(&self, fingerprint: &[u8; 32]) -> StoreResult<bool>;
+
+    /// The user's accounts, oldest first.
+    async fn exchange_accounts(&self, user: UserId) -> StoreResult<Vec<ExchangeAccountRecord>>;
+
+    /// One of the user's accounts; `None` for anyone else's.
+    async fn exchange_account(&self, user: UserId, id: ExchangeAccountId)
+    -> StoreResult<Option<ExchangeAccountRecord>>;
+
+    /// Records a permission check and the status it leads to. `false` when the account is gone.
+    async fn record_key_check(&self, check: &KeyCheck, audit: &AuditRecord) -> StoreResult<bool>;
+
+    /// Deletes one of the user's accounts with its sealed secret. `false` (and no audit row) when
+    /// there is no such account.
+    async fn delete_exchange_account(
+        &self,
+        user: UserId,
+        id: ExchangeAccountId,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
+    /// Accounts of every user last checked before `checked_before`, least recently checked first.
+    async fn exchange_accounts_due_for_check(
+        &self,
+        checked_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<ExchangeAccountRecord>>;
 
     // --- audit log ---
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use domain::{AuditId, BackupCodeId, Email, SessionId, Timestamp, UserId};
+use domain::{AuditId, BackupCodeId, Email, ExchangeAccountId, SessionId, Timestamp, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -249,15 +249,19 @@ pub enum SealedColumn {
     TotpSeed,
     /// `users.totp_pending_sealed`: a setup awaiting its confirming code.
     TotpPending,
+    /// `exchange_accounts.secret_sealed`: an exchange API secret or Ed25519 private key.
+    ExchangeSecret,
 }
 
 impl SealedColumn {
-    pub const ALL: [SealedColumn; 2] = [SealedColumn::TotpSeed, SealedColumn::TotpPending];
+    pub const ALL: [SealedColumn; 3] =
+        [SealedColumn::TotpSeed, SealedColumn::TotpPending, SealedColumn::ExchangeSecret];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SealedColumn::TotpSeed => "totp_seed",
             SealedColumn::TotpPending => "totp_pending",
+            SealedColumn::ExchangeSecret => "exchange_secret",
         }
     }
 }
@@ -286,4 +290,88 @@ pub struct SealedRef {
 pub struct SealedEntry {
     pub at: SealedRef,
     pub blob: Vec<u8>,
+}
+
+/// What an exchange key may do, as last checked (the parts Bulwark decides on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoredKeyPermissions {
+    pub spot_trading: bool,
+    pub withdrawals: bool,
+    /// Internal or universal transfer.
+    pub transfers: bool,
+    pub ip_restricted: bool,
+}
+
+/// Whether an exchange account may trade. A check that finds a forbidden permission, or a key the
+/// venue rejects, pauses it; a later clean check makes it active again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeAccountStatus {
+    Active,
+    Paused,
+}
+
+impl ExchangeAccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeAccountStatus::Active => "active",
+            ExchangeAccountStatus::Paused => "paused",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<ExchangeAccountStatus> {
+        match raw {
+            "active" => Some(ExchangeAccountStatus::Active),
+            "paused" => Some(ExchangeAccountStatus::Paused),
+            _ => None,
+        }
+    }
+}
+
+/// A key that passed its first check, about to be stored. Its last check is its creation.
+#[derive(Debug, Clone)]
+pub struct NewExchangeAccount {
+    pub id: ExchangeAccountId,
+    pub user_id: UserId,
+    pub exchange: String,
+    pub name: String,
+    /// The public API key (sent in a header with every request; shown only as its last four).
+    pub api_key: String,
+    /// SHA-256 of `api_key`; unique across all users.
+    pub api_key_fingerprint: [u8; 32],
+    /// `hmac` or `ed25519`.
+    pub key_kind: String,
+    pub secret_sealed: SealedBlob,
+    pub permissions: StoredKeyPermissions,
+    pub ip_restriction_waived: bool,
+    pub created_at: Timestamp,
+}
+
+/// A stored exchange account. `secret_sealed` is a vault blob; the plaintext is never here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeAccountRecord {
+    pub id: ExchangeAccountId,
+    pub user_id: UserId,
+    pub exchange: String,
+    pub name: String,
+    pub api_key: String,
+    pub api_key_fingerprint: [u8; 32],
+    pub key_kind: String,
+    pub secret_sealed: Vec<u8>,
+    pub permissions: StoredKeyPermissions,
+    pub ip_restriction_waived: bool,
+    pub status: ExchangeAccountStatus,
+    /// Why the account is paused: a refusal code of `spec/api.md`, or `key_rejected`.
+    pub status_reason: Option<String>,
+    pub last_checked_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// The result of asking the venue again what a key may do.
+#[derive(Debug, Clone)]
+pub struct KeyCheck {
+    pub account: ExchangeAccountId,
+    pub permissions: StoredKeyPermissions,
+    pub status: ExchangeAccountStatus,
+    pub status_reason: Option<String>,
+    pub at: Timestamp,
 }

@@ -39,6 +39,8 @@ pub struct TestApp {
     pub root_key: String,
     pub config: ServerConfig,
     pub client: reqwest::Client,
+    /// The exchange the app's `binance` venue points at (an in-process `exchange-sim`).
+    pub venue: crate::TestVenue,
     db: DbGuard,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -89,12 +91,14 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Server
     );
     let vault = keys.vault().clone();
     let mailer = mail::SmtpMailer::new(&smtp.url(), &config.mail_from).expect("smtp mailer");
+    let venue = crate::TestVenue::start().await;
     let deps = AppDeps {
         store: store.clone(),
         mailer: Arc::new(mailer),
         clock: clock.clone(),
         random: Arc::new(auth::OsRandom),
         vault: keys.clone(),
+        venues: venue.venues(),
     };
     let state = AppState::new(config.clone(), deps).expect("app state");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -105,7 +109,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Server
         .await;
     });
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { addr, base, clock, smtp, store, vault, keys, root_key, config, client, db, shutdown: Some(stop) }
+    TestApp { addr, base, clock, smtp, store, vault, keys, root_key, config, client, venue, db, shutdown: Some(stop) }
 }
 
 /// A key ring with one fresh KEK (version 1), for a test app's vault.

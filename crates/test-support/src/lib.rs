@@ -6,11 +6,13 @@ mod app;
 mod clock;
 mod db;
 mod smtp;
+mod venue;
 
 pub use app::{Backend, Reply, TestApp, spawn_app, spawn_app_with, test_ring};
 pub use clock::FakeClock;
 pub use db::{DEFAULT_PG_URL, TestPg, TestSqlite, pg_store, pg_store_again, pg_url, sqlite_store};
 pub use smtp::{ReceivedMail, SmtpSink};
+pub use venue::{ED25519_API_KEY, TestVenue, WallClock};
 
 /// The TOTP code for `secret_base32` at `unix_secs`, computed by `oathtool` (RFC 6238, SHA-1,
 /// six digits, 30 s): an implementation independent of ours. `scripts/test` installs it.

@@ -288,6 +288,7 @@ fn without_its_root_key_the_node_runs_sealed() {
     let (status, confirmed, _) = app.post("/api/v1/2fa/totp/confirm", json!({ "code": code }), Some(&cookie));
     assert_eq!(status, 200, "{confirmed}");
     let backup = confirmed["backup_codes"][0].as_str().unwrap().to_owned();
+    let more_backups: Vec<String> = (1..3).map(|i| confirmed["backup_codes"][i].as_str().unwrap().to_owned()).collect();
     drop(app);
     let status = vault_status(&data, &[]);
     assert!(status.starts_with("vault: unsealed"), "{status}");
@@ -301,13 +302,17 @@ fn without_its_root_key_the_node_runs_sealed() {
 
     let other = dir.path().join("other.key");
     std::fs::write(&other, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
-    for (name, extra) in
+    for (round, (name, extra)) in
         [("another key file", vec![("BULWARK_ROOT_KEY_FILE", other.to_str().unwrap())]), ("no key file", vec![])]
+            .into_iter()
+            .enumerate()
     {
         if extra.is_empty() {
             std::fs::rename(&key_file, dir.path().join("kept.key")).unwrap();
         }
-        let app = serve(&data, &extra);
+        let mut env = extra.clone();
+        env.push(("BULWARK_BINANCE_URL", "http://127.0.0.1:9"));
+        let app = serve(&data, &env);
         assert_eq!(app.get("/healthz", None).1, json!({"status": "ok", "vault": "sealed"}), "{name}");
         let status = vault_status(&data, &extra);
         assert!(status.starts_with("vault: sealed"), "{name}: {status}");
@@ -317,6 +322,13 @@ fn without_its_root_key_the_node_runs_sealed() {
             None,
         );
         assert_eq!((status, body["error"].as_str()), (503, Some("vault_sealed")), "{name}");
+        // No exchange key can be connected: refused before any venue is asked (none answers here).
+        let login = json!({"email": email, "password": PASSWORD, "backup_code": more_backups[round]});
+        let (status, _, session) = app.post("/api/v1/auth/login", login, None);
+        assert_eq!(status, 200, "{name}");
+        let key = json!({"exchange": "binance", "name": "Sealed", "api_key": "K1234", "api_secret": "S"});
+        let (status, body, _) = app.post("/api/v1/exchange-accounts", key, session.as_deref());
+        assert_eq!((status, body["error"].as_str()), (503, Some("vault_sealed")), "{name}: {body}");
         assert_eq!(
             app.post("/api/v1/auth/register", json!({"email": "other@example.com", "password": PASSWORD}), None).0,
             201
@@ -472,9 +484,86 @@ fn help_names_every_variable() {
         "BULWARK_ROOT_KEY_FILE",
         "BULWARK_REAUTH_WINDOW_SECONDS",
         "BULWARK_VAULT_REFRESH_SECONDS",
+        "BULWARK_BINANCE_URL",
         "BULWARK_LOG",
     ] {
         assert!(help.contains(var), "{var} in --help");
     }
     assert!(help.contains("./bulwark-data") && help.contains("127.0.0.1:8080"), "defaults shown");
+}
+
+/// Starts `bulwark exchange-sim` with `args` on a free port and returns it with its base URL.
+fn exchange_sim(args: &[&str]) -> (Running, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["exchange-sim", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start exchange-sim");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = lines.recv_timeout(Duration::from_secs(60)).expect("exchange-sim prints where it listens");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).expect("a base URL").to_owned();
+    (Running { child, base: url.clone(), lines }, url)
+}
+
+#[test]
+fn a_key_from_exchange_sim_is_connected_and_a_withdrawing_one_refused() {
+    let key = "BinTestKey000000000000000000000000000000000000000000000000000001";
+    let secret = "BinTestSecret00000000000000000000000000000000000000000000000001";
+    let (refusing, refusing_url) = exchange_sim(&["--api-key", key, "--api-secret", secret, "--withdrawals"]);
+    let (good, good_url) = exchange_sim(&["--api-key", key, "--api-secret", secret, "--balances", "USDT=250"]);
+    let (status, ping, _) = good.get("/api/v3/ping", None);
+    assert_eq!((status, ping), (200, json!({})));
+
+    let connect = |url: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let app = serve(dir.path(), &[("BULWARK_BINANCE_URL", url)]);
+        app.post("/api/v1/auth/register", json!({"email": "sim@example.com", "password": PASSWORD}), None);
+        let link = outbox_link(dir.path(), 1);
+        let token = link.split("token=").nth(1).unwrap();
+        app.post("/api/v1/auth/verify-email", json!({ "token": token }), None);
+        let (_, _, cookie) =
+            app.post("/api/v1/auth/login", json!({"email": "sim@example.com", "password": PASSWORD}), None);
+        let cookie = cookie.expect("signed in");
+        let body = json!({"exchange": "binance", "name": "Sim", "api_key": key, "api_secret": secret});
+        let (status, reply, _) = app.post("/api/v1/exchange-accounts", body, Some(&cookie));
+        let balances = (status == 201).then(|| {
+            let id = reply["id"].as_str().unwrap();
+            app.get(&format!("/api/v1/exchange-accounts/{id}/balances"), Some(&cookie)).1
+        });
+        (status, reply, balances)
+    };
+    let (status, reply, _) = connect(&refusing_url);
+    assert_eq!((status, reply["error"].as_str()), (422, Some("withdrawal_permission_enabled")), "{reply}");
+    let (status, reply, balances) = connect(&good_url);
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["api_key_hint"], "…0001");
+    assert_eq!(balances, Some(json!([{"asset": "USDT", "free": "250", "locked": "0"}])));
+    drop(refusing);
+}
+
+#[test]
+fn refuses_a_plain_http_venue_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .arg("serve")
+        .env_clear()
+        .env("BULWARK_DATA_DIR", dir.path())
+        .env("BULWARK_BIND", "127.0.0.1:0")
+        .env("BULWARK_BINANCE_URL", "http://api.binance.com")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("BULWARK_BINANCE_URL"), "{err}");
 }

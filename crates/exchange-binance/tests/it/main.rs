@@ -387,3 +387,28 @@ async fn a_placement_that_times_out_is_resolved_by_lookup() {
     assert_eq!(sim.orders(SimConfig::TEST_API_KEY).len(), 1);
     assert_only_allowlisted(&sim);
 }
+
+/// EX-4: our HMAC signatures agree with an independent implementation (`openssl dgst`) on the
+/// published vector and on an order payload of our own.
+#[test]
+fn hmac_signatures_agree_with_openssl() {
+    let secret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
+    let ours = [
+        "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559",
+        "symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&quantity=0.00125&price=31000.5&newClientOrderId=bw-x&recvWindow=5000&timestamp=1764000000000",
+    ];
+    for payload in ours {
+        let mut child = std::process::Command::new("openssl")
+            .args(["dgst", "-sha256", "-hmac", secret, "-r"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl is installed (Debian's openssl package)");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), payload.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let theirs = String::from_utf8(out.stdout).unwrap();
+        let theirs = theirs.split_whitespace().next().unwrap();
+        assert_eq!(sign::signature(KeyKind::Hmac, secret.as_bytes(), payload).unwrap(), theirs, "{payload}");
+    }
+}

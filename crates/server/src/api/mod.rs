@@ -2,4 +2,5 @@
 
 pub mod account;
 pub mod auth;
+pub mod exchange_accounts;
 pub mod two_factor;

@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod email_change;
+mod exchange_accounts;
 mod logs;
 mod pages;
 mod rotation;

@@ -40,7 +40,7 @@ async fn public_pages_render_without_inline_script() {
 #[tokio::test]
 async fn signed_in_pages_need_a_session() {
     let app = app(Backend::Sqlite).await;
-    for path in ["/dashboard", "/account/security"] {
+    for path in ["/dashboard", "/account/security", "/exchange-accounts"] {
         let page = app.get(path, None).await;
         assert_eq!((page.status, page.header("location")), (303, Some("/")), "{path}");
     }
@@ -65,6 +65,12 @@ async fn signed_in_pages_need_a_session() {
         assert!(security.text.contains(marker), "{marker}");
     }
     assert_no_inline_script(&security.text, "/account/security");
+    let keys = app.get("/exchange-accounts", Some(&cookie)).await;
+    assert_eq!(keys.status, 200);
+    for marker in ["Exchange accounts", "Enable Withdrawals", "trusted IP", "Ed25519"] {
+        assert!(keys.text.contains(marker), "{marker}");
+    }
+    assert_no_inline_script(&keys.text, "/exchange-accounts");
 }
 
 #[tokio::test]

@@ -6,7 +6,11 @@ use serde_json::json;
 
 use crate::{Backend, app, logs, token_of};
 
-crate::on_both!(no_secret_is_stored_or_logged, no_second_factor_secret_is_stored_or_logged);
+crate::on_both!(
+    no_secret_is_stored_or_logged,
+    no_second_factor_secret_is_stored_or_logged,
+    no_exchange_secret_is_stored_logged_or_returned
+);
 
 /// Text forms a leaked secret could take in a dump.
 fn forms(secret: &str) -> Vec<String> {
@@ -121,6 +125,60 @@ pub async fn no_second_factor_secret_is_stored_or_logged(backend: Backend) {
     assert!(app.vault.open(&other_user, &sealed).is_err(), "bound to its user");
     let other_ring = vault::Vault::unsealed(test_support::test_ring());
     assert!(other_ring.open(&binding, &sealed).is_err(), "useless without this node's keys");
+}
+
+/// The canary (SEC-1, SEC-5): a random exchange secret and an Ed25519 private key are
+/// connected and used; neither appears, in plain, hex or base64, in the database (the SQLite file
+/// and its WAL, or `pg_dump`), in anything logged by this test binary, or in any HTTP response.
+pub async fn no_exchange_secret_is_stored_logged_or_returned(backend: Backend) {
+    let app = app(backend).await;
+    let email = format!("vault{}@example.com", &uuid_like()[..8]);
+    let session = app.signed_in(&email, crate::PASSWORD).await;
+    let mut responses = Vec::new();
+    let hmac = json!({"exchange": "binance", "name": "Canary", "api_key": app.venue.hmac_api_key, "api_secret": app.venue.hmac_secret});
+    let created = app.post("/api/v1/exchange-accounts", hmac, Some(&session)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let ed = json!({"exchange": "binance", "name": "Ed canary", "api_key": test_support::ED25519_API_KEY, "private_key": app.venue.ed25519_pem});
+    let created_ed = app.post("/api/v1/exchange-accounts", ed, Some(&session)).await;
+    assert_eq!(created_ed.status, 201, "{}", created_ed.text);
+    // A refused attempt and a failed one carry the secret in the request, too.
+    let mut wrong =
+        json!({"exchange": "binance", "name": "Wrong", "api_key": "NoSuchKey1", "api_secret": app.venue.hmac_secret});
+    responses.push(app.post("/api/v1/exchange-accounts", wrong.take(), Some(&session)).await.text);
+    for id in [created.json["id"].as_str().unwrap(), created_ed.json["id"].as_str().unwrap()] {
+        for path in
+            [format!("/api/v1/exchange-accounts/{id}"), format!("/api/v1/exchange-accounts/{id}/balances?reveal=true")]
+        {
+            let reply = app.get(&path, Some(&session)).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+            responses.push(reply.text);
+        }
+        responses
+            .push(app.post(&format!("/api/v1/exchange-accounts/{id}/recheck"), json!({}), Some(&session)).await.text);
+    }
+    for path in ["/api/v1/exchange-accounts", "/api/v1/audit-log", "/api/v1/me", "/dashboard", "/exchange-accounts"] {
+        responses.push(app.get(path, Some(&session)).await.text);
+    }
+    responses.push(created.text.clone());
+    responses.push(created_ed.text.clone());
+
+    let dumped = dump(&app).await;
+    assert!(dumped.contains(&app.venue.hmac_api_key), "the dump is readable (sanity check of the canary search)");
+    let logged = logs::captured();
+    let pem_body: String = app.venue.ed25519_pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(&pem_body).unwrap();
+    let seed = &der[der.len() - 32..];
+    let mut canaries = forms(&app.venue.hmac_secret);
+    canaries.push(pem_body.clone());
+    canaries.push(seed.iter().map(|b| format!("{b:02x}")).collect());
+    canaries.push(base64::engine::general_purpose::STANDARD.encode(seed));
+    for form in &canaries {
+        assert!(!dumped.contains(form.as_str()), "an exchange secret is in the database dump as {form:?}");
+        assert!(!logged.contains(form.as_str()), "an exchange secret is in the logs as {form:?}");
+        for (n, body) in responses.iter().enumerate() {
+            assert!(!body.contains(form.as_str()), "an exchange secret is in HTTP response {n} as {form:?}");
+        }
+    }
 }
 
 fn uuid_like() -> String {

@@ -26,6 +26,8 @@ async fn every_response_carries_the_security_headers() {
         "/verify-email?token=x",
         "/dashboard",
         "/account/security",
+        "/exchange-accounts",
+        "/api/v1/exchange-accounts",
         "/assets/app.css",
         "/assets/app.js",
         "/assets/favicon.svg",

@@ -18,6 +18,9 @@ pub struct ThrottleConfig {
     pub mail_ip: ThrottleRule,
     /// Mails per recipient account (reset links, verification resends), so nobody is mail-bombed.
     pub mail_account: ThrottleRule,
+    /// Failed exchange-key connections per user (refused or rejected keys), so a session cannot
+    /// use the server to test stolen keys against the exchange.
+    pub key_connect_user: ThrottleRule,
 }
 
 impl Default for ThrottleConfig {
@@ -53,6 +56,13 @@ impl Default for ThrottleConfig {
                 base_block: minutes(60),
                 max_block: minutes(24 * 60),
                 forget_after: minutes(60),
+                lock_after: None,
+            },
+            key_connect_user: ThrottleRule {
+                limit: 10,
+                base_block: minutes(60),
+                max_block: minutes(24 * 60),
+                forget_after: minutes(24 * 60),
                 lock_after: None,
             },
         }

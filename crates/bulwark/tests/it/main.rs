@@ -26,6 +26,34 @@ impl Drop for Running {
     }
 }
 
+/// Starts `command` and hands its stdout over line by line.
+fn spawn_reading_stdout(command: &mut Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = command.spawn().expect("start bulwark");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines)
+}
+
+/// `bulwark serve` with `env` (on a fresh data dir) must refuse to start; returns its stderr.
+fn serve_refuses(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    command.arg("serve").env_clear().env("BULWARK_DATA_DIR", dir.path());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    assert!(!out.status.success(), "{env:?} must be refused");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Starts `bulwark serve` on a free loopback port and waits until it says where it listens.
 fn serve(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
@@ -40,16 +68,7 @@ fn serve(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
     for (k, v) in extra {
         command.env(k, v);
     }
-    let mut child = command.spawn().expect("start bulwark");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, lines) = spawn_reading_stdout(&mut command);
     let mut seen = Vec::new();
     loop {
         match lines.recv_timeout(Duration::from_secs(60)) {
@@ -456,16 +475,7 @@ fn vault_rotate_moves_secrets_onto_a_new_key_and_serve_destroys_the_old_one() {
 
 #[test]
 fn refuses_to_serve_plain_http_beyond_loopback() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .arg("serve")
-        .env_clear()
-        .env("BULWARK_DATA_DIR", dir.path())
-        .env("BULWARK_BIND", "0.0.0.0:0")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_refuses(&[("BULWARK_BIND", "0.0.0.0:0")]);
     assert!(err.contains("BULWARK_TRUSTED_PROXIES"), "{err}");
 }
 
@@ -494,23 +504,14 @@ fn help_names_every_variable() {
 
 /// Starts `bulwark exchange-sim` with `args` on a free port and returns it with its base URL.
 fn exchange_sim(args: &[&str]) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    command
         .args(["exchange-sim", "--bind", "127.0.0.1:0"])
         .args(args)
         .env_clear()
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start exchange-sim");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+        .stderr(Stdio::piped());
+    let (child, lines) = spawn_reading_stdout(&mut command);
     let line = lines.recv_timeout(Duration::from_secs(60)).expect("exchange-sim prints where it listens");
     let url = line.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).expect("a base URL").to_owned();
     (Running { child, base: url.clone(), lines }, url)
@@ -554,16 +555,8 @@ fn a_key_from_exchange_sim_is_connected_and_a_withdrawing_one_refused() {
 
 #[test]
 fn refuses_a_plain_http_venue_beyond_loopback() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .arg("serve")
-        .env_clear()
-        .env("BULWARK_DATA_DIR", dir.path())
-        .env("BULWARK_BIND", "127.0.0.1:0")
-        .env("BULWARK_BINANCE_URL", "http://api.binance.com")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("BULWARK_BINANCE_URL"), "{err}");
+    for url in ["http://api.binance.com", "ftp://127.0.0.1/"] {
+        let err = serve_refuses(&[("BULWARK_BIND", "127.0.0.1:0"), ("BULWARK_BINANCE_URL", url)]);
+        assert!(err.contains("BULWARK_BINANCE_URL"), "{url}: {err}");
+    }
 }

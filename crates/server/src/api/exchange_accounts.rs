@@ -20,6 +20,7 @@ use store::{ExchangeAccountRecord, NewExchangeAccount};
 use zeroize::Zeroizing;
 
 use crate::ApiError;
+use crate::api::auth::{ensure_not_blocked, hit};
 use crate::emails;
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, SecretInput, StepUp};
 use crate::keys;
@@ -118,6 +119,8 @@ pub async fn connect(
     if secret.is_empty() || secret.len() > SECRET_MAX_LEN {
         return Err(invalid(field, "Paste the secret exactly as the exchange showed it when the key was created."));
     }
+    let throttle = format!("keys:user:{}", authed.user.id);
+    ensure_not_blocked(&state, &[&throttle]).await?;
     let secret = Zeroizing::new(secret.as_bytes().to_vec());
     let fingerprint = keys::api_key_fingerprint(api_key);
     let hint = api_key_hint(api_key);
@@ -132,6 +135,9 @@ pub async fn connect(
         Ok(permissions) => permissions,
         Err(err) => {
             let api_error = keys::connect_error(&err, field);
+            if matches!(api_error, ApiError::InvalidApiKey | ApiError::InvalidInput { .. }) {
+                hit(&state, &throttle, &state.config.throttles.key_connect_user).await?;
+            }
             let detail = json!({ "exchange": venue, "api_key_hint": hint, "reason": api_error.code() });
             state
                 .store
@@ -142,6 +148,7 @@ pub async fn connect(
         }
     };
     if let Some(refusal) = permissions.refusal(!body.waive_ip_restriction) {
+        hit(&state, &throttle, &state.config.throttles.key_connect_user).await?;
         let detail =
             json!({ "exchange": venue, "api_key_hint": hint, "reason": refusal.code(), "permissions": permissions });
         state.store.append_audit(&state.audit(Some(authed.user.id), "exchange_key.refused", &client, detail)).await?;

@@ -235,6 +235,27 @@ pub async fn a_key_is_connected_once_across_users(backend: Backend) {
     assert_eq!(anonymous.status, 401);
 }
 
+/// A session cannot use the server to try stolen keys at the exchange: after 10 refused or rejected
+/// keys in a row the user must wait, and the venue is not asked meanwhile.
+#[tokio::test]
+async fn refused_keys_are_throttled_per_user() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = user(&app, "prober@example.com").await;
+    for n in 0..10 {
+        let mut guess = hmac_body(&app, "Guess");
+        guess["api_secret"] = json!(format!("guess-{n}"));
+        assert_eq!(connect(&app, &cookie, guess).await.code(), "invalid_api_key", "attempt {n}");
+    }
+    let asked = app.venue.sim.request_log().len();
+    let blocked = connect(&app, &cookie, hmac_body(&app, "Right one")).await;
+    assert_eq!((blocked.status, blocked.code()), (429, "rate_limited"), "{}", blocked.text);
+    assert!(blocked.header("retry-after").is_some());
+    assert_eq!(app.venue.sim.request_log().len(), asked, "the venue is not asked while blocked");
+    // Another user is not affected.
+    let other = user(&app, "honest@example.com").await;
+    assert_eq!(connect(&app, &other, hmac_body(&app, "Mine")).await.status, 201);
+}
+
 pub async fn a_scheduled_check_pauses_a_key_that_gained_withdrawals(backend: Backend) {
     crate::logs::install();
     let app =

@@ -431,7 +431,11 @@ async fn exchange_sim(args: ExchangeSimArgs) -> anyhow::Result<()> {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
         writeln!(out, "exchange-sim listening on {url}")?;
-        writeln!(out, "account: api key {} (HMAC); balances {}", args.api_key, args.balances)?;
+        // The simulator's own test account, chosen on its command line: printed so a newcomer can
+        // paste it into Bulwark. No real exchange secret ever passes here.
+        writeln!(out, "account: api key {}", args.api_key)?;
+        writeln!(out, "         secret  {} (HMAC)", args.api_secret)?;
+        writeln!(out, "         balances {}", args.balances)?;
         out.flush()?;
     }
     tokio::select! {

@@ -41,6 +41,14 @@ pub struct ExchangeSimArgs {
     /// Starting balances, e.g. USDT=10000,BTC=0.5.
     #[arg(long, default_value = "USDT=10000,BTC=0.5")]
     pub balances: String,
+    /// Accounts from a TOML file instead of the one account of --api-key, --api-secret, --balances,
+    /// --withdrawals, --no-ip-restriction and --no-trading (docs/exchange-sim.md shows the format).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["api_key", "api_secret", "balances", "withdrawals", "no_ip_restriction", "no_trading"]
+    )]
+    pub accounts: Option<PathBuf>,
     /// Symbols to list, e.g. BTCUSDT,ETHUSDT.
     #[arg(long, default_value = "BTCUSDT,ETHUSDT")]
     pub symbols: String,
@@ -59,6 +67,30 @@ pub struct ExchangeSimArgs {
     /// Take spot trading away from the key.
     #[arg(long)]
     pub no_trading: bool,
+    /// Per-step standard deviation of the random walk's log-return: one fraction for every symbol
+    /// (0.001 = 0.1 % a minute, like BTCUSDT) and/or SYMBOL=FRACTION pairs, e.g. 0.001,ETHUSDT=0.0015.
+    /// 0 keeps a price still. Replayed symbols ignore it.
+    #[arg(long, default_value = "0.001")]
+    pub volatility: String,
+    /// Replay one-minute candles for SYMBOL from a CSV file in Binance's kline column order (open
+    /// time ms, open, high, low, close, volume, ...) instead of a random walk. Repeatable.
+    #[arg(long, value_name = "SYMBOL=FILE")]
+    pub replay: Vec<String>,
+    /// Market steps (random-walk minutes or replayed candles) per second, e.g. 10 or 0.5. Default:
+    /// one step per real minute.
+    #[arg(long, value_name = "N")]
+    pub speed: Option<String>,
+    /// Keep accounts, balances, orders, trades, prices and ids in FILE: loaded on start when it
+    /// exists, written every --state-every seconds and on shutdown (SIGINT, SIGTERM).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Seconds between two writes of the --state file.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub state_every: u64,
+    /// Inject faults into requests at random at these rates (seeded by --seed), e.g.
+    /// latency=0.1:200ms,5xx=0.02,429=0.01,lost=0.01.
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -81,9 +81,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let binance = exchange_binance::BinanceConfig::new(settings.binance_url.clone());
     let binance = Arc::new(exchange_binance::BinanceClient::new(binance, clock.clone())?);
     tracing::info!(url = %settings.binance_url, "venue binance");
-    let venues: Arc<dyn exchange::Venues> = Arc::new(exchange_binance::BinanceVenue(binance));
-    let deps =
-        server::AppDeps { store, mailer, clock, random: Arc::new(auth::OsRandom), vault: Arc::new(vault), venues };
+    let paper = Arc::new(paper_market(&settings.data_dir).await?);
+    let paper_client =
+        exchange_binance::BinanceConfig::new(url::Url::parse(&paper.base_url()).context("the paper market's URL")?);
+    let paper_client = Arc::new(exchange_binance::BinanceClient::new(paper_client, clock.clone())?);
+    let venues: Arc<dyn exchange::Venues> = Arc::new(exchange::VenueSet(vec![
+        Arc::new(exchange_binance::BinanceVenue { name: "binance", client: binance }),
+        Arc::new(exchange_binance::BinanceVenue { name: exchange_sim::PAPER_VENUE, client: paper_client }),
+    ]));
+    let deps = server::AppDeps {
+        store,
+        mailer,
+        clock,
+        random: Arc::new(auth::OsRandom),
+        vault: Arc::new(vault),
+        venues,
+        paper: Some(paper.clone() as Arc<dyn exchange::PaperMarket>),
+    };
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local = listener.local_addr()?;
     let mut config = settings.server;
@@ -379,18 +393,99 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The built-in paper market: an exchange-sim in this process, on a loopback port of its own,
+/// with a seeded random walk per symbol, kept in `<data dir>/paper-market.json` across restarts.
+/// Paper accounts are opened in it and used through the Binance adapter like real keys.
+async fn paper_market(data_dir: &std::path::Path) -> anyhow::Result<exchange_sim::ExchangeSim> {
+    use exchange_sim::{PricePath, SimConfig, SimSymbol};
+    use rust_decimal::Decimal;
+
+    let mut seed = [0u8; 8];
+    auth::Random::fill(&auth::OsRandom, &mut seed);
+    let mut config = SimConfig::new(u64::from_le_bytes(seed));
+    let walk = PricePath::RandomWalk { volatility: Decimal::new(1, 3) };
+    for (symbol, base, price, step) in [
+        ("BTCUSDT", "BTC", Decimal::new(60_000, 0), Decimal::new(1, 5)),
+        ("ETHUSDT", "ETH", Decimal::new(3_000, 0), Decimal::new(1, 4)),
+        ("BNBUSDT", "BNB", Decimal::new(600, 0), Decimal::new(1, 3)),
+        ("SOLUSDT", "SOL", Decimal::new(150, 0), Decimal::new(1, 3)),
+    ] {
+        let mut rules = SimSymbol::new(symbol, base, "USDT", price);
+        rules.step_size = step;
+        rules.min_qty = step;
+        rules.path = walk.clone();
+        config.symbols.push(rules);
+    }
+    let state = data_dir.join("paper-market.json");
+    config.state_file = Some(state.clone());
+    let sim = exchange_sim::ExchangeSim::spawn(config).await.context("starting the paper market")?;
+    tracing::info!(state = %state.display(), "paper market: built in (random walk; BTC, ETH, BNB, SOL against USDT)");
+    Ok(sim)
+}
+
 /// `bulwark exchange-sim`: one account on a Binance-compatible exchange on loopback. Prints the
 /// base URL on stdout once listening (tests and scripts read it there); logs go to stderr.
 async fn exchange_sim(args: ExchangeSimArgs) -> anyhow::Result<()> {
-    use std::str::FromStr;
-
-    use exchange_sim::{SimAccount, SimConfig, SimKey, SimPermissions, SimSymbol};
-    use rust_decimal::Decimal;
+    use std::io::Write as _;
 
     init_logging_to_stderr("info");
     if !args.bind.ip().is_loopback() {
         anyhow::bail!("exchange-sim listens on loopback only");
     }
+    let (config, market) = exchange_sim_config(&args)?;
+    let listener = TcpListener::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let state_note = match &args.state {
+        Some(path) if path.exists() => {
+            format!("state: {} (loaded; saved every {} s and on shutdown)", path.display(), args.state_every)
+        }
+        Some(path) => format!("state: {} (new; saved every {} s and on shutdown)", path.display(), args.state_every),
+        None => "state: not kept (no --state)".to_owned(),
+    };
+    let accounts: Vec<String> = config.accounts.iter().map(|account| account.api_key.clone()).collect();
+    let sim = exchange_sim::ExchangeSim::start(config, listener)?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "exchange-sim listening on {url}")?;
+        match &args.accounts {
+            // The simulator's own test account, chosen on its command line: printed so a newcomer
+            // can paste it into Bulwark. No real exchange secret ever passes here.
+            None => {
+                writeln!(out, "account: api key {}", args.api_key)?;
+                writeln!(out, "         secret  {} (HMAC)", args.api_secret)?;
+                writeln!(out, "         balances {}", args.balances)?;
+            }
+            Some(file) => writeln!(out, "accounts from {}: {}", file.display(), accounts.join(", "))?,
+        }
+        for line in &market {
+            writeln!(out, "market: {line}")?;
+        }
+        writeln!(out, "{state_note}")?;
+        if let Some(faults) = &args.faults {
+            writeln!(out, "faults: {faults}")?;
+        }
+        out.flush()?;
+    }
+    let mut sim = sim;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = sim.closed() => {}
+    }
+    sim.stop().context("writing the state file on shutdown")?;
+    if let Some(path) = &args.state {
+        tracing::info!(path = %path.display(), "exchange-sim: state saved");
+    }
+    Ok(())
+}
+
+/// The simulator's configuration from the command line, and one line per symbol saying how its
+/// price moves.
+fn exchange_sim_config(args: &ExchangeSimArgs) -> anyhow::Result<(exchange_sim::SimConfig, Vec<String>)> {
+    use std::str::FromStr;
+
+    use exchange_sim::{Candle, FaultRates, PricePath, SimAccount, SimConfig, SimKey, SimPermissions, SimSymbol};
+    use rust_decimal::Decimal;
+
     let pairs = |raw: &str| -> anyhow::Result<Vec<(String, Decimal)>> {
         raw.split(',')
             .filter(|item| !item.trim().is_empty())
@@ -402,7 +497,28 @@ async fn exchange_sim(args: ExchangeSimArgs) -> anyhow::Result<()> {
             .collect()
     };
     let prices = pairs(&args.start_prices)?;
+    // `--volatility 0.001,ETHUSDT=0.002`: a bare number for every symbol, pairs for single ones.
+    let mut default_volatility = Decimal::new(1, 3);
+    let mut volatilities = Vec::new();
+    for item in args.volatility.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        match item.split_once('=') {
+            None => {
+                default_volatility =
+                    Decimal::from_str(item).with_context(|| format!("--volatility {item:?} is not a number"))?
+            }
+            Some(_) => volatilities.extend(pairs(item)?),
+        }
+    }
+    let mut replays = Vec::new();
+    for item in &args.replay {
+        let (symbol, file) = item.split_once('=').with_context(|| format!("--replay {item:?} is not SYMBOL=FILE"))?;
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading the candle file {file}"))?;
+        let candles = Candle::parse_csv(&text).with_context(|| format!("--replay {file}"))?;
+        replays.push((symbol.trim().to_ascii_uppercase(), file.to_owned(), candles));
+    }
+
     let mut config = SimConfig::new(args.seed);
+    let mut market = Vec::new();
     for symbol in args.symbols.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let symbol = symbol.to_ascii_uppercase();
         let quote = ["USDT", "USDC", "FDUSD", "BUSD", "EUR", "TRY", "BTC", "ETH", "BNB"]
@@ -411,36 +527,59 @@ async fn exchange_sim(args: ExchangeSimArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot tell the quote asset of {symbol}"))?;
         let base = &symbol[..symbol.len() - quote.len()];
         let price = prices.iter().find(|(name, _)| *name == symbol).map_or(Decimal::new(100, 0), |(_, p)| *p);
-        config.symbols.push(SimSymbol::new(&symbol, base, quote, price));
+        let mut rules = SimSymbol::new(&symbol, base, quote, price);
+        if let Some((_, file, candles)) = replays.iter().find(|(name, _, _)| *name == symbol) {
+            market.push(format!("{symbol} replays {} candles from {file}", candles.len()));
+            rules.path = PricePath::Replay { candles: candles.clone().into() };
+        } else {
+            let volatility =
+                volatilities.iter().find(|(name, _)| *name == symbol).map_or(default_volatility, |(_, v)| *v);
+            if volatility.is_zero() {
+                market.push(format!("{symbol} stays at {price}"));
+            } else {
+                market.push(format!("{symbol} random walk from {price}, volatility {volatility} a step"));
+                rules.path = PricePath::RandomWalk { volatility };
+            }
+        }
+        config.symbols.push(rules);
     }
-    config.accounts.push(SimAccount {
-        api_key: args.api_key.clone(),
-        key: SimKey::Hmac { secret: args.api_secret.clone() },
-        permissions: SimPermissions {
-            withdrawals: args.withdrawals,
-            ip_restricted: !args.no_ip_restriction,
-            spot_trading: !args.no_trading,
-            ..SimPermissions::trading()
-        },
-        balances: pairs(&args.balances)?,
-    });
-    config.validate().map_err(|err| anyhow::anyhow!("{err}"))?;
-    let listener = TcpListener::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    if let Some((symbol, _, _)) = replays.iter().find(|(name, _, _)| !config.symbols.iter().any(|s| s.symbol == *name))
     {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "exchange-sim listening on {url}")?;
-        // The simulator's own test account, chosen on its command line: printed so a newcomer can
-        // paste it into Bulwark. No real exchange secret ever passes here.
-        writeln!(out, "account: api key {}", args.api_key)?;
-        writeln!(out, "         secret  {} (HMAC)", args.api_secret)?;
-        writeln!(out, "         balances {}", args.balances)?;
-        out.flush()?;
+        anyhow::bail!("--replay names {symbol}, which --symbols does not list");
     }
-    tokio::select! {
-        served = exchange_sim::ExchangeSim::serve(config, listener) => served?,
-        () = shutdown_signal() => {}
+    if let Some(speed) = &args.speed {
+        let speed = Decimal::from_str(speed).with_context(|| format!("--speed {speed:?} is not a number"))?;
+        anyhow::ensure!(speed > Decimal::ZERO, "--speed must be above 0");
+        let step_ms = (Decimal::from(1_000) / speed).round().max(Decimal::ONE);
+        let step_ms = u64::try_from(step_ms).context("--speed is too small")?;
+        config.step_every = std::time::Duration::from_millis(step_ms);
+        market.push(format!("one step every {step_ms} ms"));
+    } else {
+        market.push("one step a minute".to_owned());
     }
-    Ok(())
+    match &args.accounts {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            config.accounts =
+                SimAccount::parse_toml_list(&text).with_context(|| format!("--accounts {}", file.display()))?;
+        }
+        None => config.accounts.push(SimAccount {
+            api_key: args.api_key.clone(),
+            key: SimKey::Hmac { secret: args.api_secret.clone() },
+            permissions: SimPermissions {
+                withdrawals: args.withdrawals,
+                ip_restricted: !args.no_ip_restriction,
+                spot_trading: !args.no_trading,
+                ..SimPermissions::trading()
+            },
+            balances: pairs(&args.balances)?,
+        }),
+    }
+    config.state_file.clone_from(&args.state);
+    config.state_save_every = std::time::Duration::from_secs(args.state_every);
+    if let Some(spec) = &args.faults {
+        config.fault_rates = FaultRates::parse(spec)?;
+    }
+    config.validate().map_err(|err| anyhow::anyhow!("{err}"))?;
+    Ok((config, market))
 }

@@ -350,17 +350,21 @@ fn order_ref_params(pair: &Pair, order: &VenueOrderRef) -> Vec<(&'static str, St
     params
 }
 
-/// The `binance` venue for [`exchange::Venues`]: every account shares this client.
+/// A Binance-speaking venue for [`exchange::Venues`] under `name` (`binance`, or `paper` for the
+/// built-in paper market, which speaks Binance's API): every account shares this client.
 #[derive(Debug, Clone)]
-pub struct BinanceVenue(pub Arc<BinanceClient>);
+pub struct BinanceVenue {
+    pub name: &'static str,
+    pub client: Arc<BinanceClient>,
+}
 
 impl exchange::Venues for BinanceVenue {
     fn names(&self) -> Vec<&'static str> {
-        vec!["binance"]
+        vec![self.name]
     }
 
     fn account(&self, venue: &str, credentials: Arc<dyn Credentials>) -> Option<Arc<dyn Exchange>> {
-        (venue == "binance").then(|| Arc::new(self.0.account(credentials)) as Arc<dyn Exchange>)
+        (venue == self.name).then(|| Arc::new(self.client.account(credentials)) as Arc<dyn Exchange>)
     }
 }
 

@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Verifier;
-use crate::config::{SimAccount, SimPermissions};
+use crate::config::{SimAccount, SimKey, SimPermissions};
 use crate::order::{SimOrder, SimTrade};
 
 /// Free and locked amounts of one asset.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimBalance {
     /// Available to new orders.
     pub free: Decimal,
@@ -27,6 +28,8 @@ pub(crate) struct InsufficientBalance;
 #[derive(Debug)]
 pub(crate) struct Account {
     pub(crate) api_key: String,
+    /// The key as configured, kept for the state file.
+    pub(crate) key: SimKey,
     pub(crate) verifier: Verifier,
     pub(crate) permissions: SimPermissions,
     pub(crate) revoked: bool,
@@ -47,6 +50,7 @@ impl Account {
         }
         Self {
             api_key: config.api_key.clone(),
+            key: config.key.clone(),
             verifier: Verifier::new(&config.key),
             permissions: config.permissions,
             revoked: false,

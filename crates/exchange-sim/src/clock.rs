@@ -36,6 +36,17 @@ impl SimClock {
         self.frozen_at_ms = Some(instant_ms);
         self.offset_ms = 0;
     }
+
+    /// The frozen instant and the offset, for the state file.
+    pub(crate) fn parts(&self) -> (Option<i64>, i64) {
+        (self.frozen_at_ms, self.offset_ms)
+    }
+
+    /// Restores what [`SimClock::parts`] returned.
+    pub(crate) fn restore(&mut self, frozen_at_ms: Option<i64>, offset_ms: i64) {
+        self.frozen_at_ms = frozen_at_ms;
+        self.offset_ms = offset_ms;
+    }
 }
 
 /// The real clock in milliseconds; a clock set before 1970 reads as 0.

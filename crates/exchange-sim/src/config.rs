@@ -1,13 +1,17 @@
-//! What a simulator starts with: accounts (key, permissions, balances), symbols (price and trading
-//! rules), fees, limits and the seed.
+//! What a simulator starts with: accounts (key, permissions, balances), symbols (price, price path
+//! and trading rules), fees, limits, the seed, the market's pace, the state file and fault rates.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::faults::FaultRates;
+use crate::pricepath::{MAX_VOLATILITY, PricePath};
 
 /// Everything [`ExchangeSim::spawn`](crate::ExchangeSim::spawn) needs.
 #[derive(Debug, Clone)]
@@ -32,6 +36,17 @@ pub struct SimConfig {
     /// How long an injected timeout (or a lost response of kind `Hang`) holds the request
     /// before giving up, unless the simulator shuts down first.
     pub hang_for: Duration,
+    /// Simulator-clock time between two steps of every moving price path (one random-walk minute
+    /// or one replayed candle). One minute by default; shorter to speed the market up.
+    pub step_every: Duration,
+    /// Where the simulator keeps its state across restarts: loaded on start when the file exists,
+    /// written every [`SimConfig::state_save_every`] and when the simulator stops. `None`: nothing
+    /// is kept.
+    pub state_file: Option<PathBuf>,
+    /// How often the state file is written while the simulator runs.
+    pub state_save_every: Duration,
+    /// Faults injected at random into requests, at these rates (none by default).
+    pub fault_rates: FaultRates,
 }
 
 /// One account with one API key.
@@ -63,7 +78,7 @@ pub enum SimKey {
 }
 
 /// The permissions of an API key, named after `GET /sapi/v1/account/apiRestrictions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimPermissions {
     /// `enableSpotAndMarginTrading`: may place and cancel orders.
     pub spot_trading: bool,
@@ -106,8 +121,11 @@ pub struct SimSymbol {
     pub min_notional: Decimal,
     /// `NOTIONAL.maxNotional` (not applied to market orders, as on Binance).
     pub max_notional: Decimal,
-    /// 24 h quote volume reported by `ticker/24hr` before any simulated trade (order guards read it).
+    /// 24 h quote volume reported by `ticker/24hr` before any simulated trade (order guards read it);
+    /// a random walk's minutes trade about this spread over the day.
     pub quote_volume_24h: Decimal,
+    /// How the price moves by itself: [`PricePath::Static`] unless configured.
+    pub path: PricePath,
 }
 
 /// Rate limits, published in `exchangeInfo.rateLimits` and enforced.
@@ -155,6 +173,10 @@ impl SimConfig {
             limits: SimLimits::default(),
             frozen_clock_ms: None,
             hang_for: Duration::from_secs(120),
+            step_every: Duration::from_secs(60),
+            state_file: None,
+            state_save_every: Duration::from_secs(10),
+            fault_rates: FaultRates::default(),
         }
     }
 
@@ -192,6 +214,10 @@ impl SimConfig {
         if !(Decimal::ZERO..Decimal::ONE).contains(&self.slippage) {
             return Err(ConfigError::BadRate("slippage"));
         }
+        if self.step_every.is_zero() || self.state_save_every.is_zero() {
+            return Err(ConfigError::BadInterval);
+        }
+        self.fault_rates.validate()?;
         let mut keys = HashSet::new();
         for account in &self.accounts {
             account.validate()?;
@@ -211,7 +237,7 @@ impl SimConfig {
 }
 
 impl SimAccount {
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !is_well_formed_api_key(&self.api_key) {
             return Err(ConfigError::MalformedApiKey(self.api_key.clone()));
         }
@@ -306,6 +332,7 @@ impl SimSymbol {
             min_notional: Decimal::new(5, 0),
             max_notional: Decimal::new(9_000_000, 0),
             quote_volume_24h: Decimal::new(1_000_000_000, 0),
+            path: PricePath::Static,
         }
     }
 
@@ -333,6 +360,25 @@ impl SimSymbol {
         }
         if self.price < self.min_price || self.price > self.max_price {
             return fail("the price is outside minimum and maximum price");
+        }
+        match &self.path {
+            PricePath::Static => {}
+            PricePath::RandomWalk { volatility } => {
+                if volatility.is_sign_negative() || *volatility > MAX_VOLATILITY {
+                    return fail("a random walk's volatility must be between 0 and 0.1");
+                }
+            }
+            PricePath::Replay { candles } => {
+                if candles.is_empty() {
+                    return fail("a replay needs at least one candle");
+                }
+                if candles.windows(2).any(|pair| pair[0].open_time_ms >= pair[1].open_time_ms) {
+                    return fail("replayed candles must have increasing open times");
+                }
+                if candles.iter().any(|candle| candle.check().is_err()) {
+                    return fail("a replayed candle has a bad price or volume");
+                }
+            }
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ pub(crate) enum Endpoint {
     TickerPrice,
     Ticker24h,
     Depth,
+    Klines,
     Account,
     ApiRestrictions,
     NewOrder,
@@ -45,6 +46,7 @@ impl Endpoint {
             ("GET", "/api/v3/ticker/price") => Self::TickerPrice,
             ("GET", "/api/v3/ticker/24hr") => Self::Ticker24h,
             ("GET", "/api/v3/depth") => Self::Depth,
+            ("GET", "/api/v3/klines") => Self::Klines,
             ("GET", "/api/v3/account") => Self::Account,
             ("GET", "/sapi/v1/account/apiRestrictions") => Self::ApiRestrictions,
             ("POST", "/api/v3/order") => Self::NewOrder,
@@ -59,9 +61,13 @@ impl Endpoint {
 
     pub(crate) fn security(self) -> Security {
         match self {
-            Self::Ping | Self::Time | Self::ExchangeInfo | Self::TickerPrice | Self::Ticker24h | Self::Depth => {
-                Security::Public
-            }
+            Self::Ping
+            | Self::Time
+            | Self::ExchangeInfo
+            | Self::TickerPrice
+            | Self::Ticker24h
+            | Self::Depth
+            | Self::Klines => Security::Public,
             Self::Account | Self::QueryOrder | Self::OpenOrders | Self::MyTrades => Security::Read,
             Self::NewOrder | Self::CancelOrder => Security::Trade,
             Self::ApiRestrictions => Security::AnyKey,
@@ -82,6 +88,7 @@ impl Endpoint {
         match self {
             Self::Ping | Self::Time | Self::ApiRestrictions | Self::NewOrder | Self::CancelOrder => 1,
             Self::ExchangeInfo | Self::Account => 20,
+            Self::Klines => 2,
             Self::QueryOrder => 4,
             Self::TickerPrice => {
                 if has("symbol") {
@@ -162,6 +169,7 @@ mod tests {
         assert_eq!(Endpoint::resolve(&Method::POST, "/api/v3/order"), Some(Endpoint::NewOrder));
         assert_eq!(Endpoint::resolve(&Method::DELETE, "/api/v3/order"), Some(Endpoint::CancelOrder));
         assert_eq!(Endpoint::resolve(&Method::POST, "/api/v3/time"), None);
-        assert_eq!(Endpoint::resolve(&Method::GET, "/api/v3/klines"), None);
+        assert_eq!(Endpoint::resolve(&Method::GET, "/api/v3/klines"), Some(Endpoint::Klines));
+        assert_eq!(Endpoint::resolve(&Method::GET, "/api/v3/uiKlines"), None);
     }
 }

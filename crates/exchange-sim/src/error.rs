@@ -144,6 +144,11 @@ impl ApiError {
         Self::bad_request(-1117, "Invalid side.")
     }
 
+    /// -1120: a kline interval the simulator does not know.
+    pub(crate) fn bad_interval() -> Self {
+        Self::bad_request(-1120, "Invalid interval.")
+    }
+
     /// -1121.
     pub(crate) fn bad_symbol() -> Self {
         Self::bad_request(-1121, "Invalid symbol.")
@@ -255,6 +260,24 @@ pub enum ConfigError {
         /// The asset.
         asset: String,
     },
+    /// The market's step and the state file's save interval must be longer than zero.
+    #[error("the market step and the state save interval must be longer than zero")]
+    BadInterval,
+    /// A candle file could not be read (line 0: the file as a whole).
+    #[error("candle file, line {line}: {reason}")]
+    BadCandles {
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A fault specification (`latency=0.1:200ms,5xx=0.02,...`) could not be read, or its rates
+    /// are outside 0..=1 or add up to more than 1.
+    #[error("faults: {0}")]
+    BadFaults(String),
+    /// An accounts file could not be read.
+    #[error("accounts file: {0}")]
+    BadAccountsFile(String),
 }
 
 /// A call on the [`ExchangeSim`](crate::ExchangeSim) handle that names something the simulator does
@@ -270,4 +293,13 @@ pub enum SimError {
     /// Prices must be positive.
     #[error("price {0} is not positive")]
     BadPrice(String),
+    /// A candle's prices or volume are inconsistent.
+    #[error("bad candle: {0}")]
+    BadCandle(String),
+    /// An account added at run time is malformed or reuses an API key.
+    #[error("bad account: {0}")]
+    BadAccount(String),
+    /// The handle was asked to save state but no state file is configured.
+    #[error("no state file is configured")]
+    NoStateFile,
 }

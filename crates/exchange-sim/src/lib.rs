@@ -6,25 +6,31 @@
 //! as Binance does (paths, parameter names, JSON shapes, amounts as 8-decimal strings, error codes,
 //! HTTP statuses and rate-limit headers):
 //!
-//! - market data: `ping`, `time`, `exchangeInfo`, `ticker/price`, `ticker/24hr`, `depth`;
+//! - market data: `ping`, `time`, `exchangeInfo`, `ticker/price`, `ticker/24hr`, `depth`,
+//!   `klines`;
 //! - SIGNED: `account`, `sapi/v1/account/apiRestrictions`, new / query / cancel order,
 //!   `openOrders`, `myTrades`, with real HMAC-SHA256 and Ed25519 verification and the timestamp /
 //!   `recvWindow` rule;
 //! - request weight per IP and minute, order counts per account, 429 with `Retry-After`;
 //! - one-shot injected [`Fault`]s: 5xx, 429, 418, latency, timeouts and responses lost after the
-//!   request was performed.
+//!   request was performed; and faults drawn at random at configured [`FaultRates`];
+//! - per symbol a [`PricePath`]: still (the default, moved by hand), a seeded random walk, or a
+//!   replay of one-minute candles, stepping on the simulator's clock;
+//! - a state file that keeps accounts, orders, trades and prices across restarts.
 //!
-//! Matching is deliberately simple: the book has unlimited depth at the current price, so market
-//! and marketable limit orders fill completely at once and resting limit orders fill completely
-//! when [`ExchangeSim::set_price`] reaches their price. Balances are reserved by open orders and
-//! released on fill or cancel; fees are charged in the received asset.
+//! Matching is deliberately simple: takers find ample liquidity, so market and marketable limit
+//! orders fill completely at once at the current price; resting limit orders fill at their limit
+//! price when a candle's path reaches them, together at most the candle's volume (partial fills),
+//! or completely when [`ExchangeSim::set_price`] reaches them. Balances are reserved by open
+//! orders and released on fill or cancel; fees are charged per fill in the received asset.
 //!
-//! Not there yet: partial fills, stop and take-profit orders, a price random walk or candle replay,
-//! `klines`, user data streams and WebSocket market streams, RSA keys, and IP allow lists (every
-//! loopback client is allowed; `ipRestrict` is only reported).
+//! Not there yet: stop and take-profit orders, user data streams and WebSocket market streams,
+//! RSA keys, and IP allow lists (every loopback client is allowed; `ipRestrict` is only reported).
 
 mod account;
+mod accounts_file;
 mod auth;
+mod candles;
 mod clock;
 mod config;
 mod endpoint;
@@ -34,7 +40,10 @@ mod handlers;
 mod market;
 mod matching;
 mod order;
+mod paper;
 mod params;
+mod persist;
+mod pricepath;
 mod rng;
 mod routes;
 mod server;
@@ -43,6 +52,7 @@ mod weights;
 mod wire;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -54,21 +64,27 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use crate::account::SimBalance;
+pub use crate::candles::Candle;
 pub use crate::config::{SimAccount, SimConfig, SimKey, SimLimits, SimPermissions, SimSymbol};
 pub use crate::error::{ConfigError, SimError};
-pub use crate::faults::{Fault, LostReply};
+pub use crate::faults::{Fault, FaultRates, LostReply};
 pub use crate::order::{OrderStatus, OrderType, Side, SimOrder, SimTrade, TimeInForce};
+pub use crate::paper::PAPER_VENUE;
+pub use crate::pricepath::PricePath;
 use crate::server::{ConnInfo, SimListener};
 pub use crate::state::RequestRecord;
 use crate::state::Shared;
 
-/// A running simulator. Dropping it stops the server.
+/// A running simulator. Dropping it stops the server and writes the state file, if configured.
 #[derive(Debug)]
 pub struct ExchangeSim {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
+    /// Writes the state file periodically, when one is configured.
+    saver: Option<JoinHandle<()>>,
+    stopped: bool,
 }
 
 impl ExchangeSim {
@@ -82,18 +98,20 @@ impl ExchangeSim {
         Self::start(config, listener)
     }
 
-    /// Validates `config` and serves on `listener` in a background task. Call it from within a
-    /// Tokio runtime (it spawns the server task there).
+    /// Validates `config`, loads the state file if one is configured and exists, and serves on
+    /// `listener` in a background task. Call it from within a Tokio runtime (it spawns the server
+    /// task there, and the task writing the state file).
     ///
     /// # Errors
     ///
-    /// `InvalidInput` (wrapping a [`ConfigError`]) for an invalid configuration, or the error of
+    /// `InvalidInput` (wrapping a [`ConfigError`]) for an invalid configuration, the error of
+    /// reading the state file (`InvalidData` for one that is not a state file), or the error of
     /// reading the listener's address.
     pub fn start(config: SimConfig, listener: TcpListener) -> io::Result<Self> {
         config.validate().map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
         let local_addr = listener.local_addr()?;
         let (shutdown, stopped) = watch::channel(false);
-        let shared = Arc::new(Shared::new(&config, stopped));
+        let shared = Arc::new(Shared::new(&config, stopped)?);
         let app = Router::new().fallback(routes::handle).with_state(Arc::clone(&shared));
         let service = app.into_make_service_with_connect_info::<ConnInfo>();
         let server = tokio::spawn(async move {
@@ -101,7 +119,23 @@ impl ExchangeSim {
                 tracing::error!(%error, "exchange-sim: server stopped");
             }
         });
-        Ok(Self { shared, local_addr, shutdown, server })
+        let saver = config.state_file.is_some().then(|| {
+            let shared = Arc::clone(&shared);
+            let every = config.state_save_every;
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    ticks.tick().await;
+                    let shared = Arc::clone(&shared);
+                    match tokio::task::spawn_blocking(move || shared.save()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(error)) => tracing::error!(%error, "exchange-sim: writing the state file failed"),
+                        Err(error) => tracing::error!(%error, "exchange-sim: the state writer stopped"),
+                    }
+                }
+            })
+        });
+        Ok(Self { shared, local_addr, shutdown, server, saver, stopped: false })
     }
 
     /// Serves `config` on `listener` until the task is cancelled (for the `bulwark exchange-sim`
@@ -111,8 +145,69 @@ impl ExchangeSim {
     ///
     /// As [`ExchangeSim::start`].
     pub async fn serve(config: SimConfig, listener: TcpListener) -> io::Result<()> {
+        Self::serve_until(config, listener, std::future::pending()).await
+    }
+
+    /// Serves `config` on `listener` until `shutdown` completes, then stops and writes the state
+    /// file (if configured).
+    ///
+    /// # Errors
+    ///
+    /// As [`ExchangeSim::start`], the server task's failure, or the error of the final write of the
+    /// state file.
+    pub async fn serve_until(
+        config: SimConfig,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         let mut sim = Self::start(config, listener)?;
-        (&mut sim.server).await.map_err(io::Error::other)
+        let served = tokio::select! {
+            served = &mut sim.server => served.map_err(io::Error::other),
+            () = shutdown => Ok(()),
+        };
+        let saved = sim.stop();
+        served.and(saved)
+    }
+
+    /// Completes when the server task ends, which it does only when it fails (or after
+    /// [`ExchangeSim::stop`]).
+    pub async fn closed(&mut self) {
+        if !self.server.is_finished() {
+            let _ = (&mut self.server).await;
+        }
+    }
+
+    /// Stops serving (hanging requests end, no new connection is accepted) and writes the state
+    /// file, if one is configured. Later calls do nothing; dropping the handle calls it.
+    ///
+    /// # Errors
+    ///
+    /// The error of writing the state file.
+    pub fn stop(&mut self) -> io::Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        self.shutdown.send_replace(true);
+        self.server.abort();
+        if let Some(saver) = &self.saver {
+            saver.abort();
+        }
+        self.shared.save().map(drop)
+    }
+
+    /// Writes the state file now.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::NoStateFile`] (as `io::ErrorKind::InvalidInput`) when none is configured, or
+    /// the IO error of writing it.
+    pub fn save_state(&self) -> io::Result<()> {
+        if self.shared.save()? {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::InvalidInput, SimError::NoStateFile))
+        }
     }
 
     /// `http://127.0.0.1:PORT`, to use in place of `https://api.binance.com`.
@@ -141,7 +236,8 @@ impl ExchangeSim {
         self.shared.lock().clock.freeze_at(instant_ms);
     }
 
-    /// Moves the clock forward by `ms` (frozen or not).
+    /// Moves the clock forward by `ms` (frozen or not). Price-path steps that fall due by then
+    /// are taken at the next look at the state (any request or handle call).
     pub fn advance_clock_ms(&self, ms: i64) {
         self.shared.lock().clock.advance_ms(ms);
     }
@@ -163,6 +259,26 @@ impl ExchangeSim {
         state.exchange.set_price(symbol, price, now_ms)
     }
 
+    /// Walks the price of `symbol` through `candle` as a price-path step does: resting orders the
+    /// candle reaches fill at their limit price, in price-time priority, together at most its
+    /// volume; the price ends at the close, and the candle is kept for `klines`. Returns how many
+    /// fills it made.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::UnknownSymbol`], or [`SimError::BadCandle`] for inconsistent prices or volume.
+    pub fn apply_candle(&self, symbol: &str, candle: &Candle) -> Result<usize, SimError> {
+        let mut state = self.shared.lock();
+        let now_ms = state.clock.now_ms();
+        state.exchange.apply_candle(symbol, candle, now_ms)
+    }
+
+    /// The one-minute candles `symbol` went through so far (oldest first, at most a week's), as
+    /// `klines` with `interval=1m` serves them; empty for an unknown symbol.
+    pub fn candles(&self, symbol: &str) -> Vec<Candle> {
+        self.shared.lock().exchange.symbols.get(symbol).map(|state| state.candles.all().to_vec()).unwrap_or_default()
+    }
+
     /// Replaces the permissions of an API key.
     ///
     /// # Errors
@@ -170,6 +286,24 @@ impl ExchangeSim {
     /// [`SimError::UnknownApiKey`].
     pub fn set_permissions(&self, api_key: &str, permissions: SimPermissions) -> Result<(), SimError> {
         self.with_account(api_key, |account| account.permissions = permissions)
+    }
+
+    /// Opens an account while the simulator runs (the paper accounts of `bulwark serve`). It is
+    /// kept in the state file like the configured ones.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::BadAccount`] for a malformed key or balance, or an API key already in use.
+    pub fn add_account(&self, account: SimAccount) -> Result<(), SimError> {
+        account.validate().map_err(|err| SimError::BadAccount(err.to_string()))?;
+        let mut state = self.shared.lock();
+        if state.exchange.account_index(&account.api_key).is_some() {
+            return Err(SimError::BadAccount("the API key is already in use".to_owned()));
+        }
+        let uid = state.exchange.accounts.iter().map(|a| a.uid).max().unwrap_or(0) + 1;
+        let now_ms = state.clock.now_ms();
+        state.exchange.accounts.push(account::Account::new(&account, uid, now_ms));
+        Ok(())
     }
 
     /// Revokes an API key: every later SIGNED request with it gets -2015.
@@ -231,8 +365,8 @@ impl ExchangeSim {
 
 impl Drop for ExchangeSim {
     fn drop(&mut self) {
-        // Hanging requests end, and no new connection is accepted.
-        self.shutdown.send_replace(true);
-        self.server.abort();
+        if let Err(error) = self.stop() {
+            tracing::error!(%error, "exchange-sim: writing the state file on shutdown failed");
+        }
     }
 }

@@ -1,13 +1,20 @@
-//! The market: per symbol the trading rules, the current price, 24 h statistics, id counters and a
-//! synthetic order book around the price.
+//! The market: per symbol the trading rules, the current price, its price path and the candles it
+//! produced, 24 h statistics, id counters and a synthetic order book around the price.
 //!
-//! The price is set from outside (tests through the handle; later a random walk or a candle
-//! replay). The book has unlimited depth at the current price, so orders never fill partially yet.
+//! The price moves along the symbol's [`PathState`] (a random walk or a candle replay), or is set
+//! from outside (tests through the handle). The synthetic book shown by `depth` has unlimited
+//! depth at the current price; how much resting orders fill is bounded by the candles' volume
+//! (see `matching`).
+
+use std::sync::Arc;
 
 use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
 
+use crate::candles::{Candle, CandleHistory};
 use crate::config::SimSymbol;
-use crate::rng::SplitMix64;
+use crate::pricepath::{PathState, PricePath, to_grid};
+use crate::rng::{SplitMix64, name_hash};
 
 /// Price levels of one side of the book: `(price, quantity)`, best first.
 pub(crate) type Levels = Vec<(Decimal, Decimal)>;
@@ -19,13 +26,16 @@ pub(crate) struct SymbolState {
     pub(crate) stats: DayStats,
     /// `lastUpdateId` of the depth snapshot; moves with every price change and fill.
     pub(crate) update_id: u64,
-    next_order_id: u64,
-    next_trade_id: u64,
+    pub(crate) next_order_id: u64,
+    pub(crate) next_trade_id: u64,
+    pub(crate) path: PathState,
+    /// The one-minute candles the symbol went through, for `klines`.
+    pub(crate) candles: CandleHistory,
 }
 
 /// What `ticker/24hr` reports. The simulator has no history before it started: the window is its
 /// whole life, opening at the starting price with the configured baseline volume.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct DayStats {
     pub(crate) open_price: Decimal,
     pub(crate) high: Decimal,
@@ -39,7 +49,32 @@ pub(crate) struct DayStats {
 }
 
 impl SymbolState {
+    /// A symbol whose price stays put unless set.
+    #[cfg(test)]
     pub(crate) fn new(rules: SimSymbol) -> Self {
+        Self::with_path(rules, 0, 0, 60_000)
+    }
+
+    /// A symbol moving along its configured path from `start_ms`, a step every `every_ms`. A
+    /// replay's candles are put on the tick grid and the price starts at the first one's open.
+    pub(crate) fn with_path(mut rules: SimSymbol, seed: u64, start_ms: i64, every_ms: i64) -> Self {
+        if let PricePath::Replay { candles } = &rules.path {
+            let on_grid: Arc<[Candle]> = candles
+                .iter()
+                .map(|candle| {
+                    let mut candle = candle.clone();
+                    for price in [&mut candle.open, &mut candle.high, &mut candle.low, &mut candle.close] {
+                        *price = to_grid(*price, &rules);
+                    }
+                    candle
+                })
+                .collect();
+            if let Some(first) = on_grid.first() {
+                rules.price = first.open;
+            }
+            rules.path = PricePath::Replay { candles: on_grid };
+        }
+        let path = PathState::new(&rules, seed, start_ms, every_ms);
         let price = rules.price;
         let baseline_volume = (rules.quote_volume_24h / price).round_dp(8);
         Self {
@@ -59,6 +94,8 @@ impl SymbolState {
             update_id: 1,
             next_order_id: 1,
             next_trade_id: 1,
+            path,
+            candles: CandleHistory::default(),
         }
     }
 
@@ -142,10 +179,6 @@ pub(crate) fn round_to_step(value: Decimal, step: Decimal, strategy: RoundingStr
 /// Whether `value` is a whole multiple of `step`.
 pub(crate) fn is_multiple_of(value: Decimal, step: Decimal) -> bool {
     step.is_zero() || (value % step).is_zero()
-}
-
-fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

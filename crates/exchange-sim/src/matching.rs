@@ -1,22 +1,31 @@
 //! The matching engine: order placement with Binance's filters and balance checks, immediate
-//! execution of marketable orders, resting orders that fill when the price crosses them, and
-//! cancellation.
+//! execution of marketable orders, resting orders that fill when the price crosses them, price
+//! paths stepping the market, and cancellation.
 //!
-//! Liquidity is unlimited at the current price: a marketable order fills completely at once (at the
-//! current price, or the market price with slippage for `MARKET`), a resting limit order fills
-//! completely at its limit price as soon as the price reaches it. [`execute`] takes a quantity, so
-//! partial fills can come with a finite book later.
+//! A marketable order fills completely at once (at the current price, or the market price with
+//! slippage for `MARKET`): takers find ample liquidity. Resting limit orders fill at their limit
+//! price as makers, two ways:
+//!
+//! - a candle (a step of the symbol's price path, or one given through the handle) walks the price
+//!   open → low/high → close; the orders it reaches fill in the order it reaches them (price
+//!   priority), then by age (time priority), together at most the candle's volume, so an order can
+//!   go `PARTIALLY_FILLED` over several candles before it is `FILLED`;
+//! - a price set by hand ([`Exchange::set_price`]) fills every order it reaches completely.
 
 use std::collections::BTreeMap;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::account::Account;
+use crate::candles::{Candle, MINUTE_MS};
 use crate::config::SimConfig;
 use crate::error::{ApiError, SimError};
 use crate::market::{SymbolState, is_multiple_of, round_to_step};
 use crate::order::{OrderStatus, OrderType, Side, SimOrder, SimTrade, TimeInForce};
 use crate::rng::SplitMix64;
+
+/// Most path steps applied in one catch-up; a clock moved far ahead catches up over several calls.
+const MAX_STEPS_PER_CATCH_UP: usize = 100_000;
 
 /// How much of a new order is specified: base quantity, or (market orders only) quote amount.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,16 +71,20 @@ pub(crate) struct Exchange {
     slippage: Decimal,
     max_open_orders_per_symbol: usize,
     pub(crate) seed: u64,
-    rng: SplitMix64,
+    pub(crate) rng: SplitMix64,
 }
 
 impl Exchange {
     pub(crate) fn new(config: &SimConfig, now_ms: i64) -> Self {
+        let step_every_ms = i64::try_from(config.step_every.as_millis()).unwrap_or(i64::MAX);
         Self {
             symbols: config
                 .symbols
                 .iter()
-                .map(|rules| (rules.symbol.clone(), SymbolState::new(rules.clone())))
+                .map(|rules| {
+                    let state = SymbolState::with_path(rules.clone(), config.seed, now_ms, step_every_ms);
+                    (rules.symbol.clone(), state)
+                })
                 .collect(),
             accounts: config
                 .accounts
@@ -224,6 +237,9 @@ impl Exchange {
         let symbol =
             self.symbols.get_mut(symbol_name).ok_or_else(|| SimError::UnknownSymbol(symbol_name.to_owned()))?;
         symbol.move_price(price);
+        if !symbol.path.moves() {
+            symbol.candles.record_price(now_ms.div_euclid(MINUTE_MS) * MINUTE_MS, price);
+        }
         let mut filled = 0;
         for account in &mut self.accounts {
             for index in 0..account.orders.len() {
@@ -241,6 +257,94 @@ impl Exchange {
         }
         Ok(filled)
     }
+
+    /// Walks the price of `symbol_name` through `candle` at `now_ms` (see the module's notes);
+    /// returns how many fills it made.
+    pub(crate) fn apply_candle(&mut self, symbol_name: &str, candle: &Candle, now_ms: i64) -> Result<usize, SimError> {
+        candle.check().map_err(SimError::BadCandle)?;
+        let fee_rate = self.fee_rate;
+        let symbol =
+            self.symbols.get_mut(symbol_name).ok_or_else(|| SimError::UnknownSymbol(symbol_name.to_owned()))?;
+        Ok(run_candle(symbol, &mut self.accounts, candle, fee_rate, now_ms))
+    }
+
+    /// Takes every path step due by `now_ms`, oldest first across symbols, each at the time it
+    /// fell due. Returns how many steps it took.
+    pub(crate) fn advance_market(&mut self, now_ms: i64) -> usize {
+        let fee_rate = self.fee_rate;
+        let mut steps = 0;
+        while steps < MAX_STEPS_PER_CATCH_UP {
+            let next = self.symbols.iter().filter_map(|(name, symbol)| Some((symbol.path.due(now_ms)?, name))).min();
+            let Some((due_ms, name)) = next else { break };
+            let name = name.clone();
+            let Some(symbol) = self.symbols.get_mut(&name) else { break };
+            if let Some(candle) = symbol.path.step(&symbol.rules, symbol.price) {
+                run_candle(symbol, &mut self.accounts, &candle, fee_rate, due_ms);
+            }
+            steps += 1;
+        }
+        steps
+    }
+}
+
+/// Moves `symbol` through `candle`: fills the resting orders the price reaches (at most the
+/// candle's volume together, on the symbol's step grid), leaves the price at the close, and keeps
+/// the candle for `klines`. Returns how many fills it made.
+fn run_candle(
+    symbol: &mut SymbolState,
+    accounts: &mut [Account],
+    candle: &Candle,
+    fee_rate: Decimal,
+    now_ms: i64,
+) -> usize {
+    let waypoints = candle.waypoints();
+    // (where on the path the price reaches the order, the order id for age, account, order index)
+    let mut reached: Vec<((usize, Decimal), u64, usize, usize)> = Vec::new();
+    for (account_index, account) in accounts.iter().enumerate() {
+        for (order_index, order) in account.orders.iter().enumerate() {
+            if order.is_open()
+                && order.symbol == symbol.rules.symbol
+                && let Some(position) = reach(&waypoints, order.side, order.price)
+            {
+                reached.push((position, order.order_id, account_index, order_index));
+            }
+        }
+    }
+    reached.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut volume_left = candle.volume;
+    let mut fills = 0;
+    for (_, _, account_index, order_index) in reached {
+        let account = &mut accounts[account_index];
+        let order = &account.orders[order_index];
+        let qty =
+            round_to_step(order.remaining_qty().min(volume_left), symbol.rules.step_size, RoundingStrategy::ToZero);
+        if qty <= Decimal::ZERO {
+            break;
+        }
+        let limit = order.price;
+        execute(symbol, account, order_index, limit, qty, true, fee_rate, now_ms);
+        volume_left -= qty;
+        fills += 1;
+    }
+    symbol.move_price(candle.close);
+    symbol.stats.high = symbol.stats.high.max(candle.high);
+    symbol.stats.low = symbol.stats.low.min(candle.low);
+    symbol.candles.record(candle);
+    fills
+}
+
+/// Where along the path through `waypoints` the price first reaches `limit` for an order on
+/// `side` (a buy when the price is at or below it, a sell at or above): the leg and the distance
+/// travelled on it. `None` when the candle never reaches it.
+fn reach(waypoints: &[Decimal; 4], side: Side, limit: Decimal) -> Option<(usize, Decimal)> {
+    let reached = |price: Decimal| match side {
+        Side::Buy => price <= limit,
+        Side::Sell => price >= limit,
+    };
+    if reached(waypoints[0]) {
+        return Some((0, Decimal::ZERO));
+    }
+    (0..3).find(|&leg| reached(waypoints[leg + 1])).map(|leg| (leg, (waypoints[leg] - limit).abs()))
 }
 
 /// Binance's symbol filters for a new order (`filters.md`). Market orders are checked against the

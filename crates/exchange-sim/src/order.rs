@@ -1,11 +1,12 @@
 //! Orders and trades as the simulator keeps them, and the Binance enumerations they use.
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
 /// `BUY` or `SELL`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Side {
     /// `BUY`.
     Buy,
@@ -14,7 +15,7 @@ pub enum Side {
 }
 
 /// The order types the simulator executes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderType {
     /// `LIMIT`.
     Limit,
@@ -25,7 +26,7 @@ pub enum OrderType {
 }
 
 /// `timeInForce`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TimeInForce {
     /// Good till cancelled.
     Gtc,
@@ -36,11 +37,11 @@ pub enum TimeInForce {
 }
 
 /// Order status, as in Binance's `status` field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderStatus {
     /// `NEW`: resting on the book.
     New,
-    /// `PARTIALLY_FILLED` (not produced yet: the simulator's book has unlimited depth).
+    /// `PARTIALLY_FILLED`: a candle's volume filled part of a resting order.
     PartiallyFilled,
     /// `FILLED`.
     Filled,
@@ -51,7 +52,7 @@ pub enum OrderStatus {
 }
 
 /// An order of one account, with Binance's fields.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimOrder {
     /// The symbol.
     pub symbol: String,
@@ -89,7 +90,7 @@ pub struct SimOrder {
 }
 
 /// One execution of one order (an entry of `myTrades`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimTrade {
     /// The symbol.
     pub symbol: String,

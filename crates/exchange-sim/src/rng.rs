@@ -1,6 +1,6 @@
-//! A small seeded generator (SplitMix64) for the things the simulator invents: client order ids
-//! and the quantities of its synthetic order book. Seeded from `SimConfig::seed`, so two runs with
-//! the same seed and the same requests answer the same.
+//! A small seeded generator (SplitMix64) for the things the simulator invents: client order ids,
+//! the quantities of its synthetic order book, random-walk prices and injected faults. Seeded from
+//! `SimConfig::seed`, so two runs with the same seed and the same requests answer the same.
 
 #[derive(Debug, Clone)]
 pub(crate) struct SplitMix64 {
@@ -10,6 +10,11 @@ pub(crate) struct SplitMix64 {
 impl SplitMix64 {
     pub(crate) fn new(seed: u64) -> Self {
         Self { state: seed }
+    }
+
+    /// The generator's whole state, to save it and resume with [`SplitMix64::new`].
+    pub(crate) fn state(&self) -> u64 {
+        self.state
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
@@ -35,6 +40,11 @@ impl SplitMix64 {
             })
             .collect()
     }
+}
+
+/// FNV-1a of a name: a stable way to give each symbol its own stream from one seed.
+pub(crate) fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -155,6 +155,7 @@ fn dispatch(state: &mut SimState, endpoint: Endpoint, request: &Request<'_>) -> 
         Endpoint::TickerPrice => market::ticker_price(state, request),
         Endpoint::Ticker24h => market::ticker_24h(state, request),
         Endpoint::Depth => market::depth(state, request),
+        Endpoint::Klines => handlers::klines::klines(state, request),
         Endpoint::Account => account::account(state, request),
         Endpoint::ApiRestrictions => account::api_restrictions(state, request),
         Endpoint::QueryOrder => account::query_order(state, request),

@@ -1,8 +1,12 @@
 //! The simulator's whole state behind one mutex, shared by the HTTP handlers and the handle.
 //!
 //! The lock is never held across an `.await`: a request takes it once to decide on faults, once
-//! to be processed, and the handle takes it for each call.
+//! to be processed, and the handle takes it for each call. Taking it first brings the market up
+//! to the clock (every price-path step due by now), so whatever reads the state sees the market
+//! as of now, and the market moves exactly as the clock does.
 
+use std::io;
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -12,6 +16,7 @@ use crate::clock::SimClock;
 use crate::config::{SimConfig, SimLimits};
 use crate::faults::FaultQueue;
 use crate::matching::Exchange;
+use crate::persist::SavedState;
 use crate::weights::{OrderCounter, WeightTracker};
 
 /// One request as the simulator received it, for assertions such as "the order was placed exactly
@@ -49,19 +54,34 @@ pub(crate) struct SimState {
 }
 
 impl SimState {
-    pub(crate) fn new(config: &SimConfig) -> Self {
+    /// The state `config` describes, with the state file's contents put in when there is one.
+    ///
+    /// # Errors
+    ///
+    /// Reading the state file failed, or it is not a state file this simulator writes.
+    pub(crate) fn new(config: &SimConfig) -> io::Result<Self> {
         let clock = SimClock::new(config.frozen_clock_ms);
         let now_ms = clock.now_ms();
-        Self {
+        let mut state = Self {
             exchange: Exchange::new(config, now_ms),
             clock,
-            faults: FaultQueue::default(),
+            faults: FaultQueue::new(config.fault_rates, config.seed),
             weights: WeightTracker::default(),
             order_counts: OrderCounter::default(),
             limits: config.limits,
             log: Vec::new(),
             log_dropped: 0,
+        };
+        if let Some(saved) = config.state_file.as_deref().map(SavedState::load).transpose()?.flatten() {
+            saved.restore_into(&mut state)?;
         }
+        Ok(state)
+    }
+
+    /// Takes every price-path step due by the clock's now.
+    pub(crate) fn catch_up(&mut self) {
+        let now_ms = self.clock.now_ms();
+        self.exchange.advance_market(now_ms);
     }
 
     /// Logs a request; returns its id for [`SimState::record_mut`].
@@ -92,17 +112,48 @@ pub(crate) struct Shared {
     /// Turns `true` when the simulator shuts down; hanging requests end then.
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) hang_for: Duration,
+    pub(crate) state_file: Option<PathBuf>,
+    /// Held while the state file is written, so that two writes never share the temporary file.
+    writing: Mutex<()>,
 }
 
 impl Shared {
-    pub(crate) fn new(config: &SimConfig, shutdown: watch::Receiver<bool>) -> Self {
-        Self { state: Mutex::new(SimState::new(config)), shutdown, hang_for: config.hang_for }
+    /// # Errors
+    ///
+    /// As [`SimState::new`].
+    pub(crate) fn new(config: &SimConfig, shutdown: watch::Receiver<bool>) -> io::Result<Self> {
+        Ok(Self {
+            state: Mutex::new(SimState::new(config)?),
+            shutdown,
+            hang_for: config.hang_for,
+            state_file: config.state_file.clone(),
+            writing: Mutex::new(()),
+        })
     }
 
-    /// The state. A panic while holding the lock cannot leave it half-updated in a way that
-    /// matters more than losing the simulator, so a poisoned lock is used as is.
+    /// The state, with the market brought up to the clock. A panic while holding the lock cannot
+    /// leave it half-updated in a way that matters more than losing the simulator, so a poisoned
+    /// lock is used as is.
     pub(crate) fn lock(&self) -> MutexGuard<'_, SimState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.catch_up();
+        state
+    }
+
+    /// Writes the state file, if one is configured; `Ok(false)` when none is.
+    ///
+    /// # Errors
+    ///
+    /// The IO error of writing it.
+    pub(crate) fn save(&self) -> io::Result<bool> {
+        let Some(path) = &self.state_file else { return Ok(false) };
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let saved = {
+            let state = self.lock();
+            SavedState::of(&state, state.clock.now_ms())
+        };
+        saved.write(path)?;
+        Ok(true)
     }
 
     /// Waits for `hang_for` or for shutdown, whichever comes first.

@@ -143,6 +143,40 @@ pub trait Venues: Send + Sync + fmt::Debug {
     ) -> Option<std::sync::Arc<dyn Exchange>>;
 }
 
+/// A set of venues seen as one: asks each in turn.
+#[derive(Debug, Default)]
+pub struct VenueSet(pub Vec<std::sync::Arc<dyn Venues>>);
+
+impl Venues for VenueSet {
+    fn names(&self) -> Vec<&'static str> {
+        self.0.iter().flat_map(|venues| venues.names()).collect()
+    }
+
+    fn account(
+        &self,
+        venue: &str,
+        credentials: std::sync::Arc<dyn Credentials>,
+    ) -> Option<std::sync::Arc<dyn Exchange>> {
+        self.0.iter().find_map(|venues| venues.account(venue, std::sync::Arc::clone(&credentials)))
+    }
+}
+
+/// A simulated market in which Bulwark opens paper accounts itself. The account is then used
+/// through the same adapter and port as a real one, with an API key and secret like any other.
+pub trait PaperMarket: Send + Sync + fmt::Debug {
+    /// The venue name paper accounts are reached under (`paper`).
+    fn venue(&self) -> &'static str;
+
+    /// Opens an account holding `balances` and returns its API key and HMAC secret.
+    ///
+    /// # Errors
+    /// `ExchangeError::InvalidRequest` for balances the market refuses.
+    fn open_account(
+        &self,
+        balances: &[(Asset, Decimal)],
+    ) -> Result<(String, zeroize::Zeroizing<Vec<u8>>), ExchangeError>;
+}
+
 /// One account at one venue. Implementations hold their [`Credentials`] and open the secret only
 /// to sign a request.
 #[async_trait]

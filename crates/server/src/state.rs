@@ -25,6 +25,8 @@ pub struct AppDeps {
     pub vault: Arc<LiveVault>,
     /// The exchanges API keys can be connected to (the binary names the adapters).
     pub venues: Arc<dyn exchange::Venues>,
+    /// The paper market in which paper accounts are opened (its venue is one of `venues`).
+    pub paper: Option<Arc<dyn exchange::PaperMarket>>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +41,7 @@ pub struct Inner {
     pub random: Arc<dyn Random>,
     pub vault: Arc<LiveVault>,
     pub venues: Arc<dyn exchange::Venues>,
+    pub paper: Option<Arc<dyn exchange::PaperMarket>>,
     pub hashes: HashPool,
 }
 
@@ -64,6 +67,7 @@ impl AppState {
             random: deps.random,
             vault: deps.vault,
             venues: deps.venues,
+            paper: deps.paper,
             hashes,
         })))
     }

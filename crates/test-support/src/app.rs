@@ -99,6 +99,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Server
         random: Arc::new(auth::OsRandom),
         vault: keys.clone(),
         venues: venue.venues(),
+        paper: Some(venue.paper_market()),
     };
     let state = AppState::new(config.clone(), deps).expect("app state");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

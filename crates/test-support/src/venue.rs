@@ -16,6 +16,8 @@ pub const ED25519_API_KEY: &str = "SimEd25519Key00000000000000000000000000000000
 /// The venue side of a test app. `Debug` leaves the secrets out.
 pub struct TestVenue {
     pub sim: ExchangeSim,
+    /// The paper market (`paper` venue): another simulator, where the app opens paper accounts.
+    pub paper: Arc<ExchangeSim>,
     /// An HMAC account with a key and secret drawn at random for this venue (the canary tests plant
     /// the secret and search for it everywhere).
     pub hmac_api_key: String,
@@ -23,6 +25,7 @@ pub struct TestVenue {
     /// The Ed25519 account's private key as PKCS#8 PEM (what a user pastes).
     pub ed25519_pem: String,
     pub client: Arc<BinanceClient>,
+    pub paper_client: Arc<BinanceClient>,
 }
 
 impl std::fmt::Debug for TestVenue {
@@ -71,11 +74,24 @@ impl TestVenue {
         let mut binance = BinanceConfig::new(sim.base_url().parse().expect("sim url"));
         binance.request_timeout = Duration::from_secs(5);
         let client = Arc::new(BinanceClient::new(binance, Arc::new(WallClock)).expect("binance client"));
-        TestVenue { sim, hmac_api_key, hmac_secret, ed25519_pem, client }
+        let mut paper_config = SimConfig::default_for_tests();
+        paper_config.accounts.clear();
+        let paper = Arc::new(ExchangeSim::spawn(paper_config).await.expect("paper market"));
+        let mut paper_binance = BinanceConfig::new(paper.base_url().parse().expect("paper url"));
+        paper_binance.request_timeout = Duration::from_secs(5);
+        let paper_client = Arc::new(BinanceClient::new(paper_binance, Arc::new(WallClock)).expect("paper client"));
+        TestVenue { sim, paper, hmac_api_key, hmac_secret, ed25519_pem, client, paper_client }
     }
 
     pub fn venues(&self) -> Arc<dyn exchange::Venues> {
-        Arc::new(BinanceVenue(self.client.clone()))
+        Arc::new(exchange::VenueSet(vec![
+            Arc::new(BinanceVenue { name: "binance", client: self.client.clone() }),
+            Arc::new(BinanceVenue { name: exchange_sim::PAPER_VENUE, client: self.paper_client.clone() }),
+        ]))
+    }
+
+    pub fn paper_market(&self) -> Arc<dyn exchange::PaperMarket> {
+        self.paper.clone()
     }
 }
 

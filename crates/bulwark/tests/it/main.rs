@@ -1,6 +1,9 @@
 //! The built `bulwark` binary, as a user runs it: a fresh data dir, the embedded defaults, real
 //! HTTP, mail in the outbox folder; restarts; refusals of unsafe configuration.
 
+// The state-file test stops the simulator with SIGTERM (rustix, a Linux dependency).
+#[cfg(target_os = "linux")]
+mod exchange_sim;
 mod layers;
 
 use std::io::{BufRead, BufReader};

@@ -3,6 +3,7 @@
 //! ([`crate::routes`]).
 
 pub(crate) mod account;
+pub(crate) mod klines;
 pub(crate) mod market;
 pub(crate) mod trade;
 

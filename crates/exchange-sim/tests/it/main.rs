@@ -4,10 +4,14 @@
 
 mod account;
 mod auth;
+mod configured;
 mod faults;
 mod limits;
 mod market;
 mod orders;
+mod partial;
+mod paths;
+mod state;
 
 use std::time::Duration;
 

@@ -180,6 +180,6 @@ async fn depth_is_a_book_around_the_price() {
 #[tokio::test]
 async fn unknown_paths_are_404() {
     let sim = sim().await;
-    let reply = Client::hmac(&sim).public("/api/v3/klines", "symbol=BTCUSDT&interval=1m").await;
+    let reply = Client::hmac(&sim).public("/api/v3/uiKlines", "symbol=BTCUSDT&interval=1m").await;
     assert_eq!(reply.status, 404);
 }

@@ -51,6 +51,44 @@ pub struct ConnectBody {
     /// Strict mode's opt-out for users on dynamic IP addresses: deliberate and audited.
     #[serde(default)]
     waive_ip_restriction: bool,
+    /// A paper account's starting balances, `{"USDT": "10000"}` (strings or numbers).
+    #[serde(default)]
+    balances: Option<serde_json::Map<String, Value>>,
+}
+
+/// The most assets a paper account starts with, and the largest starting amount of one.
+pub const PAPER_MAX_ASSETS: usize = 20;
+const PAPER_MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+/// A paper account's starting balances: 10,000 USDT unless given.
+fn paper_balances(raw: Option<&serde_json::Map<String, Value>>) -> Result<Vec<(domain::Asset, Decimal)>, ApiError> {
+    let bad = || {
+        invalid(
+            "balances",
+            "Give starting balances as {\"ASSET\": amount}: up to 20 assets, each amount from 0 to 1,000,000,000,000.",
+        )
+    };
+    let Some(raw) = raw else {
+        return Ok(vec![(domain::Asset::parse("USDT").map_err(|_| bad())?, Decimal::new(10_000, 0))]);
+    };
+    if raw.is_empty() || raw.len() > PAPER_MAX_ASSETS {
+        return Err(bad());
+    }
+    raw.iter()
+        .map(|(asset, amount)| {
+            let asset = domain::Asset::parse(asset).map_err(|_| bad())?;
+            let text = match amount {
+                Value::String(text) => text.trim().to_owned(),
+                Value::Number(number) => number.to_string(),
+                _ => return Err(bad()),
+            };
+            let amount = text.parse::<Decimal>().map_err(|_| bad())?;
+            if amount.is_sign_negative() || amount > Decimal::new(PAPER_MAX_AMOUNT, 0) {
+                return Err(bad());
+            }
+            Ok((asset, amount.normalize()))
+        })
+        .collect()
 }
 
 pub fn account_json(account: &ExchangeAccountRecord) -> Value {
@@ -92,36 +130,57 @@ pub async fn connect(
     if state.vault.is_sealed() {
         return Err(ApiError::VaultSealed);
     }
-    let venue = state
-        .venues
-        .names()
-        .into_iter()
-        .find(|name| *name == body.exchange)
-        .ok_or_else(|| invalid("exchange", "Choose an exchange this server connects to (binance)."))?;
+    let venues = state.venues.names();
+    let venue = venues.iter().copied().find(|name| *name == body.exchange).ok_or_else(|| {
+        invalid("exchange", &format!("Choose an exchange this server connects to: {}.", venues.join(", ")))
+    })?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > NAME_MAX_CHARS || name.chars().any(char::is_control) {
         return Err(invalid("name", "Give the account a name of 1 to 64 characters on one line."));
     }
-    let api_key = body.api_key.as_deref().map(str::trim).unwrap_or_default();
-    if api_key.is_empty() || api_key.len() > API_KEY_MAX_LEN || !api_key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(invalid("api_key", "Paste the API key exactly as the exchange shows it."));
-    }
-    let (kind, secret, field) = match (&body.api_secret, &body.private_key) {
-        (Some(secret), None) => (KeyKind::Hmac, secret.expose().trim(), "api_secret"),
-        (None, Some(pem)) => (KeyKind::Ed25519, pem.expose().trim(), "private_key"),
-        _ => {
-            return Err(invalid(
-                "api_secret",
-                "Paste the key's secret (api_secret), or for an Ed25519 key its private key (private_key), not both.",
-            ));
+    let throttle = format!("keys:user:{}", authed.user.id);
+    let paper = state.paper.as_ref().filter(|paper| paper.venue() == venue);
+    let (api_key, kind, secret, field) = match paper {
+        Some(paper) => {
+            if body.api_key.is_some() || body.api_secret.is_some() || body.private_key.is_some() {
+                return Err(invalid("api_key", "A paper account needs no key: Bulwark opens one in its paper market."));
+            }
+            let balances = paper_balances(body.balances.as_ref())?;
+            let (api_key, secret) = paper.open_account(&balances).map_err(|err| {
+                tracing::warn!(error = %err, "the paper market refused to open an account");
+                invalid("balances", "The paper market refused these balances.")
+            })?;
+            (api_key, KeyKind::Hmac, secret, "api_secret")
+        }
+        None => {
+            if body.balances.is_some() {
+                return Err(invalid("balances", "Starting balances are for paper accounts only."));
+            }
+            let api_key = body.api_key.as_deref().map(str::trim).unwrap_or_default();
+            if api_key.is_empty() || api_key.len() > API_KEY_MAX_LEN || !api_key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(invalid("api_key", "Paste the API key exactly as the exchange shows it."));
+            }
+            let (kind, secret, field) = match (&body.api_secret, &body.private_key) {
+                (Some(secret), None) => (KeyKind::Hmac, secret.expose().trim(), "api_secret"),
+                (None, Some(pem)) => (KeyKind::Ed25519, pem.expose().trim(), "private_key"),
+                _ => {
+                    return Err(invalid(
+                        "api_secret",
+                        "Paste the key's secret (api_secret), or for an Ed25519 key its private key (private_key), not both.",
+                    ));
+                }
+            };
+            if secret.is_empty() || secret.len() > SECRET_MAX_LEN {
+                return Err(invalid(
+                    field,
+                    "Paste the secret exactly as the exchange showed it when the key was created.",
+                ));
+            }
+            ensure_not_blocked(&state, &[&throttle]).await?;
+            (api_key.to_owned(), kind, Zeroizing::new(secret.as_bytes().to_vec()), field)
         }
     };
-    if secret.is_empty() || secret.len() > SECRET_MAX_LEN {
-        return Err(invalid(field, "Paste the secret exactly as the exchange showed it when the key was created."));
-    }
-    let throttle = format!("keys:user:{}", authed.user.id);
-    ensure_not_blocked(&state, &[&throttle]).await?;
-    let secret = Zeroizing::new(secret.as_bytes().to_vec());
+    let api_key = api_key.as_str();
     let fingerprint = keys::api_key_fingerprint(api_key);
     let hint = api_key_hint(api_key);
     if state.store.api_key_connected(&fingerprint).await? {

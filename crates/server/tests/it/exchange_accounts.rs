@@ -347,3 +347,46 @@ pub async fn signing_keeps_working_through_a_vault_rotation(backend: Backend) {
     assert_eq!(app.store.count_blobs_with_kek(2).await.unwrap(), 1);
     assert_eq!(app.get(&path, Some(&cookie)).await.status, 200);
 }
+
+/// A paper account is opened in the paper market with a key and secret of its own, checked and
+/// sealed like a real key, and used through the same adapter.
+#[tokio::test]
+async fn a_paper_account_is_opened_in_the_paper_market_and_used_like_a_real_key() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = user(&app, "paper@example.com").await;
+    let created = connect(&app, &cookie, json!({"exchange": "paper", "name": "Practice"})).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!((created.json["exchange"].as_str(), created.json["status"].as_str()), (Some("paper"), Some("active")));
+    assert_eq!(created.json["permissions"]["withdrawals"], false);
+    let id = created.json["id"].as_str().unwrap();
+    let balances = app.get(&format!("/api/v1/exchange-accounts/{id}/balances"), Some(&cookie)).await;
+    assert_eq!(balances.json, json!([{"asset": "USDT", "free": "10000", "locked": "0"}]), "{}", balances.text);
+    assert_eq!(app.store.count_blobs_with_kek(1).await.unwrap(), 1, "its secret is sealed like any other");
+
+    let custom = json!({"exchange": "paper", "name": "Rich", "balances": {"USDT": "2500.5", "BTC": 0.25}});
+    let created = connect(&app, &cookie, custom).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json["id"].as_str().unwrap();
+    let mut balances = app.get(&format!("/api/v1/exchange-accounts/{id}/balances"), Some(&cookie)).await.json;
+    balances.as_array_mut().unwrap().sort_by_key(|b| b["asset"].as_str().unwrap().to_owned());
+    assert_eq!(
+        balances,
+        json!([{"asset": "BTC", "free": "0.25", "locked": "0"}, {"asset": "USDT", "free": "2500.5", "locked": "0"}])
+    );
+
+    for (body, field) in [
+        (json!({"exchange": "paper", "name": "x", "balances": {"USDT": "-1"}}), "balances"),
+        (json!({"exchange": "paper", "name": "x", "balances": {"US DT": "1"}}), "balances"),
+        (json!({"exchange": "paper", "name": "x", "balances": {"USDT": "1e13"}}), "balances"),
+        (json!({"exchange": "paper", "name": "x", "balances": {}}), "balances"),
+        (json!({"exchange": "paper", "name": "x", "api_key": "K", "api_secret": "S"}), "api_key"),
+        (
+            json!({"exchange": "binance", "name": "x", "api_key": "K", "api_secret": "S", "balances": {"USDT": 1}}),
+            "balances",
+        ),
+    ] {
+        let reply = connect(&app, &cookie, body.clone()).await;
+        assert_eq!((reply.status, reply.json["field"].as_str()), (422, Some(field)), "{body}: {}", reply.text);
+    }
+    assert_eq!(app.get("/api/v1/exchange-accounts", Some(&cookie)).await.json.as_array().unwrap().len(), 2);
+}

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::{Clock, Pair, Timestamp};
 use exchange::{
-    Balance, Credentials, Exchange, ExchangeError, KeyPermissions, Market, OrderAmount, OrderReport, OrderRequest,
-    OrderType, Ticker, Trade, VenueOrderRef,
+    Balance, Candle, Credentials, Exchange, ExchangeError, KeyPermissions, Market, OrderAmount, OrderReport,
+    OrderRequest, OrderType, Ticker, Trade, VenueOrderRef,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -419,6 +419,16 @@ impl Exchange for BinanceAccount {
             quote_volume_24h: stats.quote_volume,
             price_change_percent_24h: stats.price_change_percent,
         })
+    }
+
+    async fn candles(&self, pair: &Pair, limit: u16) -> Result<Vec<Candle>, ExchangeError> {
+        let params = [
+            ("symbol", binance_symbol(pair)),
+            ("interval", "1m".to_owned()),
+            ("limit", limit.clamp(1, 1000).to_string()),
+        ];
+        let rows: Vec<Vec<serde_json::Value>> = self.client.public("/api/v3/klines", &params, 2).await?;
+        rows.iter().map(|row| wire::kline(row)).collect()
     }
 
     async fn balances(&self) -> Result<Vec<Balance>, ExchangeError> {

@@ -22,6 +22,24 @@ fn asset(raw: &str) -> Result<Asset, ExchangeError> {
     Asset::parse(raw).map_err(|_| protocol("unreadable asset name"))
 }
 
+/// One row of `GET /api/v3/klines`: `[openTime, open, high, low, close, volume, closeTime, ...]`
+/// with the prices and volume as strings.
+pub fn kline(row: &[serde_json::Value]) -> Result<exchange::Candle, ExchangeError> {
+    let bad = || protocol("unreadable kline");
+    let number = |index: usize| -> Result<Decimal, ExchangeError> {
+        row.get(index).and_then(serde_json::Value::as_str).and_then(|s| Decimal::from_str(s).ok()).ok_or_else(bad)
+    };
+    let open_time = row.first().and_then(serde_json::Value::as_i64).ok_or_else(bad)?;
+    Ok(exchange::Candle {
+        open_time: Timestamp::from_unix_millis(open_time),
+        open: number(1)?,
+        high: number(2)?,
+        low: number(3)?,
+        close: number(4)?,
+        volume: number(5)?,
+    })
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ErrorBody {
     pub code: i64,
@@ -311,6 +329,20 @@ mod tests {
         // Refusing withdraw-capable keys must never depend on a default.
         let body = r#"{"ipRestrict":true,"enableSpotAndMarginTrading":true}"#;
         assert!(serde_json::from_str::<ApiRestrictions>(body).is_err());
+    }
+
+    #[test]
+    fn the_documented_kline_row_reads() {
+        // The response example of GET /api/v3/klines (Binance rest-api.md), one row.
+        let body = r#"[[1499040000000,"0.01634790","0.80000000","0.01575800","0.01577100","148976.11427815",
+            1499644799999,"2434.19055334",308,"1756.87402397","28.46694368","0"]]"#;
+        let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(body).unwrap();
+        let candle = kline(&rows[0]).unwrap();
+        assert_eq!(candle.open_time, Timestamp::from_unix_millis(1_499_040_000_000));
+        assert_eq!(candle.high, Decimal::from_str("0.8").unwrap());
+        assert_eq!(candle.close, Decimal::from_str("0.015771").unwrap());
+        assert_eq!(candle.volume, Decimal::from_str("148976.11427815").unwrap());
+        assert!(kline(&rows[0][..3]).is_err());
     }
 
     #[test]

@@ -52,6 +52,17 @@ pub struct Ticker {
     pub price_change_percent_24h: Decimal,
 }
 
+/// One minute of a market: open time and OHLC prices with the base volume traded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candle {
+    pub open_time: Timestamp,
+    pub open: Decimal,
+    pub high: Decimal,
+    pub low: Decimal,
+    pub close: Decimal,
+    pub volume: Decimal,
+}
+
 /// What went wrong, phrased as what the caller should do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExchangeError {
@@ -191,6 +202,9 @@ pub trait Exchange: Send + Sync + fmt::Debug {
     async fn markets(&self, pairs: &[Pair]) -> Result<Vec<Market>, ExchangeError>;
 
     async fn ticker(&self, pair: &Pair) -> Result<Ticker, ExchangeError>;
+
+    /// The last `limit` one-minute candles of `pair`, oldest first (the current one last).
+    async fn candles(&self, pair: &Pair, limit: u16) -> Result<Vec<Candle>, ExchangeError>;
 
     /// Non-zero balances of the account.
     async fn balances(&self) -> Result<Vec<Balance>, ExchangeError>;

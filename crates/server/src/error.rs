@@ -47,6 +47,8 @@ pub enum ApiError {
     InvalidApiKey,
     #[error("the exchange could not be reached")]
     ExchangeUnreachable,
+    #[error("order rejected: {0}")]
+    OrderRejected(String),
     #[error("re-authentication required")]
     ReauthRequired,
     #[error("cross-origin request refused")]
@@ -73,7 +75,8 @@ impl ApiError {
             | ApiError::InvalidEmail(_)
             | ApiError::WeakPassword { .. }
             | ApiError::KeyRefused { .. }
-            | ApiError::InvalidApiKey => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::InvalidApiKey
+            | ApiError::OrderRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::EmailNotVerified => StatusCode::FORBIDDEN,
             ApiError::ExchangeUnreachable => StatusCode::BAD_GATEWAY,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -113,6 +116,7 @@ impl ApiError {
             ApiError::KeyRefused { code, .. } => code,
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::ExchangeUnreachable => "exchange_unreachable",
+            ApiError::OrderRejected(_) => "order_rejected",
             ApiError::ReauthRequired => "reauth_required",
             ApiError::CsrfRejected => "csrf_rejected",
             ApiError::NotFound => "not_found",
@@ -150,6 +154,7 @@ impl ApiError {
                 "Confirm your email address first (use the link we sent), then connect the key.".to_owned()
             }
             ApiError::KeyRefused { message, .. } => (*message).to_owned(),
+            ApiError::OrderRejected(message) => message.clone(),
             ApiError::InvalidApiKey => "The exchange did not accept this API key and secret: check that both were \
                 pasted completely, that the key is not deleted, and that its IP restriction includes this server."
                 .to_owned(),

@@ -4,6 +4,7 @@
 //! never reads the environment.
 
 pub mod api;
+mod chart;
 pub mod config;
 mod emails;
 mod error;
@@ -60,6 +61,11 @@ pub fn router(state: AppState) -> Router {
         .route("/exchange-accounts/{id}", get(api::exchange_accounts::show).delete(api::exchange_accounts::remove))
         .route("/exchange-accounts/{id}/balances", get(api::exchange_accounts::balances))
         .route("/exchange-accounts/{id}/recheck", post(api::exchange_accounts::recheck))
+        .route("/exchange-accounts/{id}/markets", get(api::trading::markets))
+        .route("/exchange-accounts/{id}/orders", get(api::trading::open_orders).post(api::trading::place))
+        .route("/exchange-accounts/{id}/orders/{order_id}", delete(api::trading::cancel))
+        .route("/exchange-accounts/{id}/trades", get(api::trading::trades))
+        .route("/exchange-accounts/{id}/chart.svg", get(api::trading::chart))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
     Router::new()

@@ -412,3 +412,32 @@ fn hmac_signatures_agree_with_openssl() {
         assert_eq!(sign::signature(KeyKind::Hmac, secret.as_bytes(), payload).unwrap(), theirs, "{payload}");
     }
 }
+
+#[tokio::test]
+async fn candles_are_read_from_klines() {
+    let sim = ExchangeSim::spawn(SimConfig::default_for_tests()).await.unwrap();
+    let (_client, account) = test_account(&sim);
+    let minute = 60_000;
+    let start = sim.server_time_ms() / minute * minute - 3 * minute;
+    for (i, close) in ["30100", "30050.5", "30200"].into_iter().enumerate() {
+        let candle = exchange_sim::Candle {
+            open_time_ms: start + i64::try_from(i).unwrap() * minute,
+            open: dec("30000"),
+            high: dec("30300"),
+            low: dec("29900"),
+            close: dec(close),
+            volume: dec("12.5"),
+            quote_volume: dec("375000"),
+            trades: 10,
+            taker_buy_volume: dec("6"),
+            taker_buy_quote_volume: dec("180000"),
+        };
+        sim.apply_candle("BTCUSDT", &candle).unwrap();
+    }
+    let candles = account.candles(&btcusdt(), 2).await.unwrap();
+    assert_eq!(candles.len(), 2, "{candles:?}");
+    assert_eq!(candles[1].close, dec("30200"));
+    assert_eq!(candles[0].close, dec("30050.5"));
+    assert!(candles[0].open_time < candles[1].open_time);
+    assert_eq!(candles[1].volume, dec("12.5"));
+}

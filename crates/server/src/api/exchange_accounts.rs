@@ -284,7 +284,7 @@ pub async fn list(State(state): State<AppState>, authed: Authed) -> Result<Respo
     Ok(axum::Json(accounts.iter().map(account_json).collect::<Vec<_>>()).into_response())
 }
 
-async fn owned(state: &AppState, authed: &Authed, id: &str) -> Result<ExchangeAccountRecord, ApiError> {
+pub(crate) async fn owned(state: &AppState, authed: &Authed, id: &str) -> Result<ExchangeAccountRecord, ApiError> {
     let id: ExchangeAccountId = id.parse().map_err(|_| ApiError::NotFound)?;
     state.store.exchange_account(authed.user.id, id).await?.ok_or(ApiError::NotFound)
 }

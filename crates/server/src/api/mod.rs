@@ -3,4 +3,5 @@
 pub mod account;
 pub mod auth;
 pub mod exchange_accounts;
+pub mod trading;
 pub mod two_factor;

@@ -390,3 +390,99 @@ async fn a_paper_account_is_opened_in_the_paper_market_and_used_like_a_real_key(
     }
     assert_eq!(app.get("/api/v1/exchange-accounts", Some(&cookie)).await.json.as_array().unwrap().len(), 2);
 }
+
+/// A newcomer's first trades on paper: a market buy and a limit sell, the open order canceled, the
+/// fills in the history, the chart drawn; every order audited as a use of the key.
+#[tokio::test]
+async fn paper_accounts_trade_by_hand_and_show_orders_trades_and_a_chart() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = user(&app, "trader-paper@example.com").await;
+    let created = connect(&app, &cookie, json!({"exchange": "paper", "name": "Practice"})).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    let path = |rest: &str| format!("/api/v1/exchange-accounts/{id}/{rest}");
+
+    let markets = app.get(&path("markets"), Some(&cookie)).await;
+    assert!(markets.json.as_array().unwrap().iter().any(|m| m["pair"] == "USDT_BTC"), "{}", markets.text);
+
+    // Market buy for 300 USDT at 30000: 0.01 BTC less the 0.1 % fee.
+    let buy = json!({"pair": "USDT_BTC", "side": "buy", "type": "market", "quote_quantity": "300"});
+    let bought = app.post(&path("orders"), buy, Some(&cookie)).await;
+    assert_eq!((bought.status, bought.json["status"].as_str()), (201, Some("filled")), "{}", bought.text);
+    assert_eq!(bought.json["executed_quantity"], "0.01");
+
+    // A limit sell above the price rests; its quantity is rounded down to the step.
+    let sell =
+        json!({"pair": "USDT_BTC", "side": "sell", "type": "limit", "quantity": "0.0050009", "price": 31000.004});
+    let resting = app.post(&path("orders"), sell, Some(&cookie)).await;
+    assert_eq!((resting.status, resting.json["status"].as_str()), (201, Some("new")), "{}", resting.text);
+    assert_eq!((resting.json["quantity"].as_str(), resting.json["price"].as_str()), (Some("0.005"), Some("31000.01")));
+    let open = app.get(&path("orders?pair=USDT_BTC"), Some(&cookie)).await;
+    assert_eq!(open.json.as_array().unwrap().len(), 1, "{}", open.text);
+    let order_id = resting.json["id"].as_str().unwrap();
+    let canceled =
+        app.send("DELETE", &path(&format!("orders/{order_id}?pair=USDT_BTC")), None, Some(&cookie), &[]).await;
+    assert_eq!(canceled.json["status"], "canceled", "{}", canceled.text);
+    assert!(app.get(&path("orders?pair=USDT_BTC"), Some(&cookie)).await.json.as_array().unwrap().is_empty());
+    let again = app.send("DELETE", &path(&format!("orders/{order_id}?pair=USDT_BTC")), None, Some(&cookie), &[]).await;
+    assert_eq!(again.status, 404);
+
+    // A market sell of what was bought fills; the history shows both trades, newest first.
+    let sell_all = json!({"pair": "USDT_BTC", "side": "sell", "type": "market", "quantity": "0.00999"});
+    let sold = app.post(&path("orders"), sell_all, Some(&cookie)).await;
+    assert_eq!(sold.json["status"], "filled", "{}", sold.text);
+    let trades = app.get(&path("trades?pair=USDT_BTC"), Some(&cookie)).await;
+    let sides: Vec<&str> = trades.json.as_array().unwrap().iter().map(|t| t["side"].as_str().unwrap()).collect();
+    assert_eq!(sides, ["sell", "buy"], "{}", trades.text);
+    assert_eq!(trades.json[1]["fee_asset"], "BTC");
+
+    // Amounts follow hide-balances.
+    let hide =
+        app.send("PATCH", "/api/v1/me/preferences", Some(json!({"hide_balances": true})), Some(&cookie), &[]).await;
+    assert_eq!(hide.status, 200);
+    let hidden = app.get(&path("trades?pair=USDT_BTC"), Some(&cookie)).await;
+    assert!(hidden.json.as_array().unwrap().iter().all(|t| t["quantity"] == "***" && t["fee"] == "***"));
+    let shown = app.get(&path("trades?pair=USDT_BTC&reveal=true"), Some(&cookie)).await;
+    assert_eq!(shown.json[1]["quantity"], "0.01");
+
+    // Refusals: the market's rules, a bad pair, an order without its price.
+    let tiny = json!({"pair": "USDT_BTC", "side": "buy", "type": "limit", "quantity": "0.00001", "price": "100"});
+    let reply = app.post(&path("orders"), tiny, Some(&cookie)).await;
+    assert_eq!((reply.status, reply.code()), (422, "order_rejected"), "{}", reply.text);
+    assert!(reply.json["message"].as_str().unwrap().contains("NOTIONAL"), "{}", reply.text);
+    // More than the account holds: sent, and refused by the venue (-2010).
+    let poor = json!({"pair": "USDT_BTC", "side": "buy", "type": "market", "quote_quantity": "20000"});
+    let reply = app.post(&path("orders"), poor, Some(&cookie)).await;
+    assert_eq!(reply.code(), "order_rejected", "{}", reply.text);
+    assert!(reply.json["message"].as_str().unwrap().contains("insufficient balance"), "{}", reply.text);
+    let bad_pair = json!({"pair": "BTCUSDT", "side": "buy", "type": "market", "quantity": "1"});
+    assert_eq!(app.post(&path("orders"), bad_pair, Some(&cookie)).await.json["field"], "pair");
+    let no_price = json!({"pair": "USDT_BTC", "side": "buy", "type": "limit", "quantity": "0.01"});
+    assert_eq!(app.post(&path("orders"), no_price, Some(&cookie)).await.json["field"], "type");
+
+    // The chart is an SVG drawn by the server.
+    let chart = app.get(&path("chart.svg?pair=USDT_BTC"), Some(&cookie)).await;
+    assert_eq!(chart.status, 200);
+    assert!(chart.header("content-type").unwrap().starts_with("image/svg+xml"));
+    assert!(
+        chart.text.starts_with("<svg") && chart.text.contains("USDT_BTC"),
+        "{}",
+        &chart.text[..80.min(chart.text.len())]
+    );
+
+    let used = audit_kinds(&app, &cookie).await.into_iter().filter(|(k, _)| k == "exchange_key.used").count();
+    assert_eq!(used, 4, "every order sent with the key is audited, refused by the venue or not (not reads)");
+}
+
+/// Orders on a real key wait for the order guard (TR-1).
+#[tokio::test]
+async fn manual_orders_on_a_real_key_are_refused_until_the_order_guard_exists() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = user(&app, "real@example.com").await;
+    let created = connect(&app, &cookie, hmac_body(&app, "Real")).await;
+    let id = created.json["id"].as_str().unwrap();
+    let order = json!({"pair": "USDT_BTC", "side": "buy", "type": "market", "quote_quantity": "100"});
+    let reply = app.post(&format!("/api/v1/exchange-accounts/{id}/orders"), order, Some(&cookie)).await;
+    assert_eq!((reply.status, reply.code()), (409, "real_orders_not_enabled"), "{}", reply.text);
+    assert!(app.venue.sim.orders(&app.venue.hmac_api_key).is_empty());
+}

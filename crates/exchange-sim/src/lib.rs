@@ -306,6 +306,32 @@ impl ExchangeSim {
         Ok(())
     }
 
+    /// Starts an account over (a paper account's "reset"): cancels its open orders and replaces its
+    /// balances with `balances` (free, nothing locked). Returns how many orders were canceled.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::UnknownApiKey`]; [`SimError::BadAccount`] for a negative balance.
+    pub fn reset_account(&self, api_key: &str, balances: &[(String, Decimal)]) -> Result<usize, SimError> {
+        if balances.iter().any(|(_, amount)| amount.is_sign_negative()) {
+            return Err(SimError::BadAccount("a balance is negative".to_owned()));
+        }
+        let mut state = self.shared.lock();
+        let now_ms = state.clock.now_ms();
+        let index = state.exchange.account_index(api_key).ok_or_else(|| SimError::UnknownApiKey(api_key.to_owned()))?;
+        let account = &mut state.exchange.accounts[index];
+        let open: Vec<usize> = (0..account.orders.len()).filter(|&i| account.orders[i].is_open()).collect();
+        for &order in &open {
+            matching::close(account, order, OrderStatus::Canceled, now_ms);
+        }
+        account.balances = balances
+            .iter()
+            .map(|(asset, amount)| (asset.clone(), account::SimBalance { free: *amount, locked: Decimal::ZERO }))
+            .collect();
+        account.update_time = now_ms;
+        Ok(open.len())
+    }
+
     /// Revokes an API key: every later SIGNED request with it gets -2015.
     ///
     /// # Errors

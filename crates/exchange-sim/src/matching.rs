@@ -456,7 +456,7 @@ fn execute(
 }
 
 /// Ends an open order without further execution and returns what it still reserved.
-fn close(account: &mut Account, index: usize, status: OrderStatus, now_ms: i64) {
+pub(crate) fn close(account: &mut Account, index: usize, status: OrderStatus, now_ms: i64) {
     let order = &mut account.orders[index];
     let reserved = std::mem::take(&mut order.reserved);
     let asset = order.reserved_asset.clone();

@@ -34,6 +34,13 @@ impl PaperMarket for ExchangeSim {
         self.add_account(account).map_err(|err| refuse(err.to_string()))?;
         Ok((api_key, Zeroizing::new(secret.as_bytes().to_vec())))
     }
+
+    fn reset_account(&self, api_key: &str, balances: &[(domain::Asset, Decimal)]) -> Result<usize, ExchangeError> {
+        let balances: Vec<(String, Decimal)> =
+            balances.iter().map(|(asset, amount)| (asset.as_str().to_owned(), *amount)).collect();
+        ExchangeSim::reset_account(self, api_key, &balances)
+            .map_err(|err| ExchangeError::InvalidRequest { code: -1100, message: err.to_string() })
+    }
 }
 
 /// `len` random ASCII letters and digits from the OS random source.

@@ -186,6 +186,13 @@ pub trait PaperMarket: Send + Sync + fmt::Debug {
         &self,
         balances: &[(Asset, Decimal)],
     ) -> Result<(String, zeroize::Zeroizing<Vec<u8>>), ExchangeError>;
+
+    /// Starts the account with `api_key` over: its open orders are canceled and its balances
+    /// replaced. Returns how many orders were canceled.
+    ///
+    /// # Errors
+    /// `ExchangeError::InvalidRequest` for an unknown account or a refused balance.
+    fn reset_account(&self, api_key: &str, balances: &[(Asset, Decimal)]) -> Result<usize, ExchangeError>;
 }
 
 /// One account at one venue. Implementations hold their [`Credentials`] and open the secret only

@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/exchange-accounts/{id}", get(api::exchange_accounts::show).delete(api::exchange_accounts::remove))
         .route("/exchange-accounts/{id}/balances", get(api::exchange_accounts::balances))
         .route("/exchange-accounts/{id}/recheck", post(api::exchange_accounts::recheck))
+        .route("/exchange-accounts/{id}/reset", post(api::exchange_accounts::reset))
         .route("/exchange-accounts/{id}/markets", get(api::trading::markets))
         .route("/exchange-accounts/{id}/orders", get(api::trading::open_orders).post(api::trading::place))
         .route("/exchange-accounts/{id}/orders/{order_id}", delete(api::trading::cancel))

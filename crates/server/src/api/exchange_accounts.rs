@@ -337,6 +337,38 @@ pub async fn recheck(
     Ok(axum::Json(account_json(&checked)).into_response())
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBody {
+    #[serde(default)]
+    balances: Option<serde_json::Map<String, Value>>,
+}
+
+/// `POST /api/v1/exchange-accounts/{id}/reset`: a paper account starts over with new balances
+/// (10,000 USDT unless given); its open orders are canceled. Its trade history stays.
+pub async fn reset(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    authed: Authed,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ResetBody>,
+) -> Result<Response, ApiError> {
+    let account = owned(&state, &authed, &id).await?;
+    let Some(paper) = state.paper.as_ref().filter(|paper| paper.venue() == account.exchange) else {
+        return Err(ApiError::Conflict { code: "not_paper", message: "Only a paper account can be reset." });
+    };
+    let balances = paper_balances(body.balances.as_ref())?;
+    let canceled = paper.reset_account(&account.api_key, &balances).map_err(|err| {
+        tracing::warn!(error = %err, "the paper market refused a reset");
+        invalid("balances", "The paper market refused these balances.")
+    })?;
+    let shown: serde_json::Map<String, Value> =
+        balances.iter().map(|(asset, amount)| (asset.to_string(), json!(amount.normalize().to_string()))).collect();
+    let detail = json!({ "exchange_account_id": account.id, "balances": shown, "canceled_orders": canceled });
+    state.store.append_audit(&state.audit(Some(authed.user.id), "paper.reset", &client, detail)).await?;
+    Ok(axum::Json(account_json(&account)).into_response())
+}
+
 /// `DELETE /api/v1/exchange-accounts/{id}` (*step-up*): deletes the account and its sealed secret.
 pub async fn remove(
     State(state): State<AppState>,

@@ -472,6 +472,17 @@ async fn paper_accounts_trade_by_hand_and_show_orders_trades_and_a_chart() {
 
     let used = audit_kinds(&app, &cookie).await.into_iter().filter(|(k, _)| k == "exchange_key.used").count();
     assert_eq!(used, 4, "every order sent with the key is audited, refused by the venue or not (not reads)");
+
+    // Starting over: open orders canceled, balances replaced, history kept.
+    let again = json!({"pair": "USDT_BTC", "side": "buy", "type": "limit", "quantity": "0.01", "price": "20000"});
+    assert_eq!(app.post(&path("orders"), again, Some(&cookie)).await.status, 201);
+    let reset = app.post(&path("reset"), json!({"balances": {"USDT": 500}}), Some(&cookie)).await;
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    assert!(app.get(&path("orders?pair=USDT_BTC"), Some(&cookie)).await.json.as_array().unwrap().is_empty());
+    let balances = app.get(&path("balances?reveal=true"), Some(&cookie)).await;
+    assert_eq!(balances.json, json!([{"asset": "USDT", "free": "500", "locked": "0"}]), "{}", balances.text);
+    assert_eq!(app.get(&path("trades?pair=USDT_BTC"), Some(&cookie)).await.json.as_array().unwrap().len(), 2);
+    assert!(audit_kinds(&app, &cookie).await.iter().any(|(k, d)| k == "paper.reset" && d["canceled_orders"] == 1));
 }
 
 /// Orders on a real key wait for the order guard (TR-1).
@@ -485,4 +496,6 @@ async fn manual_orders_on_a_real_key_are_refused_until_the_order_guard_exists() 
     let reply = app.post(&format!("/api/v1/exchange-accounts/{id}/orders"), order, Some(&cookie)).await;
     assert_eq!((reply.status, reply.code()), (409, "real_orders_not_enabled"), "{}", reply.text);
     assert!(app.venue.sim.orders(&app.venue.hmac_api_key).is_empty());
+    let reset = app.post(&format!("/api/v1/exchange-accounts/{id}/reset"), json!({}), Some(&cookie)).await;
+    assert_eq!((reset.status, reset.code()), (409, "not_paper"));
 }

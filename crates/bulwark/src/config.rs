@@ -203,6 +203,11 @@ pub struct ServeArgs {
     /// http:// is accepted only for a loopback address, such as `bulwark exchange-sim`.
     #[arg(long, env = "BULWARK_BINANCE_URL", default_value = "https://api.binance.com")]
     pub binance_url: Url,
+    /// The paper market: `builtin` (a random walk in this process), `replay:SYMBOL=FILE[,SYMBOL=FILE]`
+    /// (one-minute candles in Binance kline CSV order, one per minute) or `off`. Default: `builtin`
+    /// on SQLite, `off` on PostgreSQL (several nodes cannot share one process's market).
+    #[arg(long, env = "BULWARK_PAPER_MARKET")]
+    pub paper_market: Option<String>,
     /// tracing filter, e.g. `info` or `server=debug,info`.
     #[arg(long, env = "BULWARK_LOG", default_value = "info")]
     pub log: String,
@@ -219,7 +224,48 @@ pub struct Settings {
     /// Whether BULWARK_PUBLIC_URL was given; if not, it follows the bound address.
     pub explicit_public_url: bool,
     pub binance_url: Url,
+    pub paper_market: PaperMarketSetting,
     pub server: server::ServerConfig,
+}
+
+/// Where paper accounts trade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaperMarketSetting {
+    Off,
+    /// A seeded random walk per symbol.
+    Builtin,
+    /// Symbols replaying candle files.
+    Replay(Vec<(String, PathBuf)>),
+}
+
+impl PaperMarketSetting {
+    /// # Errors
+    /// A sentence naming the accepted forms.
+    pub fn parse(raw: Option<&str>, postgres: bool) -> anyhow::Result<PaperMarketSetting> {
+        let usage = "BULWARK_PAPER_MARKET is `builtin`, `off` or `replay:SYMBOL=FILE[,SYMBOL=FILE...]`";
+        Ok(match raw.map(str::trim) {
+            None | Some("") if postgres => PaperMarketSetting::Off,
+            None | Some("" | "builtin") => PaperMarketSetting::Builtin,
+            Some("off") => PaperMarketSetting::Off,
+            Some(other) => {
+                let list = other.strip_prefix("replay:").with_context(|| usage.to_owned())?;
+                let mut files = Vec::new();
+                for item in list.split(',').filter(|item| !item.trim().is_empty()) {
+                    let (symbol, file) = item.split_once('=').with_context(|| usage.to_owned())?;
+                    let symbol = symbol.trim().to_ascii_uppercase();
+                    if symbol.is_empty() || !symbol.bytes().all(|b| b.is_ascii_alphanumeric()) || file.trim().is_empty()
+                    {
+                        bail!("{usage}");
+                    }
+                    files.push((symbol, PathBuf::from(file.trim())));
+                }
+                if files.is_empty() {
+                    bail!("{usage}");
+                }
+                PaperMarketSetting::Replay(files)
+            }
+        })
+    }
 }
 
 impl ServeArgs {
@@ -268,7 +314,10 @@ impl ServeArgs {
         if !(self.binance_url.scheme() == "https" || (self.binance_url.scheme() == "http" && loopback)) {
             bail!("BULWARK_BINANCE_URL must be https://, or http:// to a loopback address (a local simulator)");
         }
+        let paper_market =
+            PaperMarketSetting::parse(self.paper_market.as_deref(), database_url.starts_with("postgres"))?;
         Ok(Settings {
+            paper_market,
             binance_url: self.binance_url,
             root_key_file,
             data_dir: self.storage.data_dir,
@@ -278,6 +327,31 @@ impl ServeArgs {
             explicit_public_url,
             server,
         })
+    }
+}
+
+#[cfg(test)]
+mod paper_tests {
+    use std::path::PathBuf;
+
+    use super::PaperMarketSetting;
+
+    #[test]
+    fn the_paper_market_setting_reads_its_three_forms_and_defaults_by_backend() {
+        assert_eq!(PaperMarketSetting::parse(None, false).unwrap(), PaperMarketSetting::Builtin);
+        assert_eq!(PaperMarketSetting::parse(None, true).unwrap(), PaperMarketSetting::Off);
+        assert_eq!(PaperMarketSetting::parse(Some("builtin"), true).unwrap(), PaperMarketSetting::Builtin);
+        assert_eq!(PaperMarketSetting::parse(Some("off"), false).unwrap(), PaperMarketSetting::Off);
+        assert_eq!(
+            PaperMarketSetting::parse(Some("replay:btcusdt=/tmp/a.csv, ETHUSDT=b.csv"), false).unwrap(),
+            PaperMarketSetting::Replay(vec![
+                ("BTCUSDT".to_owned(), PathBuf::from("/tmp/a.csv")),
+                ("ETHUSDT".to_owned(), PathBuf::from("b.csv"))
+            ])
+        );
+        for bad in ["replay:", "replay:BTCUSDT", "replay:=x.csv", "http://127.0.0.1:9090", "on"] {
+            assert!(PaperMarketSetting::parse(Some(bad), false).is_err(), "{bad}");
+        }
     }
 }
 

@@ -81,14 +81,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let binance = exchange_binance::BinanceConfig::new(settings.binance_url.clone());
     let binance = Arc::new(exchange_binance::BinanceClient::new(binance, clock.clone())?);
     tracing::info!(url = %settings.binance_url, "venue binance");
-    let paper = Arc::new(paper_market(&settings.data_dir).await?);
-    let paper_client =
-        exchange_binance::BinanceConfig::new(url::Url::parse(&paper.base_url()).context("the paper market's URL")?);
-    let paper_client = Arc::new(exchange_binance::BinanceClient::new(paper_client, clock.clone())?);
-    let venues: Arc<dyn exchange::Venues> = Arc::new(exchange::VenueSet(vec![
-        Arc::new(exchange_binance::BinanceVenue { name: "binance", client: binance }),
-        Arc::new(exchange_binance::BinanceVenue { name: exchange_sim::PAPER_VENUE, client: paper_client }),
-    ]));
+    let mut venue_list: Vec<Arc<dyn exchange::Venues>> =
+        vec![Arc::new(exchange_binance::BinanceVenue { name: "binance", client: binance })];
+    let paper = match paper_market(&settings.data_dir, &settings.paper_market).await? {
+        Some(paper) => {
+            let paper = Arc::new(paper);
+            let url = url::Url::parse(&paper.base_url()).context("the paper market's URL")?;
+            let client =
+                exchange_binance::BinanceClient::new(exchange_binance::BinanceConfig::new(url), clock.clone())?;
+            venue_list.push(Arc::new(exchange_binance::BinanceVenue {
+                name: exchange_sim::PAPER_VENUE,
+                client: Arc::new(client),
+            }));
+            Some(paper as Arc<dyn exchange::PaperMarket>)
+        }
+        None => None,
+    };
+    let venues: Arc<dyn exchange::Venues> = Arc::new(exchange::VenueSet(venue_list));
     let deps = server::AppDeps {
         store,
         mailer,
@@ -96,7 +105,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         random: Arc::new(auth::OsRandom),
         vault: Arc::new(vault),
         venues,
-        paper: Some(paper.clone() as Arc<dyn exchange::PaperMarket>),
+        paper,
     };
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local = listener.local_addr()?;
@@ -393,34 +402,67 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// The built-in paper market: an exchange-sim in this process, on a loopback port of its own,
-/// with a seeded random walk per symbol, kept in `<data dir>/paper-market.json` across restarts.
-/// Paper accounts are opened in it and used through the Binance adapter like real keys.
-async fn paper_market(data_dir: &std::path::Path) -> anyhow::Result<exchange_sim::ExchangeSim> {
-    use exchange_sim::{PricePath, SimConfig, SimSymbol};
+/// The paper market: an exchange-sim in this process, on a loopback port of its own, with a seeded
+/// random walk per symbol (or the configured candle replays), kept in `<data dir>/paper-market.json`
+/// across restarts. Paper accounts are opened in it and used through the Binance adapter like real
+/// keys. `None` when it is off.
+async fn paper_market(
+    data_dir: &std::path::Path,
+    setting: &config::PaperMarketSetting,
+) -> anyhow::Result<Option<exchange_sim::ExchangeSim>> {
+    use exchange_sim::{Candle, PricePath, SimConfig, SimSymbol};
     use rust_decimal::Decimal;
 
     let mut seed = [0u8; 8];
     auth::Random::fill(&auth::OsRandom, &mut seed);
     let mut config = SimConfig::new(u64::from_le_bytes(seed));
-    let walk = PricePath::RandomWalk { volatility: Decimal::new(1, 3) };
-    for (symbol, base, price, step) in [
-        ("BTCUSDT", "BTC", Decimal::new(60_000, 0), Decimal::new(1, 5)),
-        ("ETHUSDT", "ETH", Decimal::new(3_000, 0), Decimal::new(1, 4)),
-        ("BNBUSDT", "BNB", Decimal::new(600, 0), Decimal::new(1, 3)),
-        ("SOLUSDT", "SOL", Decimal::new(150, 0), Decimal::new(1, 3)),
-    ] {
-        let mut rules = SimSymbol::new(symbol, base, "USDT", price);
-        rules.step_size = step;
-        rules.min_qty = step;
-        rules.path = walk.clone();
-        config.symbols.push(rules);
+    match setting {
+        config::PaperMarketSetting::Off => {
+            tracing::info!(
+                "paper market: off (BULWARK_PAPER_MARKET=off, or PostgreSQL without BULWARK_PAPER_MARKET=builtin)"
+            );
+            return Ok(None);
+        }
+        config::PaperMarketSetting::Builtin => {
+            let walk = PricePath::RandomWalk { volatility: Decimal::new(1, 3) };
+            for (symbol, base, price, step) in [
+                ("BTCUSDT", "BTC", Decimal::new(60_000, 0), Decimal::new(1, 5)),
+                ("ETHUSDT", "ETH", Decimal::new(3_000, 0), Decimal::new(1, 4)),
+                ("BNBUSDT", "BNB", Decimal::new(600, 0), Decimal::new(1, 3)),
+                ("SOLUSDT", "SOL", Decimal::new(150, 0), Decimal::new(1, 3)),
+            ] {
+                let mut rules = SimSymbol::new(symbol, base, "USDT", price);
+                rules.step_size = step;
+                rules.min_qty = step;
+                rules.path = walk.clone();
+                config.symbols.push(rules);
+            }
+        }
+        config::PaperMarketSetting::Replay(files) => {
+            for (symbol, file) in files {
+                let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+                let candles = Candle::parse_csv(&text).map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?;
+                let first = candles.first().with_context(|| format!("{} holds no candles", file.display()))?;
+                let quote = ["USDT", "USDC", "FDUSD", "BTC", "ETH", "EUR"]
+                    .into_iter()
+                    .find(|q| symbol.len() > q.len() && symbol.ends_with(q))
+                    .with_context(|| format!("cannot tell the quote asset of {symbol}"))?;
+                let mut rules = SimSymbol::new(symbol, &symbol[..symbol.len() - quote.len()], quote, first.open);
+                rules.path = PricePath::Replay { candles: candles.into() };
+                config.symbols.push(rules);
+            }
+        }
     }
     let state = data_dir.join("paper-market.json");
     config.state_file = Some(state.clone());
+    config.validate().map_err(|err| anyhow::anyhow!("the paper market: {err}"))?;
     let sim = exchange_sim::ExchangeSim::spawn(config).await.context("starting the paper market")?;
-    tracing::info!(state = %state.display(), "paper market: built in (random walk; BTC, ETH, BNB, SOL against USDT)");
-    Ok(sim)
+    let symbols: Vec<String> = match setting {
+        config::PaperMarketSetting::Replay(files) => files.iter().map(|(s, _)| s.clone()).collect(),
+        _ => vec!["BTCUSDT".into(), "ETHUSDT".into(), "BNBUSDT".into(), "SOLUSDT".into()],
+    };
+    tracing::info!(state = %state.display(), symbols = %symbols.join(","), "paper market: on");
+    Ok(Some(sim))
 }
 
 /// `bulwark exchange-sim`: one account on a Binance-compatible exchange on loopback. Prints the

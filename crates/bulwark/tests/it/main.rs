@@ -271,8 +271,14 @@ fn runs_on_postgresql() {
     );
     let link = outbox_link(&data, 1);
     assert_eq!(app.get(&link, None).0, 200);
-    assert_eq!(app.post("/api/v1/auth/login", json!({"email": "pg@example.com", "password": PASSWORD}), None).0, 200);
+    let (status, _, cookie) =
+        app.post("/api/v1/auth/login", json!({"email": "pg@example.com", "password": PASSWORD}), None);
+    assert_eq!(status, 200);
     assert!(!data.join("bulwark.db").exists(), "no SQLite file when PostgreSQL is chosen");
+    // Several nodes cannot share one process's paper market: off on PostgreSQL unless asked for.
+    let (status, body, _) =
+        app.post("/api/v1/exchange-accounts", json!({"exchange": "paper", "name": "P"}), cookie.as_deref());
+    assert_eq!((status, body["field"].as_str()), (422, Some("exchange")), "{body}");
     drop(app);
     drop(pg);
 }
@@ -561,5 +567,50 @@ fn refuses_a_plain_http_venue_beyond_loopback() {
     for url in ["http://api.binance.com", "ftp://127.0.0.1/"] {
         let err = serve_refuses(&[("BULWARK_BIND", "127.0.0.1:0"), ("BULWARK_BINANCE_URL", url)]);
         assert!(err.contains("BULWARK_BINANCE_URL"), "{url}: {err}");
+    }
+}
+
+/// The README's first command is enough to trade on paper, and the paper market keeps its accounts
+/// across a restart (stopped with SIGTERM, as a service manager stops it).
+#[test]
+fn paper_trading_works_on_the_defaults_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = serve(&data, &[]);
+    app.post("/api/v1/auth/register", json!({"email": "paper@example.com", "password": PASSWORD}), None);
+    assert_eq!(app.get(&outbox_link(&data, 1), None).0, 200);
+    let login = json!({"email": "paper@example.com", "password": PASSWORD});
+    let cookie = app.post("/api/v1/auth/login", login.clone(), None).2.unwrap();
+    let (status, account, _) =
+        app.post("/api/v1/exchange-accounts", json!({"exchange": "paper", "name": "Practice"}), Some(&cookie));
+    assert_eq!(status, 201, "{account}");
+    let id = account["id"].as_str().unwrap().to_owned();
+    let buy = json!({"pair": "USDT_BTC", "side": "buy", "type": "market", "quote_quantity": "100"});
+    let (status, order, _) = app.post(&format!("/api/v1/exchange-accounts/{id}/orders"), buy, Some(&cookie));
+    assert_eq!((status, order["status"].as_str()), (201, Some("filled")), "{order}");
+    let balances =
+        |app: &Running, cookie: &str| app.get(&format!("/api/v1/exchange-accounts/{id}/balances"), Some(cookie)).1;
+    let before = balances(&app, &cookie);
+    stop_gracefully(app);
+    assert!(data.join("paper-market.json").exists(), "the paper market is saved on shutdown");
+
+    let app = serve(&data, &[]);
+    let cookie = app.post("/api/v1/auth/login", login, None).2.unwrap();
+    assert_eq!(balances(&app, &cookie), before, "the paper account survived the restart");
+    let usdt =
+        before.as_array().unwrap().iter().find(|b| b["asset"] == "USDT").unwrap()["free"].as_str().unwrap().to_owned();
+    let usdt: rust_decimal::Decimal = usdt.parse().unwrap();
+    // 100 USDT bought BTC rounded down to the market's step at the walk's price.
+    assert!(usdt >= rust_decimal::Decimal::new(9900, 0) && usdt < rust_decimal::Decimal::new(10_000, 0), "{usdt}");
+}
+
+/// SIGTERM, then wait for the process to end.
+fn stop_gracefully(mut running: Running) {
+    let pid = running.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while running.child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "bulwark did not stop on SIGTERM");
+        std::thread::park_timeout(Duration::from_millis(20));
     }
 }

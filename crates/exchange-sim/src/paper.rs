@@ -32,14 +32,27 @@ impl PaperMarket for ExchangeSim {
             balances: balances.iter().map(|(asset, amount)| (asset.as_str().to_owned(), *amount)).collect(),
         };
         self.add_account(account).map_err(|err| refuse(err.to_string()))?;
+        persist_now(self)?;
         Ok((api_key, Zeroizing::new(secret.as_bytes().to_vec())))
     }
 
     fn reset_account(&self, api_key: &str, balances: &[(domain::Asset, Decimal)]) -> Result<usize, ExchangeError> {
         let balances: Vec<(String, Decimal)> =
             balances.iter().map(|(asset, amount)| (asset.as_str().to_owned(), *amount)).collect();
-        ExchangeSim::reset_account(self, api_key, &balances)
-            .map_err(|err| ExchangeError::InvalidRequest { code: -1100, message: err.to_string() })
+        let canceled = ExchangeSim::reset_account(self, api_key, &balances)
+            .map_err(|err| ExchangeError::InvalidRequest { code: -1100, message: err.to_string() })?;
+        persist_now(self)?;
+        Ok(canceled)
+    }
+}
+
+/// Writes the state file at once (when there is one), so an account the user was just told about
+/// survives even a crash before the next periodic save.
+fn persist_now(sim: &ExchangeSim) -> Result<(), ExchangeError> {
+    match sim.save_state() {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+        Err(err) => Err(ExchangeError::Unreachable(format!("the paper market could not save its state: {err}"))),
     }
 }
 

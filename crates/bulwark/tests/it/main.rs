@@ -585,6 +585,7 @@ fn paper_trading_works_on_the_defaults_and_survives_a_restart() {
         app.post("/api/v1/exchange-accounts", json!({"exchange": "paper", "name": "Practice"}), Some(&cookie));
     assert_eq!(status, 201, "{account}");
     let id = account["id"].as_str().unwrap().to_owned();
+    assert!(data.join("paper-market.json").exists(), "a new paper account is saved at once");
     let buy = json!({"pair": "USDT_BTC", "side": "buy", "type": "market", "quote_quantity": "100"});
     let (status, order, _) = app.post(&format!("/api/v1/exchange-accounts/{id}/orders"), buy, Some(&cookie));
     assert_eq!((status, order["status"].as_str()), (201, Some("filled")), "{order}");

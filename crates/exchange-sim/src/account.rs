@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Verifier;
 use crate::config::{SimAccount, SimKey, SimPermissions};
 use crate::order::{SimOrder, SimTrade};
+use crate::stream::Outbox;
 
 /// Free and locked amounts of one asset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +40,13 @@ pub(crate) struct Account {
     pub(crate) balances: BTreeMap<String, SimBalance>,
     /// Every order in placement order; open ones stay here until filled or cancelled.
     pub(crate) orders: Vec<SimOrder>,
+    /// The indices in `orders` of the open ones, ascending, kept by the matching engine
+    /// ([`Self::opened`], [`Self::closed`]) so that placing, matching and cancelling cost what the
+    /// open orders cost, not the whole history (rebuilt from `orders` when the state file is loaded).
+    pub(crate) open: Vec<usize>,
     pub(crate) trades: Vec<SimTrade>,
+    /// User data stream events waiting for the state lock to be released (not kept).
+    pub(crate) outbox: Outbox,
 }
 
 impl Account {
@@ -59,7 +66,27 @@ impl Account {
             update_time: now_ms,
             balances,
             orders: Vec::new(),
+            open: Vec::new(),
             trades: Vec::new(),
+            outbox: Outbox::default(),
+        }
+    }
+
+    /// Rebuilds [`Self::open`] from the orders' statuses (after the orders were replaced).
+    pub(crate) fn reindex_open(&mut self) {
+        self.open = self.orders.iter().enumerate().filter(|(_, order)| order.is_open()).map(|(i, _)| i).collect();
+    }
+
+    /// Notes that the order at `index`, the newest, is open.
+    pub(crate) fn opened(&mut self, index: usize) {
+        debug_assert!(self.open.last().is_none_or(|&last| last < index));
+        self.open.push(index);
+    }
+
+    /// Notes that the order at `index` is no longer open.
+    pub(crate) fn closed(&mut self, index: usize) {
+        if let Ok(position) = self.open.binary_search(&index) {
+            self.open.remove(position);
         }
     }
 

@@ -1,5 +1,6 @@
 //! The endpoints the simulator serves, with their security type and request weight as documented
 //! in binance-spot-api-docs (`rest-api.md`) and the wallet docs for `apiRestrictions`.
+//! The listen-key endpoints are in `rest-api.md`'s (deprecated) user data stream section.
 
 use axum::http::Method;
 
@@ -22,6 +23,9 @@ pub(crate) enum Endpoint {
     CancelOrder,
     OpenOrders,
     MyTrades,
+    StartUserDataStream,
+    KeepAliveUserDataStream,
+    CloseUserDataStream,
 }
 
 /// What a request must prove before it is handled.
@@ -35,6 +39,8 @@ pub(crate) enum Security {
     Trade,
     /// SIGNED, any live key (key-permission lookup).
     AnyKey,
+    /// USER_STREAM: any live key in `X-MBX-APIKEY`, no timestamp or signature.
+    ApiKeyOnly,
 }
 
 impl Endpoint {
@@ -54,6 +60,9 @@ impl Endpoint {
             ("DELETE", "/api/v3/order") => Self::CancelOrder,
             ("GET", "/api/v3/openOrders") => Self::OpenOrders,
             ("GET", "/api/v3/myTrades") => Self::MyTrades,
+            ("POST", "/api/v3/userDataStream") => Self::StartUserDataStream,
+            ("PUT", "/api/v3/userDataStream") => Self::KeepAliveUserDataStream,
+            ("DELETE", "/api/v3/userDataStream") => Self::CloseUserDataStream,
             _ => return None,
         };
         Some(endpoint)
@@ -71,6 +80,9 @@ impl Endpoint {
             Self::Account | Self::QueryOrder | Self::OpenOrders | Self::MyTrades => Security::Read,
             Self::NewOrder | Self::CancelOrder => Security::Trade,
             Self::ApiRestrictions => Security::AnyKey,
+            Self::StartUserDataStream | Self::KeepAliveUserDataStream | Self::CloseUserDataStream => {
+                Security::ApiKeyOnly
+            }
         }
     }
 
@@ -88,7 +100,7 @@ impl Endpoint {
         match self {
             Self::Ping | Self::Time | Self::ApiRestrictions | Self::NewOrder | Self::CancelOrder => 1,
             Self::ExchangeInfo | Self::Account => 20,
-            Self::Klines => 2,
+            Self::Klines | Self::StartUserDataStream | Self::KeepAliveUserDataStream | Self::CloseUserDataStream => 2,
             Self::QueryOrder => 4,
             Self::TickerPrice => {
                 if has("symbol") {
@@ -162,6 +174,8 @@ mod tests {
         assert_eq!(weight(Endpoint::MyTrades, "symbol=BTCUSDT"), 20);
         assert_eq!(weight(Endpoint::QueryOrder, "symbol=BTCUSDT&orderId=1"), 4);
         assert_eq!(Endpoint::Account.weight(None), 20);
+        assert_eq!(Endpoint::StartUserDataStream.weight(None), 2);
+        assert_eq!(weight(Endpoint::KeepAliveUserDataStream, "listenKey=x"), 2);
     }
 
     #[test]
@@ -171,5 +185,7 @@ mod tests {
         assert_eq!(Endpoint::resolve(&Method::POST, "/api/v3/time"), None);
         assert_eq!(Endpoint::resolve(&Method::GET, "/api/v3/klines"), Some(Endpoint::Klines));
         assert_eq!(Endpoint::resolve(&Method::GET, "/api/v3/uiKlines"), None);
+        assert_eq!(Endpoint::resolve(&Method::PUT, "/api/v3/userDataStream"), Some(Endpoint::KeepAliveUserDataStream));
+        assert_eq!(Endpoint::resolve(&Method::GET, "/api/v3/userDataStream"), None);
     }
 }

@@ -218,6 +218,11 @@ impl ApiError {
     pub(crate) fn rejected_key() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, -2015, "Invalid API-key, IP, or permissions for action.")
     }
+
+    /// -1125: the listen key is not live (never made, closed, expired, or another account's).
+    pub(crate) fn invalid_listen_key() -> Self {
+        Self::bad_request(-1125, "This listenKey does not exist.")
+    }
 }
 
 /// An invalid [`SimConfig`](crate::SimConfig).
@@ -302,4 +307,21 @@ pub enum SimError {
     /// The handle was asked to save state but no state file is configured.
     #[error("no state file is configured")]
     NoStateFile,
+    /// The simulator refused an order or cancel placed through the handle, with the error Binance's
+    /// API would answer (what the same request over HTTP gets).
+    #[error("refused with {code}: {msg}")]
+    Refused {
+        /// The HTTP status the request would get (400, 401, 429).
+        status: u16,
+        /// Binance's error code, e.g. -2010.
+        code: i32,
+        /// Binance's message, e.g. `Account has insufficient balance for requested action.`.
+        msg: String,
+    },
+}
+
+impl From<ApiError> for SimError {
+    fn from(error: ApiError) -> Self {
+        Self::Refused { status: error.status.as_u16(), code: error.code, msg: error.msg }
+    }
 }

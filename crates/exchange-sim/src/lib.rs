@@ -16,7 +16,9 @@
 //!   request was performed; and faults drawn at random at configured [`FaultRates`];
 //! - per symbol a [`PricePath`]: still (the default, moved by hand), a seeded random walk, or a
 //!   replay of one-minute candles, stepping on the simulator's clock;
-//! - a state file that keeps accounts, orders, trades and prices across restarts.
+//! - a state file that keeps accounts, orders, trades and prices across restarts;
+//! - the user data stream: listen keys (`/api/v3/userDataStream`) and `/ws/<listenKey>` pushing
+//!   `executionReport`, `outboundAccountPosition` and `listenKeyExpired`.
 //!
 //! Matching is deliberately simple: takers find ample liquidity, so market and marketable limit
 //! orders fill completely at once at the current price; resting limit orders fill at their limit
@@ -24,7 +26,7 @@
 //! or completely when [`ExchangeSim::set_price`] reaches them. Balances are reserved by open
 //! orders and released on fill or cancel; fees are charged per fill in the received asset.
 //!
-//! Not there yet: stop and take-profit orders, user data streams and WebSocket market streams,
+//! Not there yet: stop and take-profit orders, WebSocket market streams,
 //! RSA keys, and IP allow lists (every loopback client is allowed; `ipRestrict` is only reported).
 
 mod account;
@@ -48,6 +50,7 @@ mod rng;
 mod routes;
 mod server;
 mod state;
+mod stream;
 mod weights;
 mod wire;
 
@@ -68,7 +71,7 @@ pub use crate::candles::Candle;
 pub use crate::config::{SimAccount, SimConfig, SimKey, SimLimits, SimPermissions, SimSymbol};
 pub use crate::error::{ConfigError, SimError};
 pub use crate::faults::{Fault, FaultRates, LostReply};
-pub use crate::order::{OrderStatus, OrderType, Side, SimOrder, SimTrade, TimeInForce};
+pub use crate::order::{OrderParams, OrderStatus, OrderType, Side, SimOrder, SimTrade, TimeInForce};
 pub use crate::paper::PAPER_VENUE;
 pub use crate::pricepath::PricePath;
 use crate::server::{ConnInfo, SimListener};
@@ -112,7 +115,10 @@ impl ExchangeSim {
         let local_addr = listener.local_addr()?;
         let (shutdown, stopped) = watch::channel(false);
         let shared = Arc::new(Shared::new(&config, stopped)?);
-        let app = Router::new().fallback(routes::handle).with_state(Arc::clone(&shared));
+        let app = Router::new()
+            .route("/ws/{listen_key}", axum::routing::get(handlers::stream::connect))
+            .fallback(routes::handle)
+            .with_state(Arc::clone(&shared));
         let service = app.into_make_service_with_connect_info::<ConnInfo>();
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(SimListener::new(listener), service).await {
@@ -339,6 +345,40 @@ impl ExchangeSim {
     /// [`SimError::UnknownApiKey`].
     pub fn revoke_key(&self, api_key: &str) -> Result<(), SimError> {
         self.with_account(api_key, |account| account.revoked = true)
+    }
+
+    /// Places an order for `api_key` in process, without HTTP: the same code as
+    /// `POST /api/v3/order` once the request is authenticated (the parameters' checks for the
+    /// order's type, order-count limits, filters, balance reservation, matching, fills and fees),
+    /// at the simulator's clock. There is no signature, timestamp, request weight, fault or request
+    /// log entry. Returns the order as placed, fills applied; its trades are in [`Self::trades`].
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Refused`] with the status, code and message the HTTP request would get: -2014
+    /// for a malformed key; -2015 for an unknown or revoked key or one not allowed to trade; and
+    /// every refusal of the order itself (-1013 filter failure, -2010 insufficient balance or a
+    /// duplicate client order id, -1102 / -1106 parameters, -1121 symbol, -1015 order count, ...).
+    pub fn place_order_in_process(&self, api_key: &str, order: &OrderParams) -> Result<SimOrder, SimError> {
+        let mut state = self.shared.lock();
+        let account = handlers::trade::trading_account(&state, api_key)?;
+        let now_ms = state.clock.now_ms();
+        Ok(handlers::trade::new_order_in_process(&mut state, account, order, now_ms)?)
+    }
+
+    /// Cancels the open order `order_id` on `symbol` of `api_key` in process, as
+    /// `DELETE /api/v3/order` with `orderId` does once authenticated; returns the canceled order
+    /// (its reserved funds are free again).
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Refused`] as the HTTP request: -2014 / -2015 for the key, -1121 for an unknown
+    /// symbol, -2011 for an order that is not open or not there.
+    pub fn cancel_order_in_process(&self, api_key: &str, symbol: &str, order_id: u64) -> Result<SimOrder, SimError> {
+        let mut state = self.shared.lock();
+        let account = handlers::trade::trading_account(&state, api_key)?;
+        let now_ms = state.clock.now_ms();
+        Ok(handlers::trade::cancel_in_process(&mut state, account, symbol, order_id, now_ms)?)
     }
 
     /// Queues a one-shot fault for the next request it matches.

@@ -23,6 +23,7 @@ use crate::error::{ApiError, SimError};
 use crate::market::{SymbolState, is_multiple_of, round_to_step};
 use crate::order::{OrderStatus, OrderType, Side, SimOrder, SimTrade, TimeInForce};
 use crate::rng::SplitMix64;
+use crate::stream::Execution;
 
 /// Most path steps applied in one catch-up; a clock moved far ahead catches up over several calls.
 const MAX_STEPS_PER_CATCH_UP: usize = 100_000;
@@ -140,12 +141,11 @@ impl Exchange {
             (_, OrderSize::Quote(_)) => return Err(ApiError::not_required("quoteOrderQty")),
         };
         check_filters(&symbol.rules, new.price, qty, symbol.price)?;
-        let open_on_symbol =
-            account.orders.iter().filter(|order| order.is_open() && order.symbol == new.symbol).count();
+        let open_on_symbol = account.open.iter().filter(|&&i| account.orders[i].symbol == new.symbol).count();
         if open_on_symbol >= max_open {
             return Err(ApiError::filter_failure("MAX_NUM_ORDERS"));
         }
-        if account.orders.iter().any(|order| order.is_open() && order.client_order_id == client_order_id) {
+        if account.open.iter().any(|&i| account.orders[i].client_order_id == client_order_id) {
             return Err(ApiError::new_order_rejected("Duplicate order sent."));
         }
         let marketable = match new.price {
@@ -188,6 +188,8 @@ impl Exchange {
         account.orders.push(order);
         account.update_time = now_ms;
         let index = account.orders.len() - 1;
+        account.opened(index);
+        account.outbox.order_event(&account.orders[index], Execution::New);
 
         let mut fills = Vec::new();
         if marketable {
@@ -242,7 +244,7 @@ impl Exchange {
         }
         let mut filled = 0;
         for account in &mut self.accounts {
-            for index in 0..account.orders.len() {
+            for index in account.open.clone() {
                 let order = &account.orders[index];
                 let crossed = match order.side {
                     Side::Buy => price <= order.price,
@@ -301,7 +303,7 @@ fn run_candle(
     // (where on the path the price reaches the order, the order id for age, account, order index)
     let mut reached: Vec<((usize, Decimal), u64, usize, usize)> = Vec::new();
     for (account_index, account) in accounts.iter().enumerate() {
-        for (order_index, order) in account.orders.iter().enumerate() {
+        for (order_index, order) in account.open.iter().map(|&i| (i, &account.orders[i])) {
             if order.is_open()
                 && order.symbol == symbol.rules.symbol
                 && let Some(position) = reach(&waypoints, order.side, order.price)
@@ -436,6 +438,9 @@ fn execute(
     let surplus = (order.reserved - still_needed).max(Decimal::ZERO);
     order.reserved -= surplus;
     let reserve_asset = order.reserved_asset.clone();
+    if order.status == OrderStatus::Filled {
+        account.closed(index);
+    }
     account.release(&reserve_asset, surplus);
     account.update_time = now_ms;
     let trade = SimTrade {
@@ -451,6 +456,7 @@ fn execute(
         is_buyer: side == Side::Buy,
         is_maker,
     };
+    account.outbox.order_event(&account.orders[index], Execution::Trade(&trade));
     account.trades.push(trade.clone());
     trade
 }
@@ -462,8 +468,10 @@ pub(crate) fn close(account: &mut Account, index: usize, status: OrderStatus, no
     let asset = order.reserved_asset.clone();
     order.status = status;
     order.update_time = now_ms;
+    account.closed(index);
     account.release(&asset, reserved);
     account.update_time = now_ms;
+    account.outbox.order_event(&account.orders[index], Execution::Ended);
 }
 
 /// Fees are rounded to 8 decimals, the precision of Binance's commission fields.
@@ -583,6 +591,8 @@ mod tests {
                     prop_assert_eq!(balance.locked, reserved, "{}", asset);
                 }
                 prop_assert!(account.orders.iter().filter(|o| !o.is_open()).all(|o| o.reserved.is_zero()));
+                let open: Vec<usize> = (0..account.orders.len()).filter(|&i| account.orders[i].is_open()).collect();
+                prop_assert_eq!(&account.open, &open, "the open-order index");
                 let (mut base, mut quote) = (Decimal::new(5, 1), Decimal::new(10_000, 0));
                 for trade in &account.trades {
                     let (base_fee, quote_fee) = if trade.commission_asset == "BTC" { (trade.commission, Decimal::ZERO) } else { (Decimal::ZERO, trade.commission) };

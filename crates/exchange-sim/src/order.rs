@@ -116,6 +116,55 @@ pub struct SimTrade {
     pub is_maker: bool,
 }
 
+/// A new order as `POST /api/v3/order` takes it, typed, for
+/// [`ExchangeSim::place_order_in_process`](crate::ExchangeSim::place_order_in_process): the same
+/// checks and the same refusals as the parameters of the HTTP request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderParams {
+    /// `symbol`.
+    pub symbol: String,
+    /// `side`.
+    pub side: Side,
+    /// `type`.
+    pub order_type: OrderType,
+    /// `timeInForce`: mandatory for `LIMIT`, refused for `MARKET` and `LIMIT_MAKER`.
+    pub time_in_force: Option<TimeInForce>,
+    /// `quantity` (base).
+    pub quantity: Option<Decimal>,
+    /// `quoteOrderQty` (`MARKET` only, instead of `quantity`).
+    pub quote_order_qty: Option<Decimal>,
+    /// `price` (`LIMIT` and `LIMIT_MAKER`).
+    pub price: Option<Decimal>,
+    /// `newClientOrderId`; generated when `None`.
+    pub new_client_order_id: Option<String>,
+}
+
+impl OrderParams {
+    /// A `LIMIT` `GTC` order.
+    pub fn limit(symbol: &str, side: Side, quantity: Decimal, price: Decimal) -> Self {
+        Self {
+            order_type: OrderType::Limit,
+            time_in_force: Some(TimeInForce::Gtc),
+            price: Some(price),
+            ..Self::market(symbol, side, quantity)
+        }
+    }
+
+    /// A `MARKET` order for a base `quantity`.
+    pub fn market(symbol: &str, side: Side, quantity: Decimal) -> Self {
+        Self {
+            symbol: symbol.to_owned(),
+            side,
+            order_type: OrderType::Market,
+            time_in_force: None,
+            quantity: Some(quantity),
+            quote_order_qty: None,
+            price: None,
+            new_client_order_id: None,
+        }
+    }
+}
+
 impl Side {
     pub(crate) fn parse(raw: &str) -> Result<Self, ApiError> {
         match raw {

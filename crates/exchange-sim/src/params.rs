@@ -145,7 +145,7 @@ fn is_symbol_shaped(raw: &str) -> bool {
         && raw.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-fn check_symbol_chars(name: &str, raw: &str) -> Result<(), ApiError> {
+pub(crate) fn check_symbol_chars(name: &str, raw: &str) -> Result<(), ApiError> {
     if is_symbol_shaped(raw) { Ok(()) } else { Err(ApiError::illegal_chars(name, SYMBOL_RANGE)) }
 }
 

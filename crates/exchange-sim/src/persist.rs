@@ -169,6 +169,7 @@ impl SavedState {
             account.update_time = saved.update_time;
             account.balances = saved.balances;
             account.orders = saved.orders;
+            account.reindex_open();
             account.trades = saved.trades;
         }
         // Fresh accounts get uids after every restored one.

@@ -163,11 +163,15 @@ fn dispatch(state: &mut SimState, endpoint: Endpoint, request: &Request<'_>) -> 
         Endpoint::MyTrades => account::my_trades(state, request),
         Endpoint::NewOrder => trade::new_order(state, request),
         Endpoint::CancelOrder => trade::cancel_order(state, request),
+        Endpoint::StartUserDataStream => handlers::stream::start(state, request),
+        Endpoint::KeepAliveUserDataStream => handlers::stream::keep_alive(state, request),
+        Endpoint::CloseUserDataStream => handlers::stream::close(state, request),
     }
 }
 
 /// For SIGNED endpoints: the key (-2014, -2015), the timing rule (-1021), the signature (-1022) and
-/// the key's permission (-2015), in that order. Returns the account.
+/// the key's permission (-2015), in that order; USER_STREAM ones stop after the key. Returns the
+/// account.
 fn authenticate(
     state: &mut SimState,
     endpoint: Endpoint,
@@ -189,6 +193,9 @@ fn authenticate(
     if state.exchange.accounts[index].revoked {
         return Err(ApiError::rejected_key());
     }
+    if security == Security::ApiKeyOnly {
+        return Ok(Some(index));
+    }
     check_timestamp(params, now_ms)?;
     let signed = signed_payload(incoming.query, &String::from_utf8_lossy(incoming.body))?;
     let account = &state.exchange.accounts[index];
@@ -196,7 +203,7 @@ fn authenticate(
         return Err(ApiError::invalid_signature());
     }
     let permitted = match security {
-        Security::Public | Security::AnyKey => true,
+        Security::Public | Security::AnyKey | Security::ApiKeyOnly => true,
         Security::Read => account.can_read(),
         Security::Trade => account.can_trade(),
     };
@@ -244,7 +251,7 @@ fn add_weight_headers(
     }
 }
 
-fn error_response(error: &ApiError) -> Response {
+pub(crate) fn error_response(error: &ApiError) -> Response {
     let body = serde_json::json!({ "code": error.code, "msg": error.msg }).to_string();
     let mut response = json_response(error.status, body);
     if let Some(seconds) = error.retry_after {

@@ -3,9 +3,11 @@
 //! The lock is never held across an `.await`: a request takes it once to decide on faults, once
 //! to be processed, and the handle takes it for each call. Taking it first brings the market up
 //! to the clock (every price-path step due by now), so whatever reads the state sees the market
-//! as of now, and the market moves exactly as the clock does.
+//! as of now, and the market moves exactly as the clock does. Releasing it sends what the user
+//! data streams are to hear ([`StateGuard`]).
 
 use std::io;
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -17,6 +19,7 @@ use crate::config::{SimConfig, SimLimits};
 use crate::faults::FaultQueue;
 use crate::matching::Exchange;
 use crate::persist::SavedState;
+use crate::stream::{self, Outgoing, UserStreams};
 use crate::weights::{OrderCounter, WeightTracker};
 
 /// One request as the simulator received it, for assertions such as "the order was placed exactly
@@ -48,6 +51,8 @@ pub(crate) struct SimState {
     pub(crate) weights: WeightTracker,
     pub(crate) order_counts: OrderCounter,
     pub(crate) limits: SimLimits,
+    /// Listen keys (not kept in the state file).
+    pub(crate) streams: UserStreams,
     log: Vec<RequestRecord>,
     /// How many records [`SimState::clear_log`] dropped; request ids count from the first request.
     log_dropped: usize,
@@ -69,6 +74,7 @@ impl SimState {
             weights: WeightTracker::default(),
             order_counts: OrderCounter::default(),
             limits: config.limits,
+            streams: UserStreams::default(),
             log: Vec::new(),
             log_dropped: 0,
         };
@@ -115,6 +121,9 @@ pub(crate) struct Shared {
     pub(crate) state_file: Option<PathBuf>,
     /// Held while the state file is written, so that two writes never share the temporary file.
     writing: Mutex<()>,
+    /// Taken before the state lock is released and held while the stream events collected under it
+    /// are sent, so that they go out in the order they happened.
+    sending: Mutex<()>,
 }
 
 impl Shared {
@@ -128,16 +137,17 @@ impl Shared {
             hang_for: config.hang_for,
             state_file: config.state_file.clone(),
             writing: Mutex::new(()),
+            sending: Mutex::new(()),
         })
     }
 
     /// The state, with the market brought up to the clock. A panic while holding the lock cannot
     /// leave it half-updated in a way that matters more than losing the simulator, so a poisoned
     /// lock is used as is.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SimState> {
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.catch_up();
-        state
+        StateGuard { state, outgoing: Outgoing::default(), sending: &self.sending }
     }
 
     /// Writes the state file, if one is configured; `Ok(false)` when none is.
@@ -162,6 +172,40 @@ impl Shared {
         tokio::select! {
             () = tokio::time::sleep(self.hang_for) => {}
             _ = shutdown.wait_for(|stopped| *stopped) => {}
+        }
+    }
+}
+
+/// The locked state. Dropping it takes the user data stream events collected meanwhile (with the
+/// lock held), releases the lock, and then sends them.
+#[derive(Debug)]
+pub(crate) struct StateGuard<'a> {
+    // Fields drop in order after `drop`: the state is unlocked before `outgoing` sends.
+    state: MutexGuard<'a, SimState>,
+    outgoing: Outgoing<'a>,
+    sending: &'a Mutex<()>,
+}
+
+impl Deref for StateGuard<'_> {
+    type Target = SimState;
+
+    fn deref(&self) -> &SimState {
+        &self.state
+    }
+}
+
+impl DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SimState {
+        &mut self.state
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        let pending = stream::collect(&mut self.state);
+        if !pending.is_empty() {
+            let order = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
+            self.outgoing = Outgoing::new(pending, order);
         }
     }
 }

@@ -5,6 +5,7 @@
 pub(crate) mod account;
 pub(crate) mod klines;
 pub(crate) mod market;
+pub(crate) mod stream;
 pub(crate) mod trade;
 
 use serde::Serialize;
@@ -61,9 +62,15 @@ pub(crate) fn order_selector(params: &Params) -> Result<OrderSelector, ApiError>
 /// An optional client order id parameter, checked against Binance's pattern.
 pub(crate) fn client_order_id(params: &Params, name: &str) -> Result<Option<String>, ApiError> {
     let Some(raw) = params.optional(name)? else { return Ok(None) };
+    check_client_order_id(name, raw)?;
+    Ok(Some(raw.to_owned()))
+}
+
+/// A client order id against Binance's pattern (-1100 otherwise).
+pub(crate) fn check_client_order_id(name: &str, raw: &str) -> Result<(), ApiError> {
     let legal = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'/' | b'_' | b'-');
     if raw.len() > 36 || !raw.bytes().all(legal) {
         return Err(ApiError::illegal_chars(name, CLIENT_ORDER_ID_RANGE));
     }
-    Ok(Some(raw.to_owned()))
+    Ok(())
 }

@@ -6,12 +6,14 @@ mod account;
 mod auth;
 mod configured;
 mod faults;
+mod in_process;
 mod limits;
 mod market;
 mod orders;
 mod partial;
 mod paths;
 mod state;
+mod stream;
 
 use std::time::Duration;
 

@@ -127,6 +127,18 @@ fn exchange_for(state: &AppState, account: &ExchangeAccountRecord) -> Result<std
     keys::open_account(state, account)
 }
 
+/// The pair asked about and the port of the user's account `id`.
+async fn pair_and_exchange(
+    state: &AppState,
+    authed: &Authed,
+    id: &str,
+    pair: &str,
+) -> Result<(Pair, std::sync::Arc<dyn Exchange>), ApiError> {
+    let pair = pair_of(pair)?;
+    let account = owned(state, authed, id).await?;
+    Ok((pair, exchange_for(state, &account)?))
+}
+
 /// `GET /api/v1/exchange-accounts/{id}/markets`: the pairs the account can trade, with their rules.
 pub async fn markets(
     State(state): State<AppState>,
@@ -163,9 +175,8 @@ pub async fn open_orders(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<PairQuery>,
 ) -> Result<Response, ApiError> {
-    let pair = pair_of(&query.pair)?;
-    let account = owned(&state, &authed, &id).await?;
-    let orders = exchange_for(&state, &account)?.open_orders(&pair).await.map_err(|err| order_error(&err))?;
+    let (pair, exchange) = pair_and_exchange(&state, &authed, &id, &query.pair).await?;
+    let orders = exchange.open_orders(&pair).await.map_err(|err| order_error(&err))?;
     let amounts = Amounts::new(&authed, query.reveal);
     Ok(axum::Json(orders.iter().map(|o| order_json(&pair, o, &amounts)).collect::<Vec<_>>()).into_response())
 }
@@ -177,9 +188,8 @@ pub async fn trades(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<PairQuery>,
 ) -> Result<Response, ApiError> {
-    let pair = pair_of(&query.pair)?;
-    let account = owned(&state, &authed, &id).await?;
-    let mut trades = exchange_for(&state, &account)?.my_trades(&pair, None).await.map_err(|err| order_error(&err))?;
+    let (pair, exchange) = pair_and_exchange(&state, &authed, &id, &query.pair).await?;
+    let mut trades = exchange.my_trades(&pair, None).await.map_err(|err| order_error(&err))?;
     trades.reverse();
     let amounts = Amounts::new(&authed, query.reveal);
     Ok(axum::Json(trades.iter().map(|t| trade_json(&pair, t, &amounts)).collect::<Vec<_>>()).into_response())
@@ -333,15 +343,12 @@ pub async fn cancel(
     Path((id, order_id)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<PairQuery>,
 ) -> Result<Response, ApiError> {
-    let pair = pair_of(&query.pair)?;
     if order_id.is_empty() || order_id.len() > 20 || !order_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::NotFound);
     }
-    let account = owned(&state, &authed, &id).await?;
-    let report = exchange_for(&state, &account)?
-        .cancel_order(&pair, &VenueOrderRef::VenueId(order_id))
-        .await
-        .map_err(|err| order_error(&err))?;
+    let (pair, exchange) = pair_and_exchange(&state, &authed, &id, &query.pair).await?;
+    let report =
+        exchange.cancel_order(&pair, &VenueOrderRef::VenueId(order_id)).await.map_err(|err| order_error(&err))?;
     Ok(axum::Json(order_json(&pair, &report, &Amounts::new(&authed, query.reveal))).into_response())
 }
 
@@ -354,10 +361,9 @@ pub async fn chart(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<PairQuery>,
 ) -> Result<Response, ApiError> {
-    let pair = pair_of(&query.pair)?;
-    let account = owned(&state, &authed, &id).await?;
+    let (pair, exchange) = pair_and_exchange(&state, &authed, &id, &query.pair).await?;
     let limit = query.limit.unwrap_or(60).clamp(2, 240);
-    let candles = exchange_for(&state, &account)?.candles(&pair, limit).await.map_err(|err| order_error(&err))?;
+    let candles = exchange.candles(&pair, limit).await.map_err(|err| order_error(&err))?;
     let svg = crate::chart::candles_svg(&pair.to_3commas(), &candles);
     Ok(([(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")], svg).into_response())
 }

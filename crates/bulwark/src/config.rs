@@ -204,8 +204,9 @@ pub struct ServeArgs {
     #[arg(long, env = "BULWARK_BINANCE_URL", default_value = "https://api.binance.com")]
     pub binance_url: Url,
     /// The paper market: `builtin` (a random walk in this process), `replay:SYMBOL=FILE[,SYMBOL=FILE]`
-    /// (one-minute candles in Binance kline CSV order, one per minute) or `off`. Default: `builtin`
-    /// on SQLite, `off` on PostgreSQL (several nodes cannot share one process's market).
+    /// (one-minute candles in Binance kline CSV order, one per minute), the URL of a shared
+    /// `bulwark exchange-sim` (http:// on loopback), or `off`. Default: `builtin` on SQLite, `off` on
+    /// PostgreSQL (several nodes cannot share one process's market; give them a URL).
     #[arg(long, env = "BULWARK_PAPER_MARKET")]
     pub paper_market: Option<String>,
     /// tracing filter, e.g. `info` or `server=debug,info`.
@@ -228,6 +229,16 @@ pub struct Settings {
     pub server: server::ServerConfig,
 }
 
+/// Whether `url` names this machine's loopback interface.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    }
+}
+
 /// Where paper accounts trade.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaperMarketSetting {
@@ -236,17 +247,27 @@ pub enum PaperMarketSetting {
     Builtin,
     /// Symbols replaying candle files.
     Replay(Vec<(String, PathBuf)>),
+    /// A `bulwark exchange-sim` shared by several nodes.
+    Remote(Url),
 }
 
 impl PaperMarketSetting {
     /// # Errors
     /// A sentence naming the accepted forms.
     pub fn parse(raw: Option<&str>, postgres: bool) -> anyhow::Result<PaperMarketSetting> {
-        let usage = "BULWARK_PAPER_MARKET is `builtin`, `off` or `replay:SYMBOL=FILE[,SYMBOL=FILE...]`";
+        let usage = "BULWARK_PAPER_MARKET is `builtin`, `off`, `replay:SYMBOL=FILE[,SYMBOL=FILE...]` or the \
+                     http:// URL of a `bulwark exchange-sim` on loopback";
         Ok(match raw.map(str::trim) {
             None | Some("") if postgres => PaperMarketSetting::Off,
             None | Some("" | "builtin") => PaperMarketSetting::Builtin,
             Some("off") => PaperMarketSetting::Off,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                let url = Url::parse(url).with_context(|| usage.to_owned())?;
+                if !(url.scheme() == "https" || is_loopback(&url)) {
+                    bail!("{usage}");
+                }
+                PaperMarketSetting::Remote(url)
+            }
             Some(other) => {
                 let list = other.strip_prefix("replay:").with_context(|| usage.to_owned())?;
                 let mut files = Vec::new();
@@ -305,13 +326,9 @@ impl ServeArgs {
         server.mail_from = self.mail_from;
         server.vault_refresh = self.vault_refresh.interval();
         let root_key_file = self.storage.root_key_file();
-        let loopback = match self.binance_url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name == "localhost",
-            None => false,
-        };
-        if !(self.binance_url.scheme() == "https" || (self.binance_url.scheme() == "http" && loopback)) {
+        if !(self.binance_url.scheme() == "https"
+            || (self.binance_url.scheme() == "http" && is_loopback(&self.binance_url)))
+        {
             bail!("BULWARK_BINANCE_URL must be https://, or http:// to a loopback address (a local simulator)");
         }
         let paper_market =
@@ -349,7 +366,13 @@ mod paper_tests {
                 ("ETHUSDT".to_owned(), PathBuf::from("b.csv"))
             ])
         );
-        for bad in ["replay:", "replay:BTCUSDT", "replay:=x.csv", "http://127.0.0.1:9090", "on"] {
+        assert_eq!(
+            PaperMarketSetting::parse(Some("http://127.0.0.1:9090"), true).unwrap(),
+            PaperMarketSetting::Remote("http://127.0.0.1:9090".parse().unwrap())
+        );
+        for bad in
+            ["replay:", "replay:BTCUSDT", "replay:=x.csv", "http://paper.example.com:9090", "on", "ftp://127.0.0.1"]
+        {
             assert!(PaperMarketSetting::parse(Some(bad), false).is_err(), "{bad}");
         }
     }

@@ -83,20 +83,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(url = %settings.binance_url, "venue binance");
     let mut venue_list: Vec<Arc<dyn exchange::Venues>> =
         vec![Arc::new(exchange_binance::BinanceVenue { name: "binance", client: binance })];
-    let paper = match paper_market(&settings.data_dir, &settings.paper_market).await? {
-        Some(paper) => {
-            let paper = Arc::new(paper);
-            let url = url::Url::parse(&paper.base_url()).context("the paper market's URL")?;
-            let client =
-                exchange_binance::BinanceClient::new(exchange_binance::BinanceConfig::new(url), clock.clone())?;
-            venue_list.push(Arc::new(exchange_binance::BinanceVenue {
-                name: exchange_sim::PAPER_VENUE,
-                client: Arc::new(client),
-            }));
-            Some(paper as Arc<dyn exchange::PaperMarket>)
-        }
-        None => None,
+    let paper_venue = |url: url::Url| -> anyhow::Result<Arc<dyn exchange::Venues>> {
+        let client = exchange_binance::BinanceClient::new(exchange_binance::BinanceConfig::new(url), clock.clone())?;
+        Ok(Arc::new(exchange_binance::BinanceVenue { name: exchange_sim::PAPER_VENUE, client: Arc::new(client) }))
     };
+    let paper: Option<Arc<dyn exchange::PaperMarket>> =
+        if let config::PaperMarketSetting::Remote(url) = &settings.paper_market {
+            let remote = exchange_sim::RemotePaperMarket::new(url.clone())?;
+            remote.ping().await.with_context(|| format!("the paper market at {url} does not answer"))?;
+            venue_list.push(paper_venue(url.clone())?);
+            tracing::info!(%url, "paper market: shared exchange-sim");
+            Some(Arc::new(remote))
+        } else if let Some(paper) = paper_market(&settings.data_dir, &settings.paper_market).await? {
+            let paper = Arc::new(paper);
+            venue_list.push(paper_venue(url::Url::parse(&paper.base_url()).context("the paper market's URL")?)?);
+            Some(paper)
+        } else {
+            None
+        };
     let venues: Arc<dyn exchange::Venues> = Arc::new(exchange::VenueSet(venue_list));
     let deps = server::AppDeps {
         store,
@@ -417,7 +421,7 @@ async fn paper_market(
     auth::Random::fill(&auth::OsRandom, &mut seed);
     let mut config = SimConfig::new(u64::from_le_bytes(seed));
     match setting {
-        config::PaperMarketSetting::Off => {
+        config::PaperMarketSetting::Off | config::PaperMarketSetting::Remote(_) => {
             tracing::info!(
                 "paper market: off (BULWARK_PAPER_MARKET=off, or PostgreSQL without BULWARK_PAPER_MARKET=builtin)"
             );

@@ -26,6 +26,10 @@ pub(crate) enum Endpoint {
     StartUserDataStream,
     KeepAliveUserDataStream,
     CloseUserDataStream,
+    /// The simulator's own: open an account (for a shared paper market).
+    SimOpenAccount,
+    /// The simulator's own: start an account over (SIGNED by it).
+    SimResetAccount,
 }
 
 /// What a request must prove before it is handled.
@@ -63,6 +67,8 @@ impl Endpoint {
             ("POST", "/api/v3/userDataStream") => Self::StartUserDataStream,
             ("PUT", "/api/v3/userDataStream") => Self::KeepAliveUserDataStream,
             ("DELETE", "/api/v3/userDataStream") => Self::CloseUserDataStream,
+            ("POST", "/sim/v1/accounts") => Self::SimOpenAccount,
+            ("POST", "/sim/v1/account/reset") => Self::SimResetAccount,
             _ => return None,
         };
         Some(endpoint)
@@ -76,10 +82,11 @@ impl Endpoint {
             | Self::TickerPrice
             | Self::Ticker24h
             | Self::Depth
-            | Self::Klines => Security::Public,
+            | Self::Klines
+            | Self::SimOpenAccount => Security::Public,
             Self::Account | Self::QueryOrder | Self::OpenOrders | Self::MyTrades => Security::Read,
             Self::NewOrder | Self::CancelOrder => Security::Trade,
-            Self::ApiRestrictions => Security::AnyKey,
+            Self::ApiRestrictions | Self::SimResetAccount => Security::AnyKey,
             Self::StartUserDataStream | Self::KeepAliveUserDataStream | Self::CloseUserDataStream => {
                 Security::ApiKeyOnly
             }
@@ -98,7 +105,13 @@ impl Endpoint {
     pub(crate) fn weight(self, params: Option<&Params>) -> u32 {
         let has = |name: &str| params.is_some_and(|params| params.raw(name).is_some());
         match self {
-            Self::Ping | Self::Time | Self::ApiRestrictions | Self::NewOrder | Self::CancelOrder => 1,
+            Self::Ping
+            | Self::Time
+            | Self::ApiRestrictions
+            | Self::NewOrder
+            | Self::CancelOrder
+            | Self::SimOpenAccount
+            | Self::SimResetAccount => 1,
             Self::ExchangeInfo | Self::Account => 20,
             Self::Klines | Self::StartUserDataStream | Self::KeepAliveUserDataStream | Self::CloseUserDataStream => 2,
             Self::QueryOrder => 4,

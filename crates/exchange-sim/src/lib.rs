@@ -72,7 +72,7 @@ pub use crate::config::{SimAccount, SimConfig, SimKey, SimLimits, SimPermissions
 pub use crate::error::{ConfigError, SimError};
 pub use crate::faults::{Fault, FaultRates, LostReply};
 pub use crate::order::{OrderParams, OrderStatus, OrderType, Side, SimOrder, SimTrade, TimeInForce};
-pub use crate::paper::PAPER_VENUE;
+pub use crate::paper::{PAPER_VENUE, RemotePaperMarket};
 pub use crate::pricepath::PricePath;
 use crate::server::{ConnInfo, SimListener};
 pub use crate::state::RequestRecord;
@@ -325,17 +325,8 @@ impl ExchangeSim {
         let mut state = self.shared.lock();
         let now_ms = state.clock.now_ms();
         let index = state.exchange.account_index(api_key).ok_or_else(|| SimError::UnknownApiKey(api_key.to_owned()))?;
-        let account = &mut state.exchange.accounts[index];
-        let open: Vec<usize> = (0..account.orders.len()).filter(|&i| account.orders[i].is_open()).collect();
-        for &order in &open {
-            matching::close(account, order, OrderStatus::Canceled, now_ms);
-        }
-        account.balances = balances
-            .iter()
-            .map(|(asset, amount)| (asset.clone(), account::SimBalance { free: *amount, locked: Decimal::ZERO }))
-            .collect();
-        account.update_time = now_ms;
-        Ok(open.len())
+        let canceled = handlers::sim_admin::reset(&mut state.exchange.accounts[index], balances, now_ms);
+        Ok(canceled)
     }
 
     /// Revokes an API key: every later SIGNED request with it gets -2015.

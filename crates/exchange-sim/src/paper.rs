@@ -2,9 +2,15 @@
 //! account in it for every paper account a user creates. The account gets a random API key and
 //! HMAC secret and is then used over HTTP through the Binance adapter, like a real key, so a bot
 //! that works on paper uses the very code that trades on Binance.
+//!
+//! [`RemotePaperMarket`] is the same market in another process (`bulwark exchange-sim`), reached
+//! through the simulator's own endpoints, so several `serve` nodes can share one paper market.
 
-use exchange::{ExchangeError, PaperMarket};
+use async_trait::async_trait;
+use aws_lc_rs::hmac;
+use exchange::{Credentials, ExchangeError, PaperMarket};
 use rust_decimal::Decimal;
+use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::{ExchangeSim, SimAccount, SimKey, SimPermissions};
@@ -12,12 +18,13 @@ use crate::{ExchangeSim, SimAccount, SimKey, SimPermissions};
 /// The venue name paper accounts are reached under.
 pub const PAPER_VENUE: &str = "paper";
 
+#[async_trait]
 impl PaperMarket for ExchangeSim {
     fn venue(&self) -> &'static str {
         PAPER_VENUE
     }
 
-    fn open_account(
+    async fn open_account(
         &self,
         balances: &[(domain::Asset, Decimal)],
     ) -> Result<(String, Zeroizing<Vec<u8>>), ExchangeError> {
@@ -36,13 +43,139 @@ impl PaperMarket for ExchangeSim {
         Ok((api_key, Zeroizing::new(secret.as_bytes().to_vec())))
     }
 
-    fn reset_account(&self, api_key: &str, balances: &[(domain::Asset, Decimal)]) -> Result<usize, ExchangeError> {
+    async fn reset_account(
+        &self,
+        credentials: &dyn Credentials,
+        balances: &[(domain::Asset, Decimal)],
+    ) -> Result<usize, ExchangeError> {
         let balances: Vec<(String, Decimal)> =
             balances.iter().map(|(asset, amount)| (asset.as_str().to_owned(), *amount)).collect();
-        let canceled = ExchangeSim::reset_account(self, api_key, &balances)
+        let canceled = ExchangeSim::reset_account(self, credentials.api_key(), &balances)
             .map_err(|err| ExchangeError::InvalidRequest { code: -1100, message: err.to_string() })?;
         persist_now(self)?;
         Ok(canceled)
+    }
+}
+
+/// A paper market in a `bulwark exchange-sim` process shared by several nodes, reached over HTTP
+/// on loopback at `base` through the simulator's `/sim/v1/` endpoints.
+#[derive(Debug, Clone)]
+pub struct RemotePaperMarket {
+    base: url::Url,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Opened {
+    api_key: String,
+    secret_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WasReset {
+    canceled_orders: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerTime {
+    server_time: i64,
+}
+
+#[derive(Deserialize)]
+struct Refusal {
+    code: i64,
+    msg: String,
+}
+
+impl RemotePaperMarket {
+    /// # Errors
+    /// `ExchangeError::Unreachable` when the HTTP client cannot be built.
+    pub fn new(base: url::Url) -> Result<RemotePaperMarket, ExchangeError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|err| ExchangeError::Unreachable(format!("cannot build the HTTP client: {err}")))?;
+        Ok(RemotePaperMarket { base, http })
+    }
+
+    /// Asks the market whether it answers (`/api/v3/ping`), for a clear error at start.
+    ///
+    /// # Errors
+    /// `ExchangeError::Unreachable`.
+    pub async fn ping(&self) -> Result<(), ExchangeError> {
+        let _: serde_json::Value = self.call(reqwest::Method::GET, "/api/v3/ping", "", None).await?;
+        Ok(())
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &str,
+        api_key: Option<&str>,
+    ) -> Result<T, ExchangeError> {
+        let mut url = self.base.clone();
+        url.set_path(path);
+        url.set_query((!query.is_empty()).then_some(query));
+        let mut request = self.http.request(method, url);
+        if let Some(api_key) = api_key {
+            request = request.header("X-MBX-APIKEY", api_key);
+        }
+        let unreachable =
+            |err: reqwest::Error| ExchangeError::Unreachable(format!("the paper market at {path}: {err}"));
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(unreachable)?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|err| ExchangeError::Protocol(format!("{path}: {err}")));
+        }
+        match serde_json::from_slice::<Refusal>(&body) {
+            Ok(refusal) => Err(ExchangeError::InvalidRequest { code: refusal.code, message: refusal.msg }),
+            Err(_) => Err(ExchangeError::Unreachable(format!("the paper market answered HTTP {}", status.as_u16()))),
+        }
+    }
+}
+
+/// `USDT:10000,BTC:0.5`.
+fn balances_param(balances: &[(domain::Asset, Decimal)]) -> String {
+    balances.iter().map(|(asset, amount)| format!("{asset}:{}", amount.normalize())).collect::<Vec<_>>().join(",")
+}
+
+#[async_trait]
+impl PaperMarket for RemotePaperMarket {
+    fn venue(&self) -> &'static str {
+        PAPER_VENUE
+    }
+
+    async fn open_account(
+        &self,
+        balances: &[(domain::Asset, Decimal)],
+    ) -> Result<(String, Zeroizing<Vec<u8>>), ExchangeError> {
+        let query = format!("balances={}", balances_param(balances));
+        let opened: Opened = self.call(reqwest::Method::POST, "/sim/v1/accounts", &query, None).await?;
+        let secret = Zeroizing::new(opened.secret_key.into_bytes());
+        Ok((opened.api_key, secret))
+    }
+
+    async fn reset_account(
+        &self,
+        credentials: &dyn Credentials,
+        balances: &[(domain::Asset, Decimal)],
+    ) -> Result<usize, ExchangeError> {
+        let time: ServerTime = self.call(reqwest::Method::GET, "/api/v3/time", "", None).await?;
+        let query = format!("balances={}&recvWindow=5000&timestamp={}", balances_param(balances), time.server_time);
+        let signature = {
+            let secret = credentials.secret().await?;
+            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &secret), query.as_bytes());
+            tag.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        let signed = format!("{query}&signature={signature}");
+        let reset: WasReset =
+            self.call(reqwest::Method::POST, "/sim/v1/account/reset", &signed, Some(credentials.api_key())).await?;
+        Ok(reset.canceled_orders)
     }
 }
 

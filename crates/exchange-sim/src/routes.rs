@@ -166,6 +166,8 @@ fn dispatch(state: &mut SimState, endpoint: Endpoint, request: &Request<'_>) -> 
         Endpoint::StartUserDataStream => handlers::stream::start(state, request),
         Endpoint::KeepAliveUserDataStream => handlers::stream::keep_alive(state, request),
         Endpoint::CloseUserDataStream => handlers::stream::close(state, request),
+        Endpoint::SimOpenAccount => handlers::sim_admin::open_account(state, request),
+        Endpoint::SimResetAccount => handlers::sim_admin::reset_account(state, request),
     }
 }
 

@@ -174,6 +174,7 @@ impl Venues for VenueSet {
 
 /// A simulated market in which Bulwark opens paper accounts itself. The account is then used
 /// through the same adapter and port as a real one, with an API key and secret like any other.
+#[async_trait]
 pub trait PaperMarket: Send + Sync + fmt::Debug {
     /// The venue name paper accounts are reached under (`paper`).
     fn venue(&self) -> &'static str;
@@ -181,18 +182,23 @@ pub trait PaperMarket: Send + Sync + fmt::Debug {
     /// Opens an account holding `balances` and returns its API key and HMAC secret.
     ///
     /// # Errors
-    /// `ExchangeError::InvalidRequest` for balances the market refuses.
-    fn open_account(
+    /// `ExchangeError::InvalidRequest` for balances the market refuses; `Unreachable`.
+    async fn open_account(
         &self,
         balances: &[(Asset, Decimal)],
     ) -> Result<(String, zeroize::Zeroizing<Vec<u8>>), ExchangeError>;
 
-    /// Starts the account with `api_key` over: its open orders are canceled and its balances
-    /// replaced. Returns how many orders were canceled.
+    /// Starts the account of `credentials` over: its open orders are canceled and its balances
+    /// replaced. Returns how many orders were canceled. A shared market checks the request is
+    /// signed with the account's own secret.
     ///
     /// # Errors
-    /// `ExchangeError::InvalidRequest` for an unknown account or a refused balance.
-    fn reset_account(&self, api_key: &str, balances: &[(Asset, Decimal)]) -> Result<usize, ExchangeError>;
+    /// `ExchangeError::InvalidRequest` for an unknown account or a refused balance; `Unreachable`.
+    async fn reset_account(
+        &self,
+        credentials: &dyn Credentials,
+        balances: &[(Asset, Decimal)],
+    ) -> Result<usize, ExchangeError>;
 }
 
 /// One account at one venue. Implementations hold their [`Credentials`] and open the secret only

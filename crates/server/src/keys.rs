@@ -118,14 +118,14 @@ impl Credentials for SealedCredentials {
     }
 }
 
-/// The port for a stored account.
+/// The credentials of a stored account: the secret stays sealed until a signature needs it.
 ///
 /// # Errors
-/// `ApiError::Internal` when the row names a key type or venue this node does not know.
-pub fn open_account(state: &AppState, account: &ExchangeAccountRecord) -> Result<Arc<dyn Exchange>, ApiError> {
+/// `ApiError::Internal` when the row names a key type this node does not know.
+pub fn credentials_for(state: &AppState, account: &ExchangeAccountRecord) -> Result<Arc<SealedCredentials>, ApiError> {
     let kind =
         KeyKind::parse(&account.key_kind).ok_or_else(|| ApiError::internal("unknown key type in a stored account"))?;
-    let credentials = SealedCredentials {
+    Ok(Arc::new(SealedCredentials {
         api_key: account.api_key.clone(),
         kind,
         binding: binding(purpose_of(kind), account.user_id, account.id, &account.exchange, account.api_key_fingerprint),
@@ -133,10 +133,18 @@ pub fn open_account(state: &AppState, account: &ExchangeAccountRecord) -> Result
         account: (account.user_id, account.id),
         vault: Arc::clone(&state.vault),
         store: Arc::clone(&state.store),
-    };
+    }))
+}
+
+/// The port for a stored account.
+///
+/// # Errors
+/// `ApiError::Internal` when the row names a key type or venue this node does not know.
+pub fn open_account(state: &AppState, account: &ExchangeAccountRecord) -> Result<Arc<dyn Exchange>, ApiError> {
+    let credentials = credentials_for(state, account)?;
     state
         .venues
-        .account(&account.exchange, Arc::new(credentials))
+        .account(&account.exchange, credentials)
         .ok_or_else(|| ApiError::internal("a stored account names a venue this node does not serve"))
 }
 

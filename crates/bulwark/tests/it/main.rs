@@ -615,3 +615,43 @@ fn stop_gracefully(mut running: Running) {
         std::thread::park_timeout(Duration::from_millis(20));
     }
 }
+
+/// Two nodes on one PostgreSQL database share one paper market (`bulwark exchange-sim`): an
+/// account opened through one node trades and starts over through the other.
+#[test]
+fn two_nodes_share_a_paper_market_through_exchange_sim() {
+    let (_sim, sim_url) = exchange_sim(&["--volatility", "0"]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let pg = runtime.block_on(test_support::pg_store());
+    let url = format!("{}?options=-csearch_path%3D{}", test_support::pg_url(), pg.schema);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("BULWARK_DATABASE_URL", url.as_str()), ("BULWARK_PAPER_MARKET", sim_url.as_str())];
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let a = serve(&data_a, &env);
+    // The second node shares the database, so it must share the root key too.
+    std::fs::create_dir_all(&data_b).unwrap();
+    std::fs::copy(data_a.join("root.key"), data_b.join("root.key")).unwrap();
+    let b = serve(&data_b, &env);
+
+    a.post("/api/v1/auth/register", json!({"email": "shared@example.com", "password": PASSWORD}), None);
+    assert_eq!(a.get(&outbox_link(&data_a, 1), None).0, 200);
+    let login = json!({"email": "shared@example.com", "password": PASSWORD});
+    let on_a = a.post("/api/v1/auth/login", login.clone(), None).2.unwrap();
+    let on_b = b.post("/api/v1/auth/login", login, None).2.unwrap();
+    let body = json!({"exchange": "paper", "name": "Shared", "balances": {"USDT": "1000"}});
+    let (status, account, _) = a.post("/api/v1/exchange-accounts", body, Some(&on_a));
+    assert_eq!(status, 201, "{account}");
+    let id = account["id"].as_str().unwrap().to_owned();
+    let buy = json!({"pair": "USDT_BTC", "side": "buy", "type": "limit", "quantity": "0.001", "price": "20000"});
+    let (status, order, _) = b.post(&format!("/api/v1/exchange-accounts/{id}/orders"), buy, Some(&on_b));
+    assert_eq!((status, order["status"].as_str()), (201, Some("new")), "{order}");
+    let (_, open, _) = a.get(&format!("/api/v1/exchange-accounts/{id}/orders?pair=USDT_BTC"), Some(&on_a));
+    assert_eq!(open.as_array().unwrap().len(), 1, "the order placed through node B is seen through node A");
+    let (status, _, _) =
+        b.post(&format!("/api/v1/exchange-accounts/{id}/reset"), json!({"balances": {"USDT": 50}}), Some(&on_b));
+    assert_eq!(status, 200);
+    let (_, balances, _) = a.get(&format!("/api/v1/exchange-accounts/{id}/balances"), Some(&on_a));
+    assert_eq!(balances, json!([{"asset": "USDT", "free": "50", "locked": "0"}]));
+    drop((a, b));
+    drop(pg);
+}

@@ -5,6 +5,7 @@
 pub(crate) mod account;
 pub(crate) mod klines;
 pub(crate) mod market;
+pub(crate) mod sim_admin;
 pub(crate) mod stream;
 pub(crate) mod trade;
 

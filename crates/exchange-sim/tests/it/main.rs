@@ -12,6 +12,7 @@ mod market;
 mod orders;
 mod partial;
 mod paths;
+mod sim_admin;
 mod state;
 mod stream;
 

@@ -146,7 +146,7 @@ pub async fn connect(
                 return Err(invalid("api_key", "A paper account needs no key: Bulwark opens one in its paper market."));
             }
             let balances = paper_balances(body.balances.as_ref())?;
-            let (api_key, secret) = paper.open_account(&balances).map_err(|err| {
+            let (api_key, secret) = paper.open_account(&balances).await.map_err(|err| {
                 tracing::warn!(error = %err, "the paper market refused to open an account");
                 invalid("balances", "The paper market refused these balances.")
             })?;
@@ -358,7 +358,8 @@ pub async fn reset(
         return Err(ApiError::Conflict { code: "not_paper", message: "Only a paper account can be reset." });
     };
     let balances = paper_balances(body.balances.as_ref())?;
-    let canceled = paper.reset_account(&account.api_key, &balances).map_err(|err| {
+    let credentials = keys::credentials_for(&state, &account)?;
+    let canceled = paper.reset_account(credentials.as_ref(), &balances).await.map_err(|err| {
         tracing::warn!(error = %err, "the paper market refused a reset");
         invalid("balances", "The paper market refused these balances.")
     })?;

@@ -118,5 +118,5 @@ try {
   console.log("e2e: account flow passed in", (await browser.version()));
 } finally {
   await browser.close();
-  server.stop();
+  await server.stop();
 }

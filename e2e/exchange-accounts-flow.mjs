@@ -205,8 +205,8 @@ try {
   assert.deepEqual(await row("USDT").locator("td").allTextContents(), ["***", "***"]);
   assert.deepEqual(await row("BTC").locator("td").allTextContents(), ["***", "***"]);
   await balances.getByRole("button", { name: "Show amounts" }).click();
-  await balances.locator("td", { hasText: "10000" }).waitFor({ state: "visible" });
-  assert.deepEqual(await row("USDT").locator("td").allTextContents(), ["10000", "0"]);
+  await balances.locator("td", { hasText: "10,000" }).waitFor({ state: "visible" });
+  assert.deepEqual(await row("USDT").locator("td").allTextContents(), ["10,000", "0"]);
   assert.deepEqual(await row("BTC").locator("td").allTextContents(), ["0.5", "0"]);
   const revealed = (await Promise.all(answers)).filter(Boolean).map((a) => a.url);
   assert.ok(revealed.some((url) => url.endsWith("/balances?reveal=true")), "amounts were asked for with reveal=true");
@@ -259,6 +259,6 @@ try {
   console.log("e2e: exchange accounts flow passed in", await browser.version());
 } finally {
   await browser.close();
-  server.stop();
+  await server.stop();
   await sim.stop();
 }

@@ -9,13 +9,15 @@ import { chromium } from "playwright-core";
 const bin = process.env.BULWARK_BIN || path.resolve(import.meta.dirname, "../target/debug/bulwark");
 
 // Starts the binary on a fresh data dir with `env` added to the defaults. Resolves once it logs
-// the address it listens on.
+// the address it listens on. `stop()` resolves once the process is gone and its data dir removed
+// (it writes its paper market's state file while shutting down, so removing earlier races it).
 export function startServer(prefix, env = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const child = spawn(bin, ["serve"], {
     env: { BULWARK_DATA_DIR: dataDir, BULWARK_BIND: "127.0.0.1:0", BULWARK_LOG: "info", PATH: process.env.PATH, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
+  const exited = new Promise((done) => child.once("exit", done));
   return new Promise((resolve, reject) => {
     let seen = "";
     const timer = setTimeout(() => reject(new Error(`bulwark did not start: ${seen}`)), 60_000);
@@ -29,8 +31,9 @@ export function startServer(prefix, env = {}) {
           base: `http://${match[1]}`,
           dataDir,
           outbox: path.join(dataDir, "outbox"),
-          stop() {
-            child.kill();
+          async stop() {
+            if (child.exitCode === null && child.signalCode === null) child.kill();
+            await exited;
             fs.rmSync(dataDir, { recursive: true, force: true });
           },
         });

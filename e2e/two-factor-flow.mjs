@@ -314,5 +314,5 @@ try {
   console.log("e2e: two-factor flow passed in", await browser.version());
 } finally {
   await browser.close();
-  server.stop();
+  await server.stop();
 }

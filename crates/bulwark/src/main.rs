@@ -458,15 +458,41 @@ async fn paper_market(
         }
     }
     let state = data_dir.join("paper-market.json");
+    let fresh = !state.exists();
+    let template = config.clone();
     config.state_file = Some(state.clone());
     config.validate().map_err(|err| anyhow::anyhow!("the paper market: {err}"))?;
     let sim = exchange_sim::ExchangeSim::spawn(config).await.context("starting the paper market")?;
+    if fresh && matches!(setting, config::PaperMarketSetting::Builtin) {
+        backfill_paper_history(template, &sim).await?;
+    }
     let symbols: Vec<String> = match setting {
         config::PaperMarketSetting::Replay(files) => files.iter().map(|(s, _)| s.clone()).collect(),
         _ => vec!["BTCUSDT".into(), "ETHUSDT".into(), "BNBUSDT".into(), "SOLUSDT".into()],
     };
     tracing::info!(state = %state.display(), symbols = %symbols.join(","), "paper market: on");
     Ok(Some(sim))
+}
+
+/// A new built-in market gets the last hour of its walk at once, so the first chart a newcomer sees
+/// is not empty: a second simulator with the same rules and a clock an hour behind walks that
+/// hour, and its candles are applied to the real market (which has no orders yet).
+async fn backfill_paper_history(
+    mut template: exchange_sim::SimConfig,
+    sim: &exchange_sim::ExchangeSim,
+) -> anyhow::Result<()> {
+    const HOUR_MS: i64 = 60 * 60_000;
+    template.state_file = None;
+    template.frozen_clock_ms = Some(sim.server_time_ms() - HOUR_MS);
+    let symbols: Vec<String> = template.symbols.iter().map(|s| s.symbol.clone()).collect();
+    let past = exchange_sim::ExchangeSim::spawn(template).await.context("walking the paper market's last hour")?;
+    past.advance_clock_ms(HOUR_MS);
+    for symbol in &symbols {
+        for candle in past.candles(symbol) {
+            sim.apply_candle(symbol, &candle).map_err(|err| anyhow::anyhow!("backfilling {symbol}: {err}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// `bulwark exchange-sim`: one account on a Binance-compatible exchange on loopback. Prints the

@@ -115,9 +115,10 @@ function base64(text) {
 
 // ---- Forms ----------------------------------------------------------------------------------
 
-// What a form's data-hook adds to the generic handling: body() adds fields to the request,
-// sending() runs once the body is built (before any step-up dialog), ok() replaces the default
-// success handling, error() may claim an error (returning true) before it is shown next to a field.
+// What a form's data-hook adds to the generic handling: check() may stop the sending (after
+// showing why), body() adds fields to the request, sending() runs once the body is built (before
+// any step-up dialog), ok() replaces the default success handling, error() may claim an error
+// (returning true) before it is shown next to a field.
 const formHooks = {
   login: {
     // Right password and two-factor sign-in on: ask for the code on its own screen.
@@ -188,6 +189,23 @@ const formHooks = {
       return true;
     },
   },
+  // A paper account: no key, only a name and the made-up balances it starts with.
+  "open-paper": {
+    check(form) {
+      const read = readBalances(form);
+      if (read.field) showError(form, read.field, read.message);
+      return !read.field;
+    },
+    body(form) { return { exchange: paperVenue(), balances: readBalances(form).balances }; },
+    ok(form, result) {
+      const start = describeBalances(readBalances(form).balances);
+      form.reset();
+      showAccount(result.data);
+      form.querySelector('[data-ok-for="open-paper"]').replaceChildren(
+        `Opened “${result.data.name}” with ${start}. `,
+        el("a", { href: tradeHref(result.data.id) }, "Start trading →"));
+    },
+  },
 };
 
 document.querySelectorAll("form[data-api]").forEach((form) => {
@@ -202,6 +220,7 @@ document.querySelectorAll("form[data-api]").forEach((form) => {
         return;
       }
     }
+    if (hook.check && !hook.check(form)) return;
     const body = {};
     for (const [name, value] of new FormData(form).entries()) {
       if (!name.startsWith("_")) body[name] = value;
@@ -334,6 +353,11 @@ const actions = {
         panel.dataset.reveal = "false";
         loadBalances(panel);
       });
+      if (trade) {
+        trade.reveal = false;
+        reflectReveal();
+        refreshAmounts();
+      }
     } else showError(document, "toggle-balances", describe(result));
   },
   async "totp-setup"(button) {
@@ -408,15 +432,34 @@ const actions = {
     const again = panel.querySelector('[data-action="reveal-balances"]');
     if (again) again.focus();
   },
+  async "reset-paper"(button) {
+    const item = button.closest("[data-account]");
+    clearMessages(item);
+    const done = await askReset(button.dataset.id, item.dataset.name);
+    button.disabled = false;
+    button.focus();
+    if (!done) return;
+    const note = item.querySelector('[data-ok-for="account"]');
+    note.classList.remove("neutral");
+    note.textContent = `“${item.dataset.name}” starts over with ${done.start}. Its open orders were canceled; the trade history stays.`;
+    const panel = item.querySelector("[data-balances]:not([hidden])");
+    if (panel) await loadBalances(panel);
+  },
   async "remove-account"(button) {
     const item = button.closest("[data-account]");
     clearMessages(item);
     const name = item.dataset.name;
-    if (!window.confirm(`Remove “${name}” from Bulwark? Its sealed secret is destroyed. The key itself stays on the exchange until you delete it there.`)) return;
+    const paper = item.hasAttribute("data-paper");
+    const question = paper
+      ? `Remove the paper account “${name}”? Its made-up balances and its trade history are gone for good.`
+      : `Remove “${name}” from Bulwark? Its sealed secret is destroyed. The key itself stays on the exchange until you delete it there.`;
+    if (!window.confirm(question)) return;
     const result = await api("DELETE", `${ACCOUNTS_API}/${encodeURIComponent(button.dataset.id)}`);
     if (!result.ok) { showError(item, "account", describe(result)); return; }
     item.remove();
-    reflectAccountCount(`Removed “${name}”. If no other service uses its key, delete the key on the exchange as well.`);
+    reflectAccountCount(paper
+      ? `Removed the paper account “${name}”.`
+      : `Removed “${name}”. If no other service uses its key, delete the key on the exchange as well.`);
     document.getElementById("accounts-title").focus();
   },
 };
@@ -473,6 +516,7 @@ function timeEl(rfc3339) {
 
 // The venue's name as the connect form's menu spells it.
 function venueName(code) {
+  if (code === paperVenue()) return "Paper trading";
   const option = document.querySelector(`select[name="exchange"] option[value="${CSS.escape(code)}"]`);
   return option ? option.textContent : code;
 }
@@ -490,6 +534,7 @@ function describeKeyError(result) {
 }
 
 function accountItem(account) {
+  if (account.exchange === paperVenue()) return paperItem(account);
   const id = String(account.id);
   const perms = account.permissions || {};
   const paused = account.status === "paused";
@@ -581,7 +626,6 @@ async function loadBalances(panel) {
     return;
   }
   const masked = result.data.some((b) => b.free === "***" || b.locked === "***");
-  const amount = (text) => (text === "***" ? el("span", { class: "masked", title: "Hidden" }, text) : text);
   const parts = [];
   if (result.data.length === 0) {
     parts.push(el("p", { class: "help" }, "This account holds nothing yet."));
@@ -590,7 +634,7 @@ async function loadBalances(panel) {
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Asset"),
         el("th", { scope: "col", class: "num" }, "Available"), el("th", { scope: "col", class: "num" }, "In orders"))),
       el("tbody", {}, ...result.data.map((b) => el("tr", {},
-        el("th", { scope: "row" }, b.asset), el("td", { class: "num" }, amount(b.free)), el("td", { class: "num" }, amount(b.locked)))))));
+        el("th", { scope: "row" }, b.asset), el("td", { class: "num" }, amountText(b.free)), el("td", { class: "num" }, amountText(b.locked)))))));
   }
   if (masked || reveal) {
     parts.push(el("p", { class: "help" }, masked
@@ -628,3 +672,612 @@ if (connectForm) {
   window.addEventListener("pagehide", () => clearSecretFields(connectForm));
   loadAccounts();
 }
+
+// ---- Paper accounts -------------------------------------------------------------------------
+
+// The venue paper accounts are listed under, as the page names it.
+function paperVenue() {
+  const list = document.querySelector("[data-accounts]");
+  return (list && list.dataset.paperVenue) || "paper";
+}
+
+function tradeHref(id) {
+  return `/exchange-accounts/${encodeURIComponent(String(id))}`;
+}
+
+// A paper account in the list: marked PAPER, with its own accent, no key facts (its key is
+// Bulwark's own), and Trade and Reset besides Balances and Remove.
+function paperItem(account) {
+  const id = String(account.id);
+  const paused = account.status === "paused";
+  const headingId = `account-${id}-name`;
+  const panelId = `account-${id}-balances`;
+  const button = (action, text, extra) => el("button", { type: "button", "data-action": action, "data-id": id, ...extra }, text);
+  const item = el("li", { class: paused ? "account paper paused" : "account paper", id: `account-${id}`,
+    "data-account": id, "data-name": account.name, "data-paper": true, "aria-labelledby": headingId },
+    el("div", { class: "account-head" },
+      el("h3", { id: headingId }, account.name),
+      pill("PAPER", "paper", "Made-up money in Bulwark’s own simulated market"),
+      paused ? pill("Paused", "danger") : pill("Active", "ok")),
+    paused && el("div", { class: "flag" },
+      el("p", {}, el("strong", {}, "Paused: Bulwark does not trade with this account.")),
+      el("p", {}, pauseReason(account.status_reason))),
+    el("p", { class: "help" }, "Made-up money in Bulwark’s own market. Orders here never reach a real exchange."),
+    el("dl", { class: "facts" },
+      el("dt", {}, "Market"), el("dd", {}, "Bulwark’s paper market"),
+      el("dt", {}, "Opened"), el("dd", {}, timeEl(account.created_at))),
+    el("div", { class: "actions" },
+      el("a", { class: "button primary", href: tradeHref(id), "aria-label": `Trade on ${account.name}` }, "Trade"),
+      button("account-balances", "Balances", { "aria-expanded": "false", "aria-controls": panelId }),
+      button("reset-paper", "Reset…"),
+      button("remove-account", "Remove", { class: "danger" })),
+    el("p", { class: "form-ok", "data-ok-for": "account", role: "status" }),
+    el("p", { class: "form-error", "data-error-for": "account", role: "alert" }),
+    el("div", { class: "balances", id: panelId, "data-balances": id, hidden: true, "aria-label": `Balances of ${account.name}` }));
+  item.querySelectorAll("[data-action]").forEach(bindAction);
+  return item;
+}
+
+// Amounts arrive as exact decimal strings; thousands are grouped for reading, nothing is rounded.
+function grouped(text) {
+  const match = /^(-?)(\d+)(\.\d+)?$/.exec(String(text));
+  if (!match) return String(text);
+  return `${match[1]}${match[2].replace(/\B(?=(\d{3})+(?!\d))/g, ",")}${match[3] || ""}`;
+}
+
+// An amount of money as shown: grouped, or the mask while balances are hidden.
+function amountText(text) {
+  return text === "***" ? el("span", { class: "masked", title: "Hidden: “Balances: hidden” is on" }, "***") : grouped(text);
+}
+
+// What a person types as an amount ("10000", "10,000", "2 500.5", ".5") as the API's decimal
+// string, or null. A comma only groups thousands: "10,5" is refused rather than guessed.
+function readAmount(text) {
+  let raw = String(text).trim().replace(/[\s_\u00a0\u202f]/g, "");
+  if (/^\d{1,3}(,\d{3})+(\.\d*)?$/.test(raw)) raw = raw.replace(/,/g, "");
+  if (raw.startsWith(".")) raw = `0${raw}`;
+  if (raw.endsWith(".")) raw = raw.slice(0, -1);
+  return /^\d+(\.\d+)?$/.test(raw) ? raw : null;
+}
+
+function isZero(decimal) {
+  return /^0*(\.0*)?$/.test(decimal);
+}
+
+// A paper account's starting balances from a form's "Starting USDT" (_usdt) and "Other assets"
+// (balances: "BTC 0.5, ETH 2", also "BTC=0.5" or "0.5 BTC"). Returns { balances } or, for the
+// first problem, { field, message }.
+function readBalances(form) {
+  const balances = {};
+  const usdt = form.elements._usdt.value.trim();
+  if (usdt !== "") {
+    const amount = readAmount(usdt);
+    if (amount === null) return { field: "_usdt", message: "Write an amount, such as 10000 or 2500.50." };
+    balances.USDT = amount;
+  }
+  const asset = /^[A-Za-z][A-Za-z0-9]{0,19}$/;
+  for (const part of form.elements.balances.value.split(/[,;\n]+/).map((p) => p.trim()).filter(Boolean)) {
+    const words = part.split(/[\s:=]+/).filter(Boolean);
+    let pair = null;
+    if (words.length === 2 && asset.test(words[0]) && readAmount(words[1]) !== null) pair = [words[0], readAmount(words[1])];
+    else if (words.length === 2 && asset.test(words[1]) && readAmount(words[0]) !== null) pair = [words[1], readAmount(words[0])];
+    if (!pair) return { field: "balances", message: `“${part}” is not an asset with an amount. Write them as BTC 0.5, ETH 2.` };
+    const name = pair[0].toUpperCase();
+    if (name in balances) {
+      return { field: "balances", message: name === "USDT" && usdt !== "" ? "USDT has its own field above." : `${name} is given twice.` };
+    }
+    balances[name] = pair[1];
+  }
+  if (Object.keys(balances).length === 0) return { field: "_usdt", message: "Give at least one starting amount." };
+  if (Object.keys(balances).length > 20) return { field: "balances", message: "A paper account starts with 20 assets at most." };
+  return { balances };
+}
+
+// "10,000 USDT and 0.5 BTC"
+function describeBalances(balances) {
+  const parts = Object.entries(balances).map(([name, amount]) => `${grouped(amount)} ${name}`);
+  return parts.length > 1 ? `${parts.slice(0, -1).join(", ")} and ${parts[parts.length - 1]}` : parts[0];
+}
+
+// ---- Reset dialog ---------------------------------------------------------------------------
+
+const resetDialog = document.getElementById("paper-reset");
+// The reset the open dialog is for: { id, resolve, done }.
+let resetting = null;
+
+// Asks whether to start the paper account over, and with which balances, and does it. Resolves
+// { account, start } once reset, null when the person keeps the account as it is.
+function askReset(id, name) {
+  if (!resetDialog) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const form = resetDialog.querySelector("form");
+    form.reset();
+    clearMessages(form);
+    resetDialog.querySelector("[data-reset-name]").textContent = `“${name}”`;
+    resetting = { id, resolve, done: null };
+    resetDialog.showModal();
+    form.elements._usdt.focus();
+  });
+}
+
+if (resetDialog) {
+  const form = resetDialog.querySelector("form");
+  // The reset button, Cancel and Escape all end here.
+  resetDialog.addEventListener("close", () => {
+    const ended = resetting;
+    resetting = null;
+    if (ended) ended.resolve(ended.done);
+  });
+  resetDialog.querySelector("[data-reset-cancel]").addEventListener("click", () => resetDialog.close());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearMessages(form);
+    if (!resetting) return;
+    const read = readBalances(form);
+    if (read.field) { showError(form, read.field, read.message); return; }
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    const result = await api("POST", `${ACCOUNTS_API}/${encodeURIComponent(resetting.id)}/reset`, { balances: read.balances });
+    button.disabled = false;
+    if (!result.ok) {
+      showError(form, (result.data && result.data.field) || "_form", describe(result));
+      return;
+    }
+    resetting.done = { account: result.data, start: describeBalances(read.balances) };
+    resetDialog.close();
+  });
+}
+
+// ---- Trading on a paper account -------------------------------------------------------------
+
+// The page of one paper account: a market picked from its markets, the server-drawn chart, the
+// order form, balances, open orders and trade history. Amounts follow "Balances: hidden", with a
+// "Show amounts" for this page view only, like the balance lists.
+const tradeRoot = document.querySelector("[data-trade]");
+const trade = tradeRoot && {
+  root: tradeRoot,
+  id: tradeRoot.dataset.trade,
+  name: tradeRoot.dataset.accountName,
+  markets: new Map(),
+  pair: null,
+  reveal: false,
+  // Per list, the number of its latest request: a slower, older answer is dropped.
+  runs: {},
+  timer: null,
+  balances: [],
+};
+const CHART_REFRESH_MS = 15_000;
+
+function tradeUrl(path, params) {
+  const query = new URLSearchParams(params || {}).toString();
+  return `${ACCOUNTS_API}/${encodeURIComponent(trade.id)}${path}${query ? `?${query}` : ""}`;
+}
+
+function part(selector) {
+  return trade.root.querySelector(selector);
+}
+
+function currentMarket() {
+  return trade.markets.get(trade.pair) || { base: "", quote: "", pair: trade.pair };
+}
+
+function newRun(name) {
+  trade.runs[name] = (trade.runs[name] || 0) + 1;
+  return trade.runs[name];
+}
+
+function hidingBalances() {
+  const toggle = document.querySelector('header [data-action="toggle-balances"]');
+  return Boolean(toggle) && toggle.getAttribute("aria-pressed") === "true";
+}
+
+function amountParams(extra) {
+  return { ...extra, ...(trade.reveal ? { reveal: "true" } : {}) };
+}
+
+// A GET for the trade page. A session that ended stops the refreshing and says so once.
+async function tradeGet(path, params) {
+  const result = await api("GET", tradeUrl(path, params));
+  if (result.status === 401) {
+    stopRefreshing();
+    part("[data-trade-error]").textContent = "Your session has ended. Sign in again to go on trading.";
+  }
+  return result;
+}
+
+function say(selector, text) {
+  const ok = part(selector);
+  if (ok) ok.textContent = text;
+}
+
+function clearTradeMessages() {
+  ["[data-trade-ok]", "[data-trade-error]", "[data-orders-ok]", "[data-orders-error]", "[data-order-ok]"].forEach((s) => say(s, ""));
+  part("[data-order-refusal]").hidden = true;
+}
+
+// Draws a list from an answer unless it is the same as the one shown, which keeps the focus and
+// the reading position while the page refreshes itself. A control that had the focus gets it
+// back (by its data-focus-key); if it is gone, the section's heading takes it.
+function draw(box, result, render) {
+  const fine = result.ok && Array.isArray(result.data);
+  const sig = fine ? JSON.stringify(result.data) : `error ${result.status} ${describe(result)}`;
+  if (box.dataset.sig === sig) return;
+  box.dataset.sig = sig;
+  const active = document.activeElement;
+  const key = active && box.contains(active) ? active.dataset.focusKey : null;
+  box.removeAttribute("aria-busy");
+  box.replaceChildren(fine ? render(result.data) : el("p", { class: "form-error", role: "alert" }, describeKeyError(result)));
+  if (key === undefined || key === null) return;
+  const again = box.querySelector(`[data-focus-key="${CSS.escape(key)}"]`)
+    || box.querySelector("[data-focus-key]")
+    || box.closest("section").querySelector("h2[tabindex]");
+  if (again) again.focus();
+}
+
+function table(headings, rows) {
+  return el("table", {},
+    el("thead", {}, el("tr", {}, ...headings.map(([text, cls]) => el("th", { scope: "col", class: cls }, text)))),
+    el("tbody", {}, ...rows));
+}
+
+function sidePill(side) {
+  return pill(side === "buy" ? "Buy" : "Sell", side === "buy" ? "buy" : "sell");
+}
+
+// ---- The lists
+
+async function loadTradeBalances() {
+  const box = part("[data-trade-balances]");
+  const run = newRun("balances");
+  const result = await tradeGet("/balances", amountParams());
+  if (trade.runs.balances !== run) return;
+  if (result.ok && Array.isArray(result.data)) trade.balances = result.data;
+  reflectAvailable();
+  draw(box, result, (rows) => {
+    if (rows.length === 0) return el("p", { class: "help" }, "This account holds nothing. Reset it to start over.");
+    const { base, quote } = currentMarket();
+    return table([["Asset"], ["Available", "num"], ["In orders", "num"]], rows.map((b) => el("tr", { class: b.asset === base || b.asset === quote ? "in-pair" : null },
+      el("th", { scope: "row" }, b.asset), el("td", { class: "num" }, amountText(b.free)), el("td", { class: "num" }, amountText(b.locked)))));
+  });
+}
+
+// "You have 9,900 USDT and 0.00166 BTC available." under the order form.
+function reflectAvailable() {
+  const { base, quote } = currentMarket();
+  const free = (asset) => {
+    const found = trade.balances.find((b) => b.asset === asset);
+    return found ? found.free : "0";
+  };
+  const line = part("[data-available]");
+  if (!line || !base) return;
+  line.replaceChildren("Available: ", amountText(free(quote)), ` ${quote} and `, amountText(free(base)), ` ${base}.`);
+}
+
+const STATUS_WORDS = { new: "open", partially_filled: "partly filled", filled: "filled", canceled: "canceled", expired: "expired", rejected: "rejected" };
+
+async function loadOrders() {
+  const box = part("[data-trade-orders]");
+  const run = newRun("orders");
+  const pair = trade.pair;
+  const result = await tradeGet("/orders", amountParams({ pair }));
+  if (trade.runs.orders !== run) return;
+  draw(box, result, (orders) => {
+    if (orders.length === 0) return el("p", { class: "help" }, "No open orders. A limit order waits here until the price reaches it.");
+    const { base, quote } = currentMarket();
+    return table([["Time"], ["Side"], [`Price (${quote})`, "num"], [`Quantity (${base})`, "num"], ["Filled", "num"], ["Status"], [el("span", { class: "visually-hidden" }, "Action")]],
+      orders.map((order) => {
+        const cancel = el("button", { type: "button", class: "danger small", "data-focus-key": `cancel-${order.id}`,
+          "aria-label": `Cancel the ${order.side} order at ${grouped(order.price)} ${quote}` }, "Cancel");
+        cancel.addEventListener("click", () => cancelOrder(order, cancel));
+        return el("tr", { "data-order": order.id },
+          el("td", {}, timeEl(order.updated_at)), el("td", {}, sidePill(order.side)),
+          el("td", { class: "num" }, grouped(order.price)), el("td", { class: "num" }, amountText(order.quantity)),
+          el("td", { class: "num" }, amountText(order.executed_quantity)),
+          el("td", {}, STATUS_WORDS[order.status] || order.status), el("td", { class: "num" }, cancel));
+      }));
+  });
+}
+
+async function cancelOrder(order, button) {
+  clearTradeMessages();
+  const hadFocus = document.activeElement === button;
+  button.disabled = true;
+  const { quote } = currentMarket();
+  const result = await api("DELETE", tradeUrl(`/orders/${encodeURIComponent(order.id)}`, { pair: order.pair }));
+  if (result.ok) {
+    say("[data-orders-ok]", `Canceled the ${order.side} order at ${grouped(order.price)} ${quote}.`);
+  } else {
+    button.disabled = false;
+    say("[data-orders-error]", result.status === 404
+      ? "This order is no longer open: it filled or was canceled meanwhile."
+      : describeKeyError(result));
+  }
+  await Promise.all([loadOrders(), loadTradeBalances(), loadTrades()]);
+  // The keyboard stays in the list: on the next order's Cancel, or on the heading once it is empty.
+  if (hadFocus && document.activeElement !== button) {
+    const next = button.isConnected ? button : part("[data-trade-orders] [data-focus-key]") || part("#orders-title");
+    next.focus();
+  }
+}
+
+async function loadTrades() {
+  const box = part("[data-trade-history]");
+  const run = newRun("trades");
+  const pair = trade.pair;
+  const result = await tradeGet("/trades", amountParams({ pair }));
+  if (trade.runs.trades !== run) return;
+  draw(box, result, (trades) => {
+    if (trades.length === 0) return el("p", { class: "help" }, "No trades on this market yet. Filled orders show here, newest first.");
+    const { base, quote } = currentMarket();
+    const shown = trades.slice(0, 200);
+    return el("div", {},
+      table([["Time"], ["Side"], [`Price (${quote})`, "num"], [`Quantity (${base})`, "num"], [`Value (${quote})`, "num"], ["Fee", "num"]],
+        shown.map((t) => el("tr", { "data-trade-row": t.id },
+          el("td", {}, timeEl(t.time)), el("td", {}, sidePill(t.side)),
+          el("td", { class: "num" }, grouped(t.price)), el("td", { class: "num" }, amountText(t.quantity)),
+          el("td", { class: "num" }, amountText(t.quote_quantity)),
+          el("td", { class: "num", title: t.maker ? "Maker: your order was waiting in the book" : "Taker: your order met a waiting one" },
+            amountText(t.fee), ` ${t.fee_asset}`)))),
+      trades.length > shown.length && el("p", { class: "help" }, `The latest ${shown.length} of ${trades.length} trades.`));
+  });
+}
+
+async function loadChart() {
+  const run = newRun("chart");
+  const img = part("[data-chart]");
+  const note = part("[data-chart-note]");
+  // Fetched rather than pointed at: the API refuses unknown query parameters, so a cache-busting
+  // one cannot be added, and an <img> shown the same address again keeps its first picture.
+  let svg = null;
+  let problem = null;
+  try {
+    const res = await fetch(tradeUrl("/chart.svg", { pair: trade.pair, limit: "60" }), { credentials: "same-origin", cache: "no-store" });
+    if (res.ok && (res.headers.get("content-type") || "").startsWith("image/svg+xml")) {
+      svg = await res.text();
+    } else {
+      let data = null;
+      try { data = await res.json(); } catch (_) { data = null; }
+      problem = describeKeyError({ ok: false, status: res.status, data });
+    }
+  } catch (_) {
+    problem = describe({ ok: false, status: 0, data: null });
+  }
+  if (trade.runs.chart !== run) return;
+  if (svg !== null) {
+    // An image, not markup: the SVG never becomes part of the page's DOM.
+    img.src = `data:image/svg+xml;base64,${base64(svg)}`;
+    note.classList.remove("form-error");
+    note.textContent = `One-minute candles; the dashed line is the last price. Updated ${new Date().toLocaleTimeString()}, again every 15 seconds.`;
+  } else {
+    note.classList.add("form-error");
+    note.textContent = `The chart could not be loaded: ${problem}`;
+  }
+}
+
+function refreshAmounts() {
+  return Promise.all([loadTradeBalances(), loadOrders(), loadTrades()]);
+}
+
+function refreshTrade() {
+  return Promise.all([loadChart(), refreshAmounts()]);
+}
+
+function stopRefreshing() {
+  if (trade.timer) clearInterval(trade.timer);
+  trade.timer = null;
+}
+
+// ---- Market choice, the reveal control, the order form
+
+function reflectReveal() {
+  const hiding = hidingBalances();
+  if (!hiding) trade.reveal = false;
+  const button = part("[data-trade-reveal]");
+  button.hidden = !hiding;
+  button.setAttribute("aria-pressed", String(trade.reveal));
+  button.textContent = trade.reveal ? "Hide amounts" : "Show amounts";
+  const note = part("[data-reveal-note]");
+  note.hidden = !hiding;
+  note.textContent = trade.reveal
+    ? "Shown on this page for now; “Balances: hidden” stays on."
+    : "Amounts are hidden (“Balances: hidden”).";
+}
+
+function choosePair(pair) {
+  trade.pair = pair;
+  const market = currentMarket();
+  trade.root.querySelectorAll("[data-pair-label]").forEach((n) => { n.textContent = `${market.base}/${market.quote}`; });
+  trade.root.querySelectorAll("[data-base-name]").forEach((n) => { n.textContent = market.base; });
+  trade.root.querySelectorAll("[data-quote-name]").forEach((n) => { n.textContent = market.quote; });
+  const rules = [];
+  if (market.min_notional) rules.push(`smallest order ${grouped(market.min_notional)} ${market.quote}`);
+  if (market.step_size) rules.push(`quantity in steps of ${market.step_size} ${market.base}`);
+  if (market.tick_size) rules.push(`price in steps of ${market.tick_size} ${market.quote}`);
+  part("[data-market-rules]").textContent = rules.length ? `This market’s rules: ${rules.join(", ")}. Amounts are rounded down to the step.` : "";
+  const img = part("[data-chart]");
+  img.alt = `${market.base}/${market.quote} price, one-minute candles`;
+  img.removeAttribute("src");
+  const url = new URL(window.location.href);
+  url.searchParams.set("pair", pair);
+  window.history.replaceState(null, "", url);
+  for (const box of trade.root.querySelectorAll("[data-trade-orders], [data-trade-history]")) {
+    box.dataset.sig = "";
+    box.setAttribute("aria-busy", "true");
+    box.replaceChildren(el("p", { class: "help" }, "Loading…"));
+  }
+  part("[data-trade-balances]").dataset.sig = "";
+  reflectOrderForm();
+  reflectAvailable();
+  refreshTrade();
+}
+
+const AMOUNT_HELP = {
+  "buy quote": (m) => `How much ${m.quote} to spend on ${m.base}.`,
+  "buy base": (m) => `How much ${m.base} to buy.`,
+  "sell quote": (m) => `How much ${m.quote} to get for the ${m.base} you sell.`,
+  "sell base": (m) => `How much ${m.base} to sell.`,
+};
+
+function reflectOrderForm() {
+  const form = part("[data-order-form]");
+  const market = currentMarket();
+  const side = form.elements.side.value;
+  const type = form.elements.type.value;
+  const amountIn = form.elements._amount_in.value || "quote";
+  form.querySelectorAll("[data-for-type]").forEach((box) => {
+    box.hidden = box.dataset.forType !== type;
+    box.querySelectorAll("input").forEach((input) => { input.disabled = box.hidden; });
+  });
+  part("[data-amount-unit]").textContent = amountIn === "quote" ? market.quote : market.base;
+  part("[data-amount-help]").textContent = AMOUNT_HELP[`${side} ${amountIn}`](market);
+  part("[data-type-help]").textContent = type === "market"
+    ? "Fills at once at the market’s price."
+    : "Waits in the open orders until the market reaches your price.";
+  part("[data-price-help]").textContent = side === "buy"
+    ? "A buy fills at this price or lower."
+    : "A sell fills at this price or higher.";
+  const submit = part("[data-order-submit]");
+  submit.textContent = `${side === "buy" ? "Buy" : "Sell"} ${market.base}`;
+  submit.classList.toggle("buy", side === "buy");
+  submit.classList.toggle("sell", side === "sell");
+}
+
+// Exact sums of decimal strings (fees), so nothing is rounded that the API did not round.
+function addDecimals(a, b) {
+  const scaleOf = (text) => (text.split(".")[1] || "").length;
+  const scale = Math.max(scaleOf(a), scaleOf(b));
+  const units = (text) => BigInt(text.replace(".", "") + "0".repeat(scale - scaleOf(text)));
+  const digits = (units(a) + units(b)).toString().padStart(scale + 1, "0");
+  if (scale === 0) return digits;
+  return `${digits.slice(0, -scale)}.${digits.slice(-scale)}`.replace(/0+$/, "").replace(/\.$/, "");
+}
+
+// What became of an order just placed, in a sentence.
+function describeOrder(order) {
+  const market = trade.markets.get(order.pair) || currentMarket();
+  const { base, quote } = market;
+  const hidden = hidingBalances() && !trade.reveal;
+  const amount = (text) => (hidden ? "***" : grouped(text));
+  const prices = [...new Set(order.fills.map((f) => f.price))];
+  let price = prices.length === 1 ? grouped(prices[0]) : null;
+  if (!price && Number(order.executed_quantity) > 0) {
+    const decimals = ((market.tick_size || "0.01").split(".")[1] || "").length;
+    price = `an average of ${grouped((Number(order.executed_quote) / Number(order.executed_quantity)).toFixed(decimals))}`;
+  }
+  const fees = {};
+  for (const fill of order.fills) fees[fill.fee_asset] = fees[fill.fee_asset] ? addDecimals(fees[fill.fee_asset], fill.fee) : fill.fee;
+  const feeText = Object.entries(fees).map(([asset, fee]) => `${amount(fee)} ${asset}`).join(" and ") || "none";
+  const did = order.side === "buy" ? "Bought" : "Sold";
+  const executed = !isZero(order.executed_quantity);
+  if (order.status === "filled") {
+    return `${did} ${amount(order.executed_quantity)} ${base} for ${amount(order.executed_quote)} ${quote} at ${price} ${quote}. Fee: ${feeText}.`;
+  }
+  if (order.status === "new") {
+    return `Limit ${order.side} placed: ${amount(order.quantity)} ${base} at ${grouped(order.price)} ${quote}. It waits in the open orders until the market reaches that price.`;
+  }
+  if (order.status === "partially_filled") {
+    return `Partly filled: ${amount(order.executed_quantity)} of ${amount(order.quantity)} ${base} at ${price} ${quote}; the rest waits in the open orders. Fee: ${feeText}.`;
+  }
+  const status = STATUS_WORDS[order.status] || order.status;
+  return executed
+    ? `${did} ${amount(order.executed_quantity)} of ${amount(order.quantity)} ${base} at ${price} ${quote}; the rest ${status}. Fee: ${feeText}.`
+    : `The order ended ${status} without a fill.`;
+}
+
+// The API's field names, as the form's inputs.
+function orderField(field, type) {
+  if (field === "quote_quantity") return "amount";
+  if (field === "quantity") return type === "market" ? "amount" : "quantity";
+  if (field === "price") return "price";
+  return "_form";
+}
+
+async function placeOrder(form) {
+  clearMessages(form);
+  clearTradeMessages();
+  const side = form.elements.side.value;
+  const type = form.elements.type.value;
+  const body = { pair: trade.pair, side, type };
+  const positive = (name, example) => {
+    const value = readAmount(form.elements[name].value);
+    if (value === null || isZero(value)) {
+      showError(form, name, `Write a positive number, such as ${example}.`);
+      return null;
+    }
+    return value;
+  };
+  if (type === "market") {
+    const amountIn = form.elements._amount_in.value;
+    const amount = positive("amount", amountIn === "quote" ? "100" : "0.01");
+    if (amount === null) return;
+    body[amountIn === "quote" ? "quote_quantity" : "quantity"] = amount;
+  } else {
+    const quantity = positive("quantity", "0.01");
+    if (quantity === null) return;
+    const price = positive("price", "25000");
+    if (price === null) return;
+    Object.assign(body, { quantity, price });
+  }
+  const submit = part("[data-order-submit]");
+  submit.disabled = true;
+  const result = await api("POST", tradeUrl("/orders"), body);
+  submit.disabled = false;
+  if (document.activeElement === document.body || document.activeElement === null) submit.focus();
+  if (result.ok && result.data) {
+    say("[data-order-ok]", describeOrder(result.data));
+    ["amount", "quantity"].forEach((name) => { form.elements[name].value = ""; });
+    await refreshAmounts();
+    return;
+  }
+  const data = result.data || {};
+  if (data.error === "invalid_input" && data.field && orderField(data.field, type) !== "_form") {
+    showError(form, orderField(data.field, type), describe(result));
+    return;
+  }
+  // The market's rules or the venue's refusal, word for word.
+  part("[data-order-refusal-text]").textContent = describeKeyError(result);
+  part("[data-order-refusal]").hidden = false;
+}
+
+async function startTrading() {
+  const select = part("[data-trade-pair]");
+  const form = part("[data-order-form]");
+  form.addEventListener("change", reflectOrderForm);
+  form.addEventListener("submit", (event) => { event.preventDefault(); placeOrder(form); });
+  select.addEventListener("change", () => { clearTradeMessages(); choosePair(select.value); });
+  const reveal = part("[data-trade-reveal]");
+  reveal.addEventListener("click", async () => {
+    trade.reveal = !trade.reveal;
+    reflectReveal();
+    await refreshAmounts();
+  });
+  const reset = part("[data-trade-reset]");
+  reset.addEventListener("click", async () => {
+    clearTradeMessages();
+    const done = await askReset(trade.id, trade.name);
+    reset.focus();
+    if (!done) return;
+    say("[data-trade-ok]", `“${trade.name}” starts over with ${done.start}. Its open orders were canceled; the trade history stays.`);
+    await refreshAmounts();
+  });
+  reflectReveal();
+
+  const result = await tradeGet("/markets");
+  if (!result.ok || !Array.isArray(result.data) || result.data.length === 0) {
+    part("[data-trade-error]").textContent = result.ok ? "The paper market lists no markets right now." : describeKeyError(result);
+    select.replaceChildren(el("option", {}, "No markets"));
+    return;
+  }
+  trade.markets = new Map(result.data.map((m) => [m.pair, m]));
+  select.replaceChildren(...result.data.map((m) => el("option", { value: m.pair }, `${m.base} / ${m.quote}`)));
+  const wanted = new URLSearchParams(window.location.search).get("pair");
+  const first = [wanted, "USDT_BTC", result.data[0].pair].find((pair) => trade.markets.has(pair));
+  select.value = first;
+  select.disabled = false;
+  choosePair(first);
+  // Prices move every minute: the chart and the lists follow while the page is in view.
+  trade.timer = setInterval(() => { if (!document.hidden) refreshTrade(); }, CHART_REFRESH_MS);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden && trade.timer) refreshTrade(); });
+}
+
+if (trade) startTrading();

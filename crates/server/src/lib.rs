@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard", get(pages::dashboard))
         .route("/account/security", get(pages::security))
         .route("/exchange-accounts", get(pages::exchange_accounts))
+        .route("/exchange-accounts/{id}", get(pages::exchange_account))
         .route("/assets/app.css", get(pages::app_css))
         .route("/assets/app.js", get(pages::app_js))
         .route("/assets/favicon.svg", get(pages::favicon))

@@ -3,11 +3,12 @@
 //! forms through the JSON API.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use domain::ExchangeAccountId;
 use serde::Deserialize;
-use store::UserRecord;
+use store::{ExchangeAccountStatus, UserRecord};
 
 use crate::api::account::live_sessions;
 use crate::extract::{ClientInfo, MaybeAuthed};
@@ -137,6 +138,26 @@ struct ExchangeAccountsPage<'a> {
     email_verified: bool,
     key_events: Vec<KeyEventRow>,
     pause_reasons: &'a [(&'a str, &'a str)],
+    /// The venue name paper accounts are listed under (`paper`).
+    paper_venue: &'a str,
+    /// Whether this server runs a paper market in which paper accounts can be opened.
+    paper_market: bool,
+}
+
+#[derive(Template)]
+#[template(path = "exchange_account.html")]
+struct ExchangeAccountPage<'a> {
+    viewer: Option<Viewer<'a>>,
+    active: &'a str,
+    id: String,
+    name: &'a str,
+    venue: &'a str,
+    /// A paper account in this server's paper market: the trade panel is offered.
+    paper: bool,
+    /// A paper account whose market is off on this server.
+    paper_off: bool,
+    /// Why the account is paused, in words; `None` while it is active.
+    paused: Option<&'a str>,
 }
 
 fn message(status: StatusCode, tone: &str, heading: &str, body: &str, action: Option<(&str, &str)>) -> Response {
@@ -296,6 +317,8 @@ fn event_label(kind: &str) -> &str {
         "exchange_key.removed" => "Exchange key removed",
         "exchange_key.checked" => "Exchange key checked",
         "exchange_key.ip_restriction_waived" => "IP restriction waived for an exchange key",
+        "exchange_key.used" => "Order sent with an exchange key",
+        "paper.reset" => "Paper account reset",
         other => other,
     }
 }
@@ -324,7 +347,7 @@ pub async fn security(State(state): State<AppState>, MaybeAuthed(authed): MaybeA
         .into_iter()
         .map(|e| EventRow {
             at: e.at.to_rfc3339(),
-            label: event_label(&e.kind).to_owned(),
+            label: record_label(&e).to_owned(),
             ip: e.ip,
             browser: describe_agent(&e.user_agent),
             user_agent: e.user_agent,
@@ -387,11 +410,29 @@ fn key_problem(code: &str) -> Option<&'static str> {
     })
 }
 
+/// The venue name of paper accounts when the server runs no paper market to ask.
+const PAPER_VENUE: &str = "paper";
+
 fn venue_name(code: &str) -> &str {
     match code {
         "binance" => "Binance",
         "paper" => "Paper trading",
         other => other,
+    }
+}
+
+/// An audit record's event in words. A paper account's key is Bulwark's own, so its key events read
+/// as the paper account's.
+fn record_label(record: &store::AuditRecord) -> &str {
+    let paper = record.kind.starts_with("exchange_key.")
+        && serde_json::from_str::<serde_json::Value>(&record.detail)
+            .ok()
+            .is_some_and(|detail| detail.get("exchange").and_then(serde_json::Value::as_str) == Some(PAPER_VENUE));
+    match (record.kind.as_str(), paper) {
+        ("exchange_key.added", true) => "Paper account opened",
+        ("exchange_key.removed", true) => "Paper account removed",
+        ("exchange_key.used", true) => "Order sent on a paper account",
+        (kind, _) => event_label(kind),
     }
 }
 
@@ -411,11 +452,13 @@ fn key_event_row(record: &store::AuditRecord) -> KeyEventRow {
     let scheduled = detail.get("scheduled").and_then(serde_json::Value::as_bool) == Some(true);
     let label = format!(
         "{}{}{}",
-        event_label(&record.kind),
+        record_label(record),
         outcome.map(|o| format!(": {o}")).unwrap_or_default(),
         if scheduled { " (daily check)" } else { "" },
     );
     let key = match (text("exchange"), text("api_key_hint")) {
+        // A paper account's key is Bulwark's own, never the user's: its hint says nothing to them.
+        (Some(PAPER_VENUE), _) => venue_name(PAPER_VENUE).to_owned(),
         (Some(venue), Some(hint)) => format!("{} {hint}", venue_name(venue)),
         (Some(venue), None) => venue_name(venue).to_owned(),
         (None, Some(hint)) => hint.to_owned(),
@@ -440,7 +483,8 @@ pub async fn exchange_accounts(
         .audit_for_user(user.id, None, 200)
         .await?
         .iter()
-        .filter(|record| record.kind.starts_with("exchange_key."))
+        // Orders are key uses too, but they would crowd out the connections, refusals and checks.
+        .filter(|record| record.kind.starts_with("exchange_key.") && record.kind != "exchange_key.used")
         .take(10)
         .map(key_event_row)
         .collect();
@@ -452,6 +496,57 @@ pub async fn exchange_accounts(
             email_verified: user.email_verified_at.is_some(),
             key_events,
             pause_reasons: PAUSE_REASONS,
+            paper_venue: state.paper.as_ref().map_or(PAPER_VENUE, |paper| paper.venue()),
+            paper_market: state.paper.is_some(),
+        },
+        StatusCode::OK,
+    ))
+}
+
+/// `GET /exchange-accounts/{id}`: one account. For a paper account, the trade panel (markets, the
+/// chart, the order form, balances, open orders and trade history, all filled by app.js from the
+/// API); for a real key, why manual trading is not offered yet.
+pub async fn exchange_account(
+    State(state): State<AppState>,
+    MaybeAuthed(authed): MaybeAuthed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(authed) = authed else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    let user = &authed.user;
+    let account = match id.parse::<ExchangeAccountId>() {
+        Ok(id) => state.store.exchange_account(user.id, id).await?,
+        Err(_) => None,
+    };
+    let Some(account) = account else {
+        return Ok(message(
+            StatusCode::NOT_FOUND,
+            "error",
+            "Account not found",
+            "None of your exchange accounts is at this address. It may have been removed.",
+            Some(("/exchange-accounts", "Go to exchange accounts")),
+        ));
+    };
+    let paper_venue = state.paper.as_ref().map(|paper| paper.venue());
+    let paper = paper_venue == Some(account.exchange.as_str());
+    let paused = (account.status != ExchangeAccountStatus::Active).then(|| {
+        let reason = account.status_reason.as_deref().unwrap_or_default();
+        PAUSE_REASONS.iter().find(|(code, _)| *code == reason).map_or(
+            "Bulwark stopped using this key. Check it again on the exchange accounts page to see why.",
+            |(_, text)| *text,
+        )
+    });
+    Ok(render(
+        &ExchangeAccountPage {
+            viewer: Some(Viewer::of(user)),
+            active: "exchange-accounts",
+            id: account.id.to_string(),
+            name: &account.name,
+            venue: venue_name(&account.exchange),
+            paper,
+            paper_off: !paper && account.exchange == PAPER_VENUE,
+            paused,
         },
         StatusCode::OK,
     ))
@@ -597,6 +692,16 @@ mod tests {
                 "",
             ),
             (record("exchange_key.added", "not json"), "Exchange key connected", ""),
+            (
+                record("exchange_key.added", r#"{"exchange":"paper","api_key_hint":"…wxyz","key_type":"hmac"}"#),
+                "Paper account opened",
+                "Paper trading",
+            ),
+            (
+                record("exchange_key.removed", r#"{"exchange":"paper","api_key_hint":"…wxyz"}"#),
+                "Paper account removed",
+                "Paper trading",
+            ),
         ];
         for (record, label, key) in cases {
             let row = key_event_row(&record);

@@ -132,6 +132,16 @@ mod http {
         Client::builder().redirect(redirect::Policy::none()).build().unwrap()
     }
 
+    /// The body of a successful request as text.
+    pub fn run_text(request: RequestBuilder) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let response = request.send().await.expect("request");
+            assert!(response.status().is_success(), "{}", response.status());
+            response.text().await.expect("body")
+        })
+    }
+
     pub fn run(request: RequestBuilder) -> (u16, serde_json::Value, Option<String>) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
@@ -586,6 +596,13 @@ fn paper_trading_works_on_the_defaults_and_survives_a_restart() {
     assert_eq!(status, 201, "{account}");
     let id = account["id"].as_str().unwrap().to_owned();
     assert!(data.join("paper-market.json").exists(), "a new paper account is saved at once");
+    // A new market comes with its last hour, so the first chart is not empty.
+    let chart = http::run_text(
+        http::client()
+            .get(format!("{}/api/v1/exchange-accounts/{id}/chart.svg?pair=USDT_BTC", app.base))
+            .header("cookie", format!("__Host-bulwark_session={cookie}")),
+    );
+    assert!(chart.matches("<rect x=").count() >= 55, "about 60 candles drawn: {}", &chart[..chart.len().min(300)]);
     let buy = json!({"pair": "USDT_BTC", "side": "buy", "type": "market", "quote_quantity": "100"});
     let (status, order, _) = app.post(&format!("/api/v1/exchange-accounts/{id}/orders"), buy, Some(&cookie));
     assert_eq!((status, order["status"].as_str()), (201, Some("filled")), "{order}");

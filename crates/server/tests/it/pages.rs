@@ -112,3 +112,58 @@ async fn bad_links_show_a_page_not_an_error_dump() {
         assert!(page.text.contains("This link does not work"), "{path}");
     }
 }
+
+/// `/exchange-accounts/{id}`: a paper account's trade page (marked PAPER, the panel app.js fills),
+/// a real key's page saying why it cannot trade here yet, and nothing for anyone else.
+#[tokio::test]
+async fn an_account_page_offers_trading_on_paper_accounts_only() {
+    let app = app(Backend::Sqlite).await;
+    let unknown = "/exchange-accounts/7d1c3e52-5b5e-4a43-9a1c-0f1e2d3c4b5a";
+    let page = app.get(unknown, None).await;
+    assert_eq!((page.status, page.header("location")), (303, Some("/")), "signed out");
+
+    let cookie = app.signed_in("uma@example.com", PASSWORD).await;
+    for path in [unknown, "/exchange-accounts/not-an-id"] {
+        let page = app.get(path, Some(&cookie)).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(page.text.contains("Account not found"), "{path}");
+    }
+
+    let paper = app
+        .post("/api/v1/exchange-accounts", json!({"exchange": "paper", "name": "Practice <b>"}), Some(&cookie))
+        .await;
+    assert_eq!(paper.status, 201, "{}", paper.text);
+    let id = paper.json["id"].as_str().unwrap();
+    let path = format!("/exchange-accounts/{id}");
+    let page = app.get(&path, Some(&cookie)).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    for marker in ["PAPER", &format!("data-trade=\"{id}\""), "Place an order", "Trade history", "paper-reset"] {
+        assert!(page.text.contains(marker), "{marker}");
+    }
+    let escaped = page.text.contains("Practice &#60;b&#62;") || page.text.contains("Practice &lt;b&gt;");
+    assert!(!page.text.contains("Practice <b>") && escaped, "the name is escaped");
+    assert_no_inline_script(&page.text, &path);
+
+    let real = json!({
+        "exchange": "binance",
+        "name": "Main",
+        "api_key": app.venue.hmac_api_key,
+        "api_secret": app.venue.hmac_secret,
+    });
+    let real = app.post("/api/v1/exchange-accounts", real, Some(&cookie)).await;
+    assert_eq!(real.status, 201, "{}", real.text);
+    let real_path = format!("/exchange-accounts/{}", real.json["id"].as_str().unwrap());
+    let page = app.get(&real_path, Some(&cookie)).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("order guard") && !page.text.contains("data-trade="), "no trade panel for a real key");
+    assert!(!page.text.contains(">PAPER<"));
+    assert_no_inline_script(&page.text, &real_path);
+
+    let other = app.signed_in("vic@example.com", PASSWORD).await;
+    assert_eq!(app.get(&path, Some(&other)).await.status, 404, "another user's account");
+
+    let list = app.get("/exchange-accounts", Some(&cookie)).await;
+    assert!(list.text.contains("Open a paper account") && list.text.contains("data-paper-form"));
+    assert!(list.text.contains("Paper account opened"), "the key history names the paper account");
+    assert_no_inline_script(&list.text, "/exchange-accounts");
+}

@@ -5,11 +5,16 @@
 //! are parsed once at the edge into these types and passed around already valid.
 
 mod clock;
+mod dca;
 mod email;
 mod ids;
 mod market;
 
 pub use clock::{Clock, Timestamp};
+pub use dca::{
+    DcaError, DcaOrder, DcaOrderKind, DcaPlan, DcaSettings, DcaSettingsInput, MAX_SAFETY_ORDERS, RoundedOrder,
+    RoundedPlan, Strategy, TakeProfitType, VolumeType,
+};
 pub use email::{Email, EmailError};
 pub use ids::{AuditId, BackupCodeId, ExchangeAccountId, SessionId, UserId};
 pub use market::{

@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/exchange-accounts/{id}/orders/{order_id}", delete(api::trading::cancel))
         .route("/exchange-accounts/{id}/trades", get(api::trading::trades))
         .route("/exchange-accounts/{id}/chart.svg", get(api::trading::chart))
+        .route("/bots/preview", post(api::bots::preview))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
     Router::new()

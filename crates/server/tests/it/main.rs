@@ -3,6 +3,7 @@
 
 mod accounts;
 mod audit;
+mod bots;
 mod email_change;
 mod exchange_accounts;
 mod logs;

@@ -80,6 +80,16 @@ impl<'de> Deserialize<'de> for SecretInput {
     }
 }
 
+/// The text of a decimal field, which `spec/api.md` lets a client send as a JSON string or a JSON
+/// number; `None` for any other JSON type. Callers parse it with the rules of their field.
+pub fn decimal_text(raw: &serde_json::Value) -> Option<String> {
+    match raw {
+        serde_json::Value::String(text) => Some(text.trim().to_owned()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
 /// The client as far as we can tell: the socket peer, or the first untrusted hop of
 /// `X-Forwarded-For` when the peer is a configured proxy. The header is ignored otherwise.
 #[derive(Debug, Clone)]

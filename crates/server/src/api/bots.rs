@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::ApiError;
 use crate::api::exchange_accounts::owned;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, decimal_text};
 use crate::keys;
 use crate::session::Authed;
 use crate::state::AppState;
@@ -222,11 +222,7 @@ fn settings_error(err: &DcaError) -> ApiError {
 /// A Decimal from a JSON string or number; its sign is checked by the settings.
 fn decimal(field: &'static str, raw: &Value) -> Result<Decimal, ApiError> {
     let bad = || ApiError::InvalidInput { field, message: format!("{field} is a number, e.g. \"1.5\".") };
-    let text = match raw {
-        Value::String(text) => text.trim().to_owned(),
-        Value::Number(number) => number.to_string(),
-        _ => return Err(bad()),
-    };
+    let text = decimal_text(raw).ok_or_else(bad)?;
     text.parse::<Decimal>().or_else(|_| Decimal::from_scientific(&text)).map_err(|_| bad())
 }
 

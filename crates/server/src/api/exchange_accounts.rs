@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 use crate::ApiError;
 use crate::api::auth::{ensure_not_blocked, hit};
 use crate::emails;
-use crate::extract::{ApiJson, ApiQuery, ClientInfo, SecretInput, StepUp};
+use crate::extract::{ApiJson, ApiQuery, ClientInfo, SecretInput, StepUp, decimal_text};
 use crate::keys;
 use crate::live_vault::SealError;
 use crate::session::Authed;
@@ -77,11 +77,7 @@ fn paper_balances(raw: Option<&serde_json::Map<String, Value>>) -> Result<Vec<(d
     raw.iter()
         .map(|(asset, amount)| {
             let asset = domain::Asset::parse(asset).map_err(|_| bad())?;
-            let text = match amount {
-                Value::String(text) => text.trim().to_owned(),
-                Value::Number(number) => number.to_string(),
-                _ => return Err(bad()),
-            };
+            let text = decimal_text(amount).ok_or_else(bad)?;
             let amount = text.parse::<Decimal>().map_err(|_| bad())?;
             if amount.is_sign_negative() || amount > Decimal::new(PAPER_MAX_AMOUNT, 0) {
                 return Err(bad());

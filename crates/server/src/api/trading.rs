@@ -22,7 +22,7 @@ use store::{ExchangeAccountRecord, ExchangeAccountStatus};
 
 use crate::ApiError;
 use crate::api::exchange_accounts::owned;
-use crate::extract::{ApiJson, ApiQuery, ClientInfo};
+use crate::extract::{ApiJson, ApiQuery, ClientInfo, decimal_text};
 use crate::keys;
 use crate::session::Authed;
 use crate::state::AppState;
@@ -214,11 +214,7 @@ pub struct OrderBody {
 fn decimal(field: &'static str, raw: Option<&Value>) -> Result<Option<Decimal>, ApiError> {
     let bad = || ApiError::InvalidInput { field, message: format!("{field} is a positive number, e.g. \"0.01\".") };
     let Some(raw) = raw else { return Ok(None) };
-    let text = match raw {
-        Value::String(text) => text.trim().to_owned(),
-        Value::Number(number) => number.to_string(),
-        _ => return Err(bad()),
-    };
+    let text = decimal_text(raw).ok_or_else(bad)?;
     let value: Decimal = text.parse().map_err(|_| bad())?;
     if value <= Decimal::ZERO {
         return Err(bad());

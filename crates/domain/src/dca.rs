@@ -615,6 +615,7 @@ mod tests {
     use rust_decimal::RoundingStrategy;
 
     use super::*;
+    use crate::market::btcusdt_filters;
 
     fn dec(raw: &str) -> Decimal {
         raw.parse().unwrap()
@@ -773,24 +774,10 @@ mod tests {
         assert_eq!(DcaPlan::new(&shrinking, start).unwrap_err().field(), "martingale_step_coefficient");
     }
 
-    fn btcusdt() -> MarketFilters {
-        MarketFilters {
-            tick_size: Some(dec("0.01")),
-            min_price: Some(dec("0.01")),
-            max_price: Some(dec("1000000")),
-            step_size: Some(dec("0.00001")),
-            min_qty: Some(dec("0.00001")),
-            max_qty: Some(dec("9000")),
-            min_notional: Some(dec("5")),
-            max_notional: None,
-            max_num_orders: Some(200),
-        }
-    }
-
     #[test]
     fn rounding_for_a_market_reports_the_orders_it_would_refuse() {
         let plan = plan(input("10", "10", 3, "1.3", "1", "1", "1", Strategy::Long), "30000.005");
-        let rounded = plan.rounded(&btcusdt());
+        let rounded = plan.rounded(&btcusdt_filters());
         assert!(rounded.placeable());
         let first = &rounded.orders[0];
         assert_eq!((first.price, first.quantity), (dec("30000"), dec("0.00033")));
@@ -801,7 +788,7 @@ mod tests {
         assert!(tp >= first.average_price.unwrap() * dec("1.01"));
 
         let tiny = plan_with_volumes("10", "1");
-        let rounded = tiny.rounded(&btcusdt());
+        let rounded = tiny.rounded(&btcusdt_filters());
         assert!(!rounded.placeable());
         assert_eq!(rounded.orders[0].violation, None);
         assert_eq!(rounded.orders[1].violation, Some(FilterViolation::Notional));
@@ -923,7 +910,7 @@ mod tests {
             match DcaPlan::new(&settings, Price::new(start).unwrap()) {
                 Ok(plan) => {
                     check_invariants(&settings, &plan)?;
-                    let rounded = plan.rounded(&btcusdt());
+                    let rounded = plan.rounded(&btcusdt_filters());
                     prop_assert_eq!(rounded.orders.len(), plan.orders().len());
                 }
                 Err(err) => prop_assert!(!err.field().is_empty()),
@@ -968,14 +955,14 @@ mod tests {
             let strategy = if short { Strategy::Short } else { Strategy::Long };
             let settings = DcaSettings::new(DcaSettingsInput { strategy, ..raw }).unwrap();
             let Ok(plan) = DcaPlan::new(&settings, Price::new(start).unwrap()) else { return Ok(()) };
-            let rounded = plan.rounded(&btcusdt());
+            let rounded = plan.rounded(&btcusdt_filters());
             for (raw, rounded) in plan.orders().iter().zip(&rounded.orders) {
                 prop_assert!(rounded.quantity <= raw.size_base);
                 match rounded.side {
                     Side::Buy => prop_assert!(rounded.price <= raw.price),
                     Side::Sell => prop_assert!(rounded.price >= raw.price),
                 }
-                prop_assert_eq!(rounded.violation.is_none(), btcusdt().check(rounded.price, rounded.quantity).is_ok());
+                prop_assert_eq!(rounded.violation.is_none(), btcusdt_filters().check(rounded.price, rounded.quantity).is_ok());
             }
         }
     }

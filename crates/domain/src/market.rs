@@ -316,6 +316,24 @@ impl MarketFilters {
     }
 }
 
+/// Binance's BTCUSDT rules (tick 0.01, step and minimum quantity 0.00001, minimum notional 5), for
+/// the tests of this crate.
+#[cfg(test)]
+pub(crate) fn btcusdt_filters() -> MarketFilters {
+    let dec = |raw: &str| raw.parse::<Decimal>().expect("a decimal literal");
+    MarketFilters {
+        tick_size: Some(dec("0.01")),
+        min_price: Some(dec("0.01")),
+        max_price: Some(dec("1000000")),
+        step_size: Some(dec("0.00001")),
+        min_qty: Some(dec("0.00001")),
+        max_qty: Some(dec("9000")),
+        min_notional: Some(dec("5")),
+        max_notional: None,
+        max_num_orders: Some(200),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -325,20 +343,6 @@ mod tests {
 
     fn dec(raw: &str) -> Decimal {
         Decimal::from_str(raw).unwrap()
-    }
-
-    fn btcusdt() -> MarketFilters {
-        MarketFilters {
-            tick_size: Some(dec("0.01")),
-            min_price: Some(dec("0.01")),
-            max_price: Some(dec("1000000")),
-            step_size: Some(dec("0.00001")),
-            min_qty: Some(dec("0.00001")),
-            max_qty: Some(dec("9000")),
-            min_notional: Some(dec("5")),
-            max_notional: None,
-            max_num_orders: Some(200),
-        }
     }
 
     #[test]
@@ -355,7 +359,7 @@ mod tests {
 
     #[test]
     fn rounding_examples() {
-        let f = btcusdt();
+        let f = btcusdt_filters();
         assert_eq!(f.round_price(dec("30000.129"), Side::Buy), dec("30000.12"));
         assert_eq!(f.round_price(dec("30000.121"), Side::Sell), dec("30000.13"));
         assert_eq!(f.round_price(dec("30000.12"), Side::Sell), dec("30000.12"));
@@ -367,7 +371,7 @@ mod tests {
 
     #[test]
     fn check_names_the_filter_binance_would_name() {
-        let f = btcusdt();
+        let f = btcusdt_filters();
         assert_eq!(f.check(dec("30000.12"), dec("0.001")), Ok(()));
         assert_eq!(f.check(dec("30000.123"), dec("0.001")), Err(FilterViolation::PriceFilter));
         assert_eq!(f.check(dec("0"), dec("0.001")), Err(FilterViolation::PriceFilter));
@@ -418,7 +422,7 @@ mod tests {
         #[test]
         fn rounded_orders_pass_the_grid_filters(price in decimal(6), qty in decimal(10), buy in any::<bool>()) {
             let f = MarketFilters { min_price: None, max_price: None, min_qty: None, max_qty: None,
-                                    min_notional: None, ..btcusdt() };
+                                    min_notional: None, ..btcusdt_filters() };
             let side = if buy { Side::Buy } else { Side::Sell };
             let price = f.round_price(price, side);
             let qty = f.round_qty(qty);

@@ -99,6 +99,23 @@ fn serve(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
 }
 
 impl Running {
+    /// Registers the data dir's first account, confirms it through the first mail in the outbox
+    /// and signs in; returns the session cookie.
+    fn sign_up(&self, data_dir: &Path, email: &str) -> String {
+        let (status, _, _) = self.post("/api/v1/auth/register", json!({"email": email, "password": PASSWORD}), None);
+        assert_eq!(status, 201);
+        assert_eq!(self.get(&outbox_link(data_dir, 1), None).0, 200, "the mailed link confirms the address");
+        self.login(email)
+    }
+
+    /// Signs in with `PASSWORD`; returns the session cookie.
+    fn login(&self, email: &str) -> String {
+        let (status, body, cookie) =
+            self.post("/api/v1/auth/login", json!({"email": email, "password": PASSWORD}), None);
+        assert_eq!(status, 200, "{body}");
+        cookie.expect("a session cookie")
+    }
+
     fn drain_into(&mut self, into: &mut Vec<String>) {
         while let Ok(line) = self.lines.try_recv() {
             into.push(line);
@@ -275,19 +292,11 @@ fn runs_on_postgresql() {
     let data = dir.path().join("data");
     let app = serve(&data, &[("BULWARK_DATABASE_URL", &url)]);
     assert_eq!(app.get("/healthz", None).0, 200);
-    assert_eq!(
-        app.post("/api/v1/auth/register", json!({"email": "pg@example.com", "password": PASSWORD}), None).0,
-        201
-    );
-    let link = outbox_link(&data, 1);
-    assert_eq!(app.get(&link, None).0, 200);
-    let (status, _, cookie) =
-        app.post("/api/v1/auth/login", json!({"email": "pg@example.com", "password": PASSWORD}), None);
-    assert_eq!(status, 200);
+    let cookie = app.sign_up(&data, "pg@example.com");
     assert!(!data.join("bulwark.db").exists(), "no SQLite file when PostgreSQL is chosen");
     // Several nodes cannot share one process's paper market: off on PostgreSQL unless asked for.
     let (status, body, _) =
-        app.post("/api/v1/exchange-accounts", json!({"exchange": "paper", "name": "P"}), cookie.as_deref());
+        app.post("/api/v1/exchange-accounts", json!({"exchange": "paper", "name": "P"}), Some(&cookie));
     assert_eq!((status, body["field"].as_str()), (422, Some("exchange")), "{body}");
     drop(app);
     drop(pg);
@@ -312,10 +321,7 @@ fn without_its_root_key_the_node_runs_sealed() {
     }
     // An account with two-factor sign-in, set up with codes from oathtool at the real time.
     let email = "sealed@example.com";
-    assert_eq!(app.post("/api/v1/auth/register", json!({"email": email, "password": PASSWORD}), None).0, 201);
-    assert_eq!(app.get(&outbox_link(&data, 1), None).0, 200);
-    let (_, _, cookie) = app.post("/api/v1/auth/login", json!({"email": email, "password": PASSWORD}), None);
-    let cookie = cookie.unwrap();
+    let cookie = app.sign_up(&data, email);
     let (status, setup, _) = app.post("/api/v1/2fa/totp/setup", json!({}), Some(&cookie));
     assert_eq!(status, 200);
     let secret = setup["secret"].as_str().unwrap().to_owned();
@@ -423,10 +429,7 @@ fn vault_rotate_moves_secrets_onto_a_new_key_and_serve_destroys_the_old_one() {
     let fast = [("BULWARK_VAULT_REFRESH_SECONDS", "1")];
     let app = serve(&data, &fast);
     let email = "rotate@example.com";
-    assert_eq!(app.post("/api/v1/auth/register", json!({"email": email, "password": PASSWORD}), None).0, 201);
-    assert_eq!(app.get(&outbox_link(&data, 1), None).0, 200);
-    let (_, _, cookie) = app.post("/api/v1/auth/login", json!({"email": email, "password": PASSWORD}), None);
-    let cookie = cookie.unwrap();
+    let cookie = app.sign_up(&data, email);
     let (status, setup, _) = app.post("/api/v1/2fa/totp/setup", json!({}), Some(&cookie));
     assert_eq!(status, 200);
     let secret = setup["secret"].as_str().unwrap().to_owned();
@@ -548,13 +551,7 @@ fn a_key_from_exchange_sim_is_connected_and_a_withdrawing_one_refused() {
     let connect = |url: &str| {
         let dir = tempfile::tempdir().unwrap();
         let app = serve(dir.path(), &[("BULWARK_BINANCE_URL", url)]);
-        app.post("/api/v1/auth/register", json!({"email": "sim@example.com", "password": PASSWORD}), None);
-        let link = outbox_link(dir.path(), 1);
-        let token = link.split("token=").nth(1).unwrap();
-        app.post("/api/v1/auth/verify-email", json!({ "token": token }), None);
-        let (_, _, cookie) =
-            app.post("/api/v1/auth/login", json!({"email": "sim@example.com", "password": PASSWORD}), None);
-        let cookie = cookie.expect("signed in");
+        let cookie = app.sign_up(dir.path(), "sim@example.com");
         let body = json!({"exchange": "binance", "name": "Sim", "api_key": key, "api_secret": secret});
         let (status, reply, _) = app.post("/api/v1/exchange-accounts", body, Some(&cookie));
         let balances = (status == 201).then(|| {
@@ -587,10 +584,7 @@ fn paper_trading_works_on_the_defaults_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let app = serve(&data, &[]);
-    app.post("/api/v1/auth/register", json!({"email": "paper@example.com", "password": PASSWORD}), None);
-    assert_eq!(app.get(&outbox_link(&data, 1), None).0, 200);
-    let login = json!({"email": "paper@example.com", "password": PASSWORD});
-    let cookie = app.post("/api/v1/auth/login", login.clone(), None).2.unwrap();
+    let cookie = app.sign_up(&data, "paper@example.com");
     let (status, account, _) =
         app.post("/api/v1/exchange-accounts", json!({"exchange": "paper", "name": "Practice"}), Some(&cookie));
     assert_eq!(status, 201, "{account}");
@@ -613,7 +607,7 @@ fn paper_trading_works_on_the_defaults_and_survives_a_restart() {
     assert!(data.join("paper-market.json").exists(), "the paper market is saved on shutdown");
 
     let app = serve(&data, &[]);
-    let cookie = app.post("/api/v1/auth/login", login, None).2.unwrap();
+    let cookie = app.login("paper@example.com");
     assert_eq!(balances(&app, &cookie), before, "the paper account survived the restart");
     let usdt =
         before.as_array().unwrap().iter().find(|b| b["asset"] == "USDT").unwrap()["free"].as_str().unwrap().to_owned();
@@ -650,11 +644,8 @@ fn two_nodes_share_a_paper_market_through_exchange_sim() {
     std::fs::copy(data_a.join("root.key"), data_b.join("root.key")).unwrap();
     let b = serve(&data_b, &env);
 
-    a.post("/api/v1/auth/register", json!({"email": "shared@example.com", "password": PASSWORD}), None);
-    assert_eq!(a.get(&outbox_link(&data_a, 1), None).0, 200);
-    let login = json!({"email": "shared@example.com", "password": PASSWORD});
-    let on_a = a.post("/api/v1/auth/login", login.clone(), None).2.unwrap();
-    let on_b = b.post("/api/v1/auth/login", login, None).2.unwrap();
+    let on_a = a.sign_up(&data_a, "shared@example.com");
+    let on_b = b.login("shared@example.com");
     let body = json!({"exchange": "paper", "name": "Shared", "balances": {"USDT": "1000"}});
     let (status, account, _) = a.post("/api/v1/exchange-accounts", body, Some(&on_a));
     assert_eq!(status, 201, "{account}");

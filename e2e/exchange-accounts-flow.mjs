@@ -14,7 +14,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import assert from "node:assert/strict";
-import { launchBrowser, linkInMail, startExchangeSim, startServer } from "./lib.mjs";
+import { launchBrowser, signUp, startExchangeSim, startServer } from "./lib.mjs";
 
 const screenshots = path.resolve(import.meta.dirname, "screenshots");
 const EMAIL = "robin@example.com";
@@ -101,20 +101,7 @@ try {
   const accountsStatus = page.locator("[data-accounts-status]");
   const refusal = page.locator("[data-refusal]");
 
-  // Register, confirm through the mailed link, sign in.
-  await page.goto(base + "/register");
-  await page.fill("#email", EMAIL);
-  await page.fill("#password", PASSWORD);
-  await page.fill("#confirm", PASSWORD);
-  await page.click("button[type=submit]");
-  await page.waitForURL("**/check-email");
-  await page.goto(await linkInMail(outbox, "verify-email"));
-  assert.equal(await page.textContent("h1"), "Email confirmed");
-  await page.goto(base + "/");
-  await page.fill("#email", EMAIL);
-  await page.fill("#password", PASSWORD);
-  await page.click("#password-step button[type=submit]");
-  await page.waitForURL("**/dashboard");
+  await signUp(page, base, outbox, EMAIL, PASSWORD);
   const signedInAt = Date.now();
 
   // The page, from the main menu: no accounts yet, and the guidance for a trade-only key.

@@ -1,5 +1,6 @@
 // What every browser test needs: a `bulwark serve` of its own (fresh data dir, free loopback port)
 // and headless Chromium.
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -108,4 +109,21 @@ export async function mailContaining(outbox, needle) {
 export async function linkInMail(outbox, kind) {
   const text = await mailContaining(outbox, `/${kind}?token=`);
   return text.match(new RegExp(`http\\S+/${kind}\\?token=[A-Za-z0-9_-]+`))[0];
+}
+
+// Registers through the page, confirms through the mailed link and signs in; ends on the dashboard.
+export async function signUp(page, base, outbox, email, password) {
+  await page.goto(base + "/register");
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await page.fill("#confirm", password);
+  await page.click("button[type=submit]");
+  await page.waitForURL("**/check-email");
+  await page.goto(await linkInMail(outbox, "verify-email"));
+  assert.equal(await page.textContent("h1"), "Email confirmed");
+  await page.goto(base + "/");
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await page.click("#password-step button[type=submit]");
+  await page.waitForURL("**/dashboard");
 }

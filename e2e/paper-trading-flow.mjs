@@ -13,7 +13,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import assert from "node:assert/strict";
-import { launchBrowser, linkInMail, startServer } from "./lib.mjs";
+import { launchBrowser, signUp, startServer } from "./lib.mjs";
 
 const screenshots = path.resolve(import.meta.dirname, "screenshots");
 const EMAIL = "newcomer@example.com";
@@ -34,20 +34,7 @@ try {
   const requested = [];
   page.on("request", (request) => requested.push(request.url()));
 
-  // Register, confirm through the mailed link, sign in.
-  await page.goto(base + "/register");
-  await page.fill("#email", EMAIL);
-  await page.fill("#password", PASSWORD);
-  await page.fill("#confirm", PASSWORD);
-  await page.click("button[type=submit]");
-  await page.waitForURL("**/check-email");
-  await page.goto(await linkInMail(outbox, "verify-email"));
-  assert.equal(await page.textContent("h1"), "Email confirmed");
-  await page.goto(base + "/");
-  await page.fill("#email", EMAIL);
-  await page.fill("#password", PASSWORD);
-  await page.click("#password-step button[type=submit]");
-  await page.waitForURL("**/dashboard");
+  await signUp(page, base, outbox, EMAIL, PASSWORD);
 
   // Exchange accounts: nothing yet; the paper form stands apart from the key form.
   await page.click("nav >> text=Exchange accounts");

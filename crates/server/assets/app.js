@@ -533,6 +533,16 @@ function describeKeyError(result) {
   return describe(result);
 }
 
+// What every account's list item ends with: its result messages and its (hidden) balances panel.
+function accountFooter(account, panelId) {
+  return [
+    el("p", { class: "form-ok", "data-ok-for": "account", role: "status" }),
+    el("p", { class: "form-error", "data-error-for": "account", role: "alert" }),
+    el("div", { class: "balances", id: panelId, "data-balances": String(account.id), hidden: true,
+      "aria-label": `Balances of ${account.name}` }),
+  ];
+}
+
 function accountItem(account) {
   if (account.exchange === paperVenue()) return paperItem(account);
   const id = String(account.id);
@@ -569,9 +579,7 @@ function accountItem(account) {
       button("recheck-account", "Check again"),
       button("account-balances", "Balances", { "aria-expanded": "false", "aria-controls": panelId }),
       button("remove-account", "Remove", { class: "danger" })),
-    el("p", { class: "form-ok", "data-ok-for": "account", role: "status" }),
-    el("p", { class: "form-error", "data-error-for": "account", role: "alert" }),
-    el("div", { class: "balances", id: panelId, "data-balances": id, hidden: true, "aria-label": `Balances of ${account.name}` }));
+    ...accountFooter(account, panelId));
   item.querySelectorAll("[data-action]").forEach(bindAction);
   return item;
 }
@@ -711,9 +719,7 @@ function paperItem(account) {
       button("account-balances", "Balances", { "aria-expanded": "false", "aria-controls": panelId }),
       button("reset-paper", "Reset…"),
       button("remove-account", "Remove", { class: "danger" })),
-    el("p", { class: "form-ok", "data-ok-for": "account", role: "status" }),
-    el("p", { class: "form-error", "data-error-for": "account", role: "alert" }),
-    el("div", { class: "balances", id: panelId, "data-balances": id, hidden: true, "aria-label": `Balances of ${account.name}` }));
+    ...accountFooter(account, panelId));
   item.querySelectorAll("[data-action]").forEach(bindAction);
   return item;
 }

@@ -72,7 +72,7 @@ pub use crate::config::{SimAccount, SimConfig, SimKey, SimLimits, SimPermissions
 pub use crate::error::{ConfigError, SimError};
 pub use crate::faults::{Fault, FaultRates, LostReply};
 pub use crate::order::{OrderParams, OrderStatus, OrderType, Side, SimOrder, SimTrade, TimeInForce};
-pub use crate::paper::{PAPER_VENUE, RemotePaperMarket};
+pub use crate::paper::{PAPER_VENUE, RemotePaperMarket, random_alnum};
 pub use crate::pricepath::PricePath;
 use crate::server::{ConnInfo, SimListener};
 pub use crate::state::RequestRecord;

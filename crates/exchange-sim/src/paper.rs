@@ -190,7 +190,7 @@ fn persist_now(sim: &ExchangeSim) -> Result<(), ExchangeError> {
 }
 
 /// `len` random ASCII letters and digits from the OS random source.
-pub(crate) fn random_alnum(len: usize) -> Result<Zeroizing<String>, String> {
+pub fn random_alnum(len: usize) -> Result<Zeroizing<String>, String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = Zeroizing::new(vec![0u8; len * 2]);
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "the OS random source failed".to_owned())?;

@@ -55,8 +55,9 @@ impl TestVenue {
             "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
             base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
         );
-        let hmac_api_key = format!("TestKey{}", random_alnum(57));
-        let hmac_secret = random_alnum(64);
+        let random = |len| exchange_sim::random_alnum(len).expect("the OS random source").as_str().to_owned();
+        let hmac_api_key = format!("TestKey{}", random(57));
+        let hmac_secret = random(64);
         let mut config = SimConfig::default_for_tests();
         config.accounts.push(SimAccount {
             api_key: hmac_api_key.clone(),
@@ -93,12 +94,4 @@ impl TestVenue {
     pub fn paper_market(&self) -> Arc<dyn exchange::PaperMarket> {
         self.paper.clone()
     }
-}
-
-/// `len` random ASCII letters and digits.
-fn random_alnum(len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut bytes = vec![0u8; len];
-    aws_lc_rs::rand::fill(&mut bytes).expect("random");
-    bytes.iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect()
 }

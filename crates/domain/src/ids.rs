@@ -70,3 +70,11 @@ uuid_id!(
     /// An exchange account: one API key at one venue. Bound into its sealed secret's associated data.
     ExchangeAccountId
 );
+uuid_id!(
+    /// A trading bot (DCA).
+    BotId
+);
+uuid_id!(
+    /// One deal of a bot: a position opened by a base order and closed by take profit, stop loss or the user.
+    DealId
+);

@@ -6,6 +6,7 @@
 
 mod clock;
 mod dca;
+mod deal;
 mod email;
 mod ids;
 mod market;
@@ -15,8 +16,11 @@ pub use dca::{
     DcaError, DcaOrder, DcaOrderKind, DcaPlan, DcaSettings, DcaSettingsInput, MAX_SAFETY_ORDERS, RoundedOrder,
     RoundedPlan, Strategy, TakeProfitType, VolumeType,
 };
+pub use deal::{
+    Bot, CloseReason, Deal, DealStatus, IntentState, OrderIntent, OrderKind, OrderRole, TradingPolicy, UnknownName,
+};
 pub use email::{Email, EmailError};
-pub use ids::{AuditId, BackupCodeId, ExchangeAccountId, SessionId, UserId};
+pub use ids::{AuditId, BackupCodeId, BotId, DealId, ExchangeAccountId, SessionId, UserId};
 pub use market::{
     Asset, FilterViolation, MarketError, MarketFilters, OrderStatus, Pair, Price, Qty, Rounding, Side, round_to_step,
 };

@@ -1,0 +1,1 @@
+//! The order guard (`spec/security.md` TR-1).

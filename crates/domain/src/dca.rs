@@ -217,6 +217,13 @@ impl DcaSettings {
         })
     }
 
+    /// The take-profit price of a deal that spent `spent` quote for `coins` base (a short deal:
+    /// received `spent` quote for `coins` sold), with a base order of `bo` quote: the formula of
+    /// [`DcaPlan::new`] applied to actual fills. `None` when it leaves `Decimal`'s range.
+    pub fn take_profit_price(&self, bo: Decimal, spent: Decimal, coins: Decimal) -> Option<Decimal> {
+        tp_formula(self.strategy, self.take_profit_type, self.take_profit, bo, spent, coins)
+    }
+
     pub fn base_order_volume(&self) -> Decimal {
         self.base_order_volume
     }

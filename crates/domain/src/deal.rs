@@ -198,11 +198,12 @@ impl OrderIntent {
     }
 
     /// The order's value in quote: the quote amount of a market order sized in quote, else
-    /// quantity × price (the limit price, or the reference price of a market order).
+    /// quantity × price (the limit price, or the reference price of a market order), saturating at
+    /// `Decimal::MAX` (a limit compared with it then refuses).
     pub fn notional(&self) -> Decimal {
         match (self.quote_amount, self.quantity) {
             (Some(quote), _) => quote,
-            (None, Some(qty)) => qty * self.price,
+            (None, Some(qty)) => qty.checked_mul(self.price).unwrap_or(Decimal::MAX),
             (None, None) => Decimal::ZERO,
         }
     }

@@ -6,4 +6,11 @@
 //! recording every order as an intent before sending it. The order guard (`guard`) checks every
 //! order from every path against the account's trading policy.
 
+pub mod bots;
+pub mod deal;
 pub mod guard;
+pub mod settings;
+
+pub use bots::{BotState, Engine, EngineError, Event, Output, UserCommand};
+pub use deal::{Command, Ctx, DealBook, DealError, DealEvent, NewDeal, OrderUpdate};
+pub use settings::{BotSettings, StartCondition};

@@ -1,5 +1,6 @@
 //! The REST client: one [`BinanceClient`] per venue URL (it owns the IP-wide weight budget and the
 //! clock-skew estimate), and one [`BinanceAccount`] per API key, which is the port's `Exchange`.
+//! The user data stream is in the `stream` module; its listen-key requests go through this client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,16 +8,31 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::{Clock, Pair, Timestamp};
 use exchange::{
-    Balance, Candle, Credentials, Exchange, ExchangeError, KeyPermissions, Market, OrderAmount, OrderReport,
-    OrderRequest, OrderType, Ticker, Trade, VenueOrderRef,
+    Balance, Candle, Credentials, Exchange, ExchangeError, KeyPermissions, Market, OrderAmount, OrderEventStream,
+    OrderReport, OrderRequest, OrderType, Ticker, Trade, VenueOrderRef,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::limits::{ClockSkew, WeightBudget};
-use crate::sign::{SignedEndpoint, encode_params, signed_query};
+use crate::sign::{SignedEndpoint, USER_DATA_STREAM, encode_params, signed_query};
+use crate::stream::ListenKey;
 use crate::wire;
+
+/// Binance's REST hosts for spot, whose user data stream is at [`BINANCE_STREAM_URL`].
+const BINANCE_REST_HOSTS: [&str; 6] = [
+    "api.binance.com",
+    "api-gcp.binance.com",
+    "api1.binance.com",
+    "api2.binance.com",
+    "api3.binance.com",
+    "api4.binance.com",
+];
+/// Binance's WebSocket base for user data streams (`user-data-stream.md`).
+const BINANCE_STREAM_URL: &str = "wss://stream.binance.com:9443";
+/// Request weight of each USER_STREAM request (`POST`/`PUT /api/v3/userDataStream`).
+const USER_STREAM_WEIGHT: u32 = 2;
 
 /// Operator settings for the `binance` venue.
 #[derive(Debug, Clone)]
@@ -34,6 +50,13 @@ pub struct BinanceConfig {
     /// Failed lookups (no answer, rate limit) before a lost placement is reported as
     /// `OutcomeUnknown`. "Not found" answers do not count: they end when the receive window has.
     pub max_lookups: u32,
+    /// The user data stream's WebSocket base URL. `None`: `wss://stream.binance.com:9443` for
+    /// Binance's own REST hosts, otherwise the REST URL's origin with `http`→`ws`, `https`→`wss`
+    /// (where exchange-sim serves it). `ws://` only to a loopback address.
+    pub stream_url: Option<Url>,
+    /// How often a stream's listen key is kept alive (`PUT`): Binance drops a key 60 minutes after
+    /// its creation or last keepalive and recommends one every 30 minutes.
+    pub listen_key_keepalive: Duration,
 }
 
 impl BinanceConfig {
@@ -45,14 +68,68 @@ impl BinanceConfig {
             weight_budget: 4_800,
             lookup_interval: Duration::from_millis(500),
             max_lookups: 20,
+            stream_url: None,
+            listen_key_keepalive: Duration::from_secs(30 * 60),
         }
+    }
+
+    /// The user data stream's WebSocket base URL: [`BinanceConfig::stream_url`], or the one derived
+    /// from [`BinanceConfig::base_url`].
+    ///
+    /// # Errors
+    /// `ExchangeError::InvalidRequest` (code 0) for a URL that is neither `wss://` nor `ws://` to a
+    /// loopback address, or that carries credentials, a query or a fragment.
+    pub fn stream_base_url(&self) -> Result<Url, ExchangeError> {
+        let refused = |why: &str| ExchangeError::InvalidRequest { code: 0, message: format!("stream URL: {why}") };
+        let url = match &self.stream_url {
+            Some(url) => url.clone(),
+            None if self.base_url.host_str().is_some_and(|host| BINANCE_REST_HOSTS.contains(&host)) => {
+                Url::parse(BINANCE_STREAM_URL).map_err(|_| refused("unreadable"))?
+            }
+            None => {
+                let origin = self.base_url.origin().ascii_serialization();
+                let derived = if let Some(rest) = origin.strip_prefix("https://") {
+                    format!("wss://{rest}")
+                } else if let Some(rest) = origin.strip_prefix("http://") {
+                    format!("ws://{rest}")
+                } else {
+                    return Err(refused("the REST URL is neither http:// nor https://"));
+                };
+                Url::parse(&derived).map_err(|_| refused("cannot be derived from the REST URL"))?
+            }
+        };
+        match url.scheme() {
+            "wss" => {}
+            "ws" if is_loopback(&url) => {}
+            "ws" => return Err(refused("ws:// is accepted only for a loopback address; use wss://")),
+            _ => return Err(refused("must be wss://, or ws:// to a loopback address")),
+        }
+        if url.host().is_none() {
+            return Err(refused("names no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+            return Err(refused("must not carry credentials, a query or a fragment"));
+        }
+        Ok(url)
+    }
+}
+
+/// Whether `url` names this machine's loopback interface.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
     }
 }
 
 /// The shared part of the adapter: HTTP, the weight budget and the clock skew for one venue URL.
 #[derive(Debug)]
 pub struct BinanceClient {
-    config: BinanceConfig,
+    pub(crate) config: BinanceConfig,
+    /// [`BinanceConfig::stream_base_url`], checked once.
+    stream_base: Url,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     weights: WeightBudget,
@@ -84,8 +161,10 @@ impl Failure {
 
 impl BinanceClient {
     /// # Errors
-    /// `ExchangeError::Unreachable` when the HTTP client cannot be built (TLS roots).
+    /// `ExchangeError::Unreachable` when the HTTP client cannot be built (TLS roots);
+    /// `ExchangeError::InvalidRequest` for a refused stream URL ([`BinanceConfig::stream_base_url`]).
     pub fn new(config: BinanceConfig, clock: Arc<dyn Clock>) -> Result<BinanceClient, ExchangeError> {
+        let stream_base = config.stream_base_url()?;
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .user_agent(concat!("bulwark/", env!("CARGO_PKG_VERSION")))
@@ -93,7 +172,7 @@ impl BinanceClient {
             .build()
             .map_err(|err| ExchangeError::Unreachable(format!("cannot build the HTTP client: {err}")))?;
         let weights = WeightBudget::new(config.weight_budget);
-        Ok(BinanceClient { config, http, clock, weights, skew: ClockSkew::default() })
+        Ok(BinanceClient { config, stream_base, http, clock, weights, skew: ClockSkew::default() })
     }
 
     /// The port for one API key.
@@ -127,6 +206,36 @@ impl BinanceClient {
             );
         }
         Ok(offset)
+    }
+
+    /// The user data stream's WebSocket base URL.
+    pub fn stream_base_url(&self) -> &Url {
+        &self.stream_base
+    }
+
+    /// `POST /api/v3/userDataStream`: the account's listen key (the live one, extended, or a new
+    /// one). USER_STREAM: the API key header alone, never signed, so not on the signing allowlist.
+    pub(crate) async fn new_listen_key(&self, api_key: &str) -> Result<ListenKey, ExchangeError> {
+        let reply: wire::ListenKeyReply = self
+            .send(reqwest::Method::POST, USER_DATA_STREAM, "", Some(api_key), USER_STREAM_WEIGHT)
+            .await
+            .map_err(Failure::into_error)?;
+        Ok(ListenKey::new(reply.listen_key))
+    }
+
+    /// `PUT /api/v3/userDataStream?listenKey=`: keeps `listen_key` alive for another 60 minutes.
+    /// USER_STREAM, like [`BinanceClient::new_listen_key`].
+    pub(crate) async fn keep_listen_key_alive(
+        &self,
+        api_key: &str,
+        listen_key: &ListenKey,
+    ) -> Result<(), ExchangeError> {
+        let query = encode_params(&[("listenKey", listen_key.expose().to_owned())]);
+        let _: serde::de::IgnoredAny = self
+            .send(reqwest::Method::PUT, USER_DATA_STREAM, &query, Some(api_key), USER_STREAM_WEIGHT)
+            .await
+            .map_err(Failure::into_error)?;
+        Ok(())
     }
 
     async fn venue_timestamp(&self) -> Result<i64, ExchangeError> {
@@ -498,6 +607,13 @@ impl Exchange for BinanceAccount {
         }
         let trades: Vec<wire::MyTrade> = self.signed(SignedEndpoint::MyTrades, &params).await?;
         trades.into_iter().map(wire::MyTrade::into_trade).collect()
+    }
+
+    /// The user data stream: a listen key (USER_STREAM, unsigned), a WebSocket to
+    /// `<stream base>/ws/<listenKey>` kept alive every [`BinanceConfig::listen_key_keepalive`], and
+    /// each `executionReport` as an `OrderEvent` (the `stream` module).
+    async fn order_events(&self) -> Result<Option<OrderEventStream>, ExchangeError> {
+        crate::stream::open(Arc::clone(&self.client), Arc::clone(&self.credentials)).await.map(Some)
     }
 }
 

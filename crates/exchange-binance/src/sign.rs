@@ -25,6 +25,15 @@ pub const ALLOWLIST: &[(&str, &str)] = &[
     ("GET", "/api/v3/myTrades"),
 ];
 
+/// The path of the USER_STREAM endpoints that manage the user data stream's listen key.
+pub const USER_DATA_STREAM: &str = "/api/v3/userDataStream";
+
+/// The unsigned USER_STREAM requests the adapter sends (`POST` makes or returns the listen key, `PUT`
+/// keeps it alive). Binance asks only for the `X-MBX-APIKEY` header there, so they are never signed
+/// and are deliberately not on [`ALLOWLIST`]; they can read the account's order updates, nothing
+/// more.
+pub const USER_STREAM: &[(&str, &str)] = &[("POST", USER_DATA_STREAM), ("PUT", USER_DATA_STREAM)];
+
 /// The signed endpoints the adapter uses; each is on [`ALLOWLIST`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignedEndpoint {
@@ -298,6 +307,17 @@ mod tests {
                 | SignedEndpoint::MyTrades => assert!(endpoint.weight() >= 1),
             }
         }
+    }
+
+    #[test]
+    fn the_user_stream_endpoints_are_never_signed() {
+        // USER_STREAM requests carry the API key alone: no signed endpoint, and no allowlist entry,
+        // names their path, so the signer refuses them whatever the method.
+        for (method, path) in USER_STREAM {
+            assert!(!ALLOWLIST.iter().any(|(_, allowed)| allowed == path), "{method} {path} is on the allowlist");
+            assert!(!SignedEndpoint::ALL.iter().any(|endpoint| endpoint.path() == *path), "{path} is signed");
+        }
+        assert!(ALLOWLIST.iter().all(|(_, path)| !path.to_ascii_lowercase().contains("userdatastream")));
     }
 
     fn unhex(text: &str) -> Vec<u8> {

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use domain::{Asset, Decimal, MarketFilters, OrderStatus, Pair, Side, Timestamp};
-use exchange::{ExchangeError, Fill, KeyPermissions, Market, OrderReport, Trade};
+use exchange::{ExchangeError, Fill, KeyPermissions, Market, OrderEvent, OrderReport, Trade};
 use serde::Deserialize;
 
 fn protocol(what: &str) -> ExchangeError {
@@ -288,9 +288,208 @@ impl MyTrade {
     }
 }
 
+/// `POST /api/v3/userDataStream`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenKeyReply {
+    pub listen_key: String,
+}
+
+impl std::fmt::Debug for ListenKeyReply {
+    /// Without the key: whoever has it can read the account's order updates.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenKeyReply")
+    }
+}
+
+/// One message of the user data stream (`user-data-stream.md`), by its event type `e`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "e")]
+pub enum UserEvent {
+    #[serde(rename = "executionReport")]
+    ExecutionReport(Box<ExecutionReport>),
+    /// The listen key expired: the connection ends after it.
+    #[serde(rename = "listenKeyExpired")]
+    ListenKeyExpired,
+    /// `outboundAccountPosition`, `balanceUpdate`, `listStatus` and whatever comes next.
+    #[serde(other)]
+    Other,
+}
+
+impl UserEvent {
+    /// # Errors
+    /// `ExchangeError::Protocol` for a message that is not a JSON object with an `e`, or an
+    /// `executionReport` without a field the port needs.
+    pub fn parse(text: &str) -> Result<UserEvent, ExchangeError> {
+        serde_json::from_str(text).map_err(|_| protocol("unreadable user data stream event"))
+    }
+}
+
+/// `executionReport`: an order's state after a change, with the execution when there was one. The
+/// fields the port does not use (order type, time in force, stop and iceberg prices, ...) are not
+/// read.
+#[derive(Debug, Deserialize)]
+pub struct ExecutionReport {
+    #[serde(rename = "s")]
+    pub symbol: String,
+    /// The client order id; for a cancel, the cancel request's own id.
+    #[serde(rename = "c")]
+    pub client_order_id: String,
+    #[serde(rename = "S")]
+    pub side: String,
+    #[serde(rename = "q", with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    #[serde(rename = "p", with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    /// For a cancel, the id of the order canceled; otherwise empty.
+    #[serde(rename = "C", default)]
+    pub original_client_order_id: Option<String>,
+    #[serde(rename = "x")]
+    pub execution_type: String,
+    #[serde(rename = "X")]
+    pub order_status: String,
+    #[serde(rename = "i")]
+    pub order_id: i64,
+    #[serde(rename = "l", with = "rust_decimal::serde::str")]
+    pub last_executed_quantity: Decimal,
+    #[serde(rename = "z", with = "rust_decimal::serde::str")]
+    pub cumulative_filled_quantity: Decimal,
+    #[serde(rename = "L", with = "rust_decimal::serde::str")]
+    pub last_executed_price: Decimal,
+    #[serde(rename = "n", with = "rust_decimal::serde::str")]
+    pub commission: Decimal,
+    #[serde(rename = "N", default)]
+    pub commission_asset: Option<String>,
+    #[serde(rename = "T")]
+    pub transaction_time: i64,
+    #[serde(rename = "t")]
+    pub trade_id: i64,
+    #[serde(rename = "Z", with = "rust_decimal::serde::str")]
+    pub cumulative_quote_quantity: Decimal,
+}
+
+impl ExecutionReport {
+    /// # Errors
+    /// `ExchangeError::Protocol` for an unknown side or status, or a trade without its commission
+    /// asset (its fee could not be booked, so the caller should look the order up instead).
+    pub fn into_event(self) -> Result<OrderEvent, ExchangeError> {
+        let last_fill = if self.execution_type == "TRADE" {
+            let commission_asset =
+                self.commission_asset.as_deref().ok_or_else(|| protocol("a trade without its commission asset"))?;
+            Some(Fill {
+                price: self.last_executed_price,
+                qty: self.last_executed_quantity,
+                commission: self.commission,
+                commission_asset: asset(commission_asset)?,
+                trade_id: (self.trade_id >= 0).then(|| self.trade_id.to_string()),
+            })
+        } else {
+            None
+        };
+        // A cancel names the canceled order in `C` and the cancel request in `c`: report the order.
+        let client_order_id = match self.original_client_order_id {
+            Some(original) if !original.is_empty() => original,
+            _ => self.client_order_id,
+        };
+        Ok(OrderEvent {
+            venue_symbol: self.symbol,
+            client_order_id,
+            venue_order_id: self.order_id.to_string(),
+            side: side(&self.side)?,
+            status: OrderStatus::from_str(&self.order_status).map_err(|_| protocol("unknown order status"))?,
+            price: self.price,
+            orig_qty: self.quantity,
+            executed_qty: self.cumulative_filled_quantity,
+            cumulative_quote_qty: self.cumulative_quote_quantity,
+            last_fill,
+            at: Timestamp::from_unix_millis(self.transaction_time),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The payload example of `executionReport` in binance-spot-api-docs `user-data-stream.md`,
+    /// without its comments and the conditional fields of trailing-stop and strategy orders.
+    const DOCUMENTED_REPORT: &str = r#"{"e":"executionReport","E":1499405658658,"s":"ETHBTC","c":"mUvoqJxFIILMdfAW5iGSOW",
+        "S":"BUY","o":"LIMIT","f":"GTC","q":"1.00000000","p":"0.10264410","P":"0.00000000","F":"0.00000000","g":-1,
+        "C":"","x":"NEW","X":"NEW","r":"NONE","i":4293153,"l":"0.00000000","z":"0.00000000","L":"0.00000000","n":"0",
+        "N":null,"T":1499405658657,"t":-1,"I":8641984,"w":true,"m":false,"M":false,"O":1499405658657,
+        "Z":"0.00000000","Y":"0.00000000","Q":"0.00000000","W":1499405658657,"V":"NONE"}"#;
+
+    fn report(text: &str) -> Result<OrderEvent, ExchangeError> {
+        match UserEvent::parse(text)? {
+            UserEvent::ExecutionReport(report) => report.into_event(),
+            other => panic!("not an execution report: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_documented_execution_report_reads() {
+        let event = report(DOCUMENTED_REPORT).unwrap();
+        assert_eq!(event.venue_symbol, "ETHBTC");
+        assert_eq!(event.client_order_id, "mUvoqJxFIILMdfAW5iGSOW", "an empty C leaves c");
+        assert_eq!(event.venue_order_id, "4293153");
+        assert_eq!((event.side, event.status), (Side::Buy, OrderStatus::New));
+        assert_eq!(event.price, Decimal::from_str("0.1026441").unwrap());
+        assert_eq!(event.orig_qty, Decimal::ONE);
+        assert!(event.executed_qty.is_zero() && event.cumulative_quote_qty.is_zero());
+        assert_eq!(event.last_fill, None);
+        assert_eq!(event.at, Timestamp::from_unix_millis(1_499_405_658_657));
+    }
+
+    #[test]
+    fn a_trade_carries_its_fill_and_a_cancel_the_original_client_order_id() {
+        let changed = |fields: serde_json::Value| {
+            let mut report: serde_json::Value = serde_json::from_str(DOCUMENTED_REPORT).unwrap();
+            for (name, value) in fields.as_object().unwrap() {
+                report[name] = value.clone();
+            }
+            report.to_string()
+        };
+        let trade = serde_json::json!({"x": "TRADE", "X": "PARTIALLY_FILLED", "l": "0.25000000", "z": "0.25000000",
+            "L": "0.10264410", "n": "0.00025000", "N": "ETH", "t": 77, "Z": "0.02566102", "Y": "0.02566102"});
+        let event = report(&changed(trade.clone())).unwrap();
+        assert_eq!(event.status, OrderStatus::PartiallyFilled);
+        assert_eq!(event.executed_qty, Decimal::from_str("0.25").unwrap());
+        assert_eq!(event.cumulative_quote_qty, Decimal::from_str("0.02566102").unwrap());
+        let fill = event.last_fill.unwrap();
+        assert_eq!(
+            (fill.price, fill.qty),
+            (Decimal::from_str("0.1026441").unwrap(), Decimal::from_str("0.25").unwrap())
+        );
+        assert_eq!((fill.commission, fill.commission_asset.as_str()), (Decimal::from_str("0.00025").unwrap(), "ETH"));
+        assert_eq!(fill.trade_id.as_deref(), Some("77"));
+
+        // Binance names the cancel request in `c` and the canceled order in `C`.
+        let cancel = serde_json::json!({"c": "cancelRequest0001", "C": "mUvoqJxFIILMdfAW5iGSOW", "x": "CANCELED",
+            "X": "CANCELED"});
+        let event = report(&changed(cancel)).unwrap();
+        assert_eq!((event.status, event.client_order_id.as_str()), (OrderStatus::Canceled, "mUvoqJxFIILMdfAW5iGSOW"));
+
+        let mut no_asset = trade;
+        no_asset["N"] = serde_json::Value::Null;
+        assert!(matches!(report(&changed(no_asset)), Err(ExchangeError::Protocol(_))));
+    }
+
+    #[test]
+    fn other_events_are_told_apart_and_garbage_is_a_protocol_error() {
+        // The documented `outboundAccountPosition`, `balanceUpdate` and `listenKeyExpired` payloads.
+        let position = r#"{"e":"outboundAccountPosition","E":1564034571105,"u":1564034571073,
+            "B":[{"a":"ETH","f":"10000.000000","l":"0.000000"}]}"#;
+        let balance = r#"{"e":"balanceUpdate","E":1573200697110,"a":"BTC","d":"100.00000000","T":1573200697068}"#;
+        let expired = r#"{"e":"listenKeyExpired","E":"1699596037418","listenKey":"OfYGbUzi3PraNagEkdKuFwUHn48brFsItTdsuiIXrucEvD0rhRXZ7I6URWfE8YE8"}"#;
+        assert!(matches!(UserEvent::parse(position), Ok(UserEvent::Other)));
+        assert!(matches!(UserEvent::parse(balance), Ok(UserEvent::Other)));
+        assert!(matches!(UserEvent::parse(expired), Ok(UserEvent::ListenKeyExpired)));
+        for bad in ["", "[]", "{}", r#"{"e":"executionReport","s":"BTCUSDT"}"#] {
+            assert!(matches!(UserEvent::parse(bad), Err(ExchangeError::Protocol(_))), "{bad}");
+        }
+        let unknown_status = DOCUMENTED_REPORT.replace(r#""X":"NEW""#, r#""X":"SOMETHING_NEW""#);
+        assert!(matches!(report(&unknown_status), Err(ExchangeError::Protocol(_))));
+    }
 
     #[test]
     fn documented_full_order_response_reads() {

@@ -8,7 +8,12 @@
 //!
 //! Secrets reach an adapter only through [`Credentials::secret`], called just before a request is
 //! signed; the plaintext lives in a zeroizing buffer for the length of one signature.
+//!
+//! Order updates a venue pushes arrive as [`OrderEvent`]s through [`Exchange::order_events`]; the
+//! stream ends with one error when its connection does, and polling [`Exchange::query_order`] is
+//! the fallback while there is none.
 
+mod events;
 mod keys;
 mod orders;
 
@@ -18,6 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::{Asset, Decimal, MarketFilters, Pair, Timestamp};
 
+pub use events::{OrderEvent, OrderEventStream};
 pub use keys::{Credentials, KeyKind, KeyPermissions, KeyRefusal, PlainCredentials, api_key_hint};
 pub use orders::{
     ClientOrderId, ClientOrderIdError, Fill, OrderAmount, OrderReport, OrderRequest, OrderType, TimeInForce, Trade,
@@ -238,4 +244,70 @@ pub trait Exchange: Send + Sync + fmt::Debug {
 
     /// The account's fills on `pair`, oldest first, starting after trade id `after` when given.
     async fn my_trades(&self, pair: &Pair, after: Option<&str>) -> Result<Vec<Trade>, ExchangeError>;
+
+    /// The account's order updates as the venue pushes them, until the connection ends (the stream then
+    /// yields one `Err` and finishes; the caller reconnects and polls meanwhile). `Ok(None)` when the
+    /// venue offers no stream.
+    async fn order_events(&self) -> Result<Option<OrderEventStream>, ExchangeError> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An implementor that does not override `order_events`.
+    #[derive(Debug)]
+    struct Polled;
+
+    fn none<T>() -> Result<T, ExchangeError> {
+        Err(ExchangeError::Unreachable("not in this test".to_owned()))
+    }
+
+    #[async_trait]
+    impl Exchange for Polled {
+        fn venue(&self) -> &'static str {
+            "polled"
+        }
+        async fn server_time(&self) -> Result<Timestamp, ExchangeError> {
+            none()
+        }
+        async fn markets(&self, _: &[Pair]) -> Result<Vec<Market>, ExchangeError> {
+            none()
+        }
+        async fn ticker(&self, _: &Pair) -> Result<Ticker, ExchangeError> {
+            none()
+        }
+        async fn candles(&self, _: &Pair, _: u16) -> Result<Vec<Candle>, ExchangeError> {
+            none()
+        }
+        async fn balances(&self) -> Result<Vec<Balance>, ExchangeError> {
+            none()
+        }
+        async fn key_permissions(&self) -> Result<KeyPermissions, ExchangeError> {
+            none()
+        }
+        async fn place_order(&self, _: &OrderRequest) -> Result<OrderReport, ExchangeError> {
+            none()
+        }
+        async fn cancel_order(&self, _: &Pair, _: &VenueOrderRef) -> Result<OrderReport, ExchangeError> {
+            none()
+        }
+        async fn query_order(&self, _: &Pair, _: &VenueOrderRef) -> Result<OrderReport, ExchangeError> {
+            none()
+        }
+        async fn open_orders(&self, _: &Pair) -> Result<Vec<OrderReport>, ExchangeError> {
+            none()
+        }
+        async fn my_trades(&self, _: &Pair, _: Option<&str>) -> Result<Vec<Trade>, ExchangeError> {
+            none()
+        }
+    }
+
+    #[test]
+    fn a_venue_without_a_stream_says_so_by_default() {
+        let answer = futures_util::FutureExt::now_or_never(Polled.order_events()).expect("ready at once");
+        assert!(matches!(answer, Ok(None)));
+    }
 }

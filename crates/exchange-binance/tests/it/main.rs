@@ -17,6 +17,8 @@ use exchange_binance::{BinanceClient, BinanceConfig, sign};
 use exchange_sim::{ExchangeSim, Fault, LostReply, SimAccount, SimConfig, SimKey, SimPermissions};
 use zeroize::Zeroizing;
 
+mod stream;
+
 #[derive(Debug)]
 struct WallClock;
 

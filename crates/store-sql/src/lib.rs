@@ -402,6 +402,494 @@ macro_rules! impl_store {
                 })
             }
 
+            // --- bots, deals, orders and trading policies ---
+
+            /// An amount as stored: the normalized decimal string (never a float).
+            pub(super) fn dec(value: ::domain::Decimal) -> String {
+                value.normalize().to_string()
+            }
+
+            pub(super) fn opt_dec(value: Option<::domain::Decimal>) -> Option<String> {
+                value.map(dec)
+            }
+
+            fn parse_dec(raw: &str, column: &str) -> StoreResult<::domain::Decimal> {
+                ::domain::Decimal::from_str_exact(raw)
+                    .map_err(|_| StoreError::Corrupt(format!("{column}: bad decimal {raw:?}")))
+            }
+
+            fn get_dec(row: &DbRow, column: &str) -> StoreResult<::domain::Decimal> {
+                parse_dec(&get::<String>(row, column)?, column)
+            }
+
+            fn get_opt_dec(row: &DbRow, column: &str) -> StoreResult<Option<::domain::Decimal>> {
+                get::<Option<String>>(row, column)?.map(|raw| parse_dec(&raw, column)).transpose()
+            }
+
+            fn get_u32(row: &DbRow, column: &str) -> StoreResult<u32> {
+                let raw: i64 = get(row, column)?;
+                u32::try_from(raw).map_err(|_| StoreError::Corrupt(format!("{column}: {raw} out of range")))
+            }
+
+            /// A name-valued column (a deal status, an order role, ...), read with the type's `FromStr`.
+            fn get_name<T>(row: &DbRow, column: &str) -> StoreResult<T>
+            where
+                T: std::str::FromStr,
+                T::Err: std::fmt::Display,
+            {
+                let raw: String = get(row, column)?;
+                raw.parse().map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+            }
+
+            fn get_opt_name<T>(row: &DbRow, column: &str) -> StoreResult<Option<T>>
+            where
+                T: std::str::FromStr,
+                T::Err: std::fmt::Display,
+            {
+                get::<Option<String>>(row, column)?
+                    .map(|raw| raw.parse().map_err(|e| StoreError::Corrupt(format!("{column}: {e}"))))
+                    .transpose()
+            }
+
+            fn get_hash(row: &DbRow, column: &str) -> StoreResult<Option<[u8; 32]>> {
+                get::<Option<Vec<u8>>>(row, column)?
+                    .map(|bytes| {
+                        <[u8; 32]>::try_from(bytes.as_slice())
+                            .map_err(|_| StoreError::Corrupt(format!("{column}: {} bytes, not 32", bytes.len())))
+                    })
+                    .transpose()
+            }
+
+            fn parse_pair(raw: &str) -> StoreResult<::domain::Pair> {
+                ::domain::Pair::parse_3commas(raw).map_err(|_| StoreError::Corrupt(format!("bad pair {raw:?}")))
+            }
+
+            /// Pairs as stored: 3Commas names joined by ','; '' for none.
+            pub(super) fn join_pairs(pairs: &[::domain::Pair]) -> String {
+                pairs.iter().map(::domain::Pair::to_3commas).collect::<Vec<_>>().join(",")
+            }
+
+            fn parse_pairs(raw: &str) -> StoreResult<Vec<::domain::Pair>> {
+                if raw.is_empty() {
+                    return Ok(Vec::new());
+                }
+                raw.split(',').map(parse_pair).collect()
+            }
+
+            pub(super) fn side_name(side: ::domain::Side) -> &'static str {
+                match side {
+                    ::domain::Side::Buy => "buy",
+                    ::domain::Side::Sell => "sell",
+                }
+            }
+
+            fn parse_side(raw: &str) -> StoreResult<::domain::Side> {
+                match raw {
+                    "buy" => Ok(::domain::Side::Buy),
+                    "sell" => Ok(::domain::Side::Sell),
+                    _ => Err(StoreError::Corrupt(format!("bad order side {raw:?}"))),
+                }
+            }
+
+            pub(super) fn u32_param(value: u32) -> i64 {
+                i64::from(value)
+            }
+
+            /// `$first, $first+1, ...`: `n` numbered parameters.
+            pub(super) fn placeholders(first: usize, n: usize) -> String {
+                (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+            }
+
+            /// Ids bound per statement when a list of them is sent as parameters.
+            pub(super) const IDS_PER_STATEMENT: usize = 500;
+
+            /// Appended to a `SELECT` that locks the rows it reads until the transaction ends.
+            /// PostgreSQL locks the rows (in the statement's `ORDER BY` order, so two transactions
+            /// locking several bots cannot deadlock); SQLite has no row locks and needs none: its
+            /// write transactions (`BEGIN IMMEDIATE`) hold the whole database.
+            pub(super) fn for_update() -> &'static str {
+                if <$db as sqlx::Database>::NAME == "PostgreSQL" { " FOR UPDATE" } else { "" }
+            }
+
+            /// Ends a transaction with the outcome of its body: commits when `keep` says so,
+            /// otherwise rolls back (explicitly, dev-notes rule 1), and on an error too.
+            pub(super) async fn end_tx<T>(
+                tx: sqlx::Transaction<'static, $db>,
+                result: StoreResult<T>,
+                keep: impl FnOnce(&T) -> bool,
+            ) -> StoreResult<T> {
+                match result {
+                    Ok(value) if keep(&value) => {
+                        tx.commit().await.map_err(map_err)?;
+                        Ok(value)
+                    }
+                    Ok(value) => {
+                        tx.rollback().await.map_err(map_err)?;
+                        Ok(value)
+                    }
+                    Err(err) => {
+                        // The body's error is the one to report; a failed rollback ends the
+                        // connection, which rolls back too.
+                        let _ = tx.rollback().await;
+                        Err(err)
+                    }
+                }
+            }
+
+            /// The deal statuses that never change again, as an SQL list (`'canceled', ...`).
+            pub(super) fn finished_statuses() -> String {
+                ::domain::DealStatus::ALL
+                    .iter()
+                    .filter(|status| status.is_finished())
+                    .map(|status| format!("'{}'", status.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+
+            /// Bare names: SQLite's `RETURNING` takes no table prefix (dev-notes rule 9).
+            pub(super) const BOT_COLUMNS: &str = "id, user_id, exchange_account_id, name, pairs, enabled, \
+                disabled_reason, settings, created_seq, created_at, updated_at";
+
+            /// A bot with its write sequence (`created_seq`), which orders bots of one millisecond.
+            pub(super) fn bot(row: &DbRow) -> StoreResult<(i64, ::domain::Bot)> {
+                Ok((
+                    get(row, "created_seq")?,
+                    ::domain::Bot {
+                        id: parse_id(&get::<String>(row, "id")?, "bot")?,
+                        user_id: parse_id(&get::<String>(row, "user_id")?, "user")?,
+                        exchange_account_id: parse_id(&get::<String>(row, "exchange_account_id")?, "exchange account")?,
+                        name: get(row, "name")?,
+                        pairs: parse_pairs(&get::<String>(row, "pairs")?)?,
+                        enabled: get(row, "enabled")?,
+                        disabled_reason: get(row, "disabled_reason")?,
+                        settings: get(row, "settings")?,
+                        created_at: ts(get(row, "created_at")?),
+                        updated_at: ts(get(row, "updated_at")?),
+                    },
+                ))
+            }
+
+            pub(super) fn webhook_secrets(row: &DbRow) -> StoreResult<::store::WebhookSecrets> {
+                Ok(::store::WebhookSecrets {
+                    current: get_hash(row, "webhook_secret_hash")?,
+                    previous: get_hash(row, "previous_webhook_secret_hash")?,
+                    previous_until: get::<Option<i64>>(row, "previous_secret_until")?.map(ts),
+                })
+            }
+
+            /// The condition on a `deals` row (named `deals`) that it still needs a node: it is
+            /// unfinished, or it finished with an order still pending or open at the venue (the
+            /// cancels of a deal that closed just before a crash).
+            pub(super) fn deal_needs_running() -> String {
+                format!(
+                    "(deals.status NOT IN ({}) OR EXISTS (SELECT 1 FROM orders WHERE orders.deal_id = deals.id \
+                       AND orders.state IN ('pending', 'open')))",
+                    finished_statuses()
+                )
+            }
+
+            /// The claimable condition on `bots` with `$1` = node and `$2` = now: the bot needs
+            /// running (enabled, or a deal of it needs running) and its lease is free, expired or
+            /// already the node's.
+            pub(super) fn claimable_bots() -> String {
+                format!(
+                    "(lease_node IS NULL OR lease_until < $2 OR lease_node = $1) \
+                     AND (enabled = TRUE OR EXISTS (SELECT 1 FROM deals WHERE deals.bot_id = bots.id \
+                       AND {}))",
+                    deal_needs_running()
+                )
+            }
+
+            const DEAL_FIELDS: [&str; 17] = [
+                "id",
+                "bot_id",
+                "user_id",
+                "exchange_account_id",
+                "pair",
+                "strategy",
+                "status",
+                "close_reason",
+                "settings",
+                "base_price",
+                "next_seq",
+                "stop_loss_since",
+                "profit_quote",
+                "created_seq",
+                "created_at",
+                "updated_at",
+                "closed_at",
+            ];
+
+            const ORDER_FIELDS: [&str; 23] = [
+                "client_order_id",
+                "user_id",
+                "exchange_account_id",
+                "deal_id",
+                "pair",
+                "seq",
+                "role",
+                "safety_index",
+                "side",
+                "kind",
+                "price",
+                "quantity",
+                "quote_amount",
+                "state",
+                "cancel_requested",
+                "venue_order_id",
+                "executed_qty",
+                "executed_quote",
+                "fee_base",
+                "fee_quote",
+                "error",
+                "created_at",
+                "updated_at",
+            ];
+
+            /// The deal columns of table alias `d`, under their own names.
+            pub(super) fn deal_columns() -> String {
+                DEAL_FIELDS.iter().map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ")
+            }
+
+            /// The order columns of table alias `o`, each named `o_<column>` so they can sit
+            /// beside a deal's in one row.
+            pub(super) fn order_columns() -> String {
+                ORDER_FIELDS.iter().map(|c| format!("o.{c} AS o_{c}")).collect::<Vec<_>>().join(", ")
+            }
+
+            pub(super) fn deal(row: &DbRow) -> StoreResult<::domain::Deal> {
+                Ok(::domain::Deal {
+                    id: parse_id(&get::<String>(row, "id")?, "deal")?,
+                    bot_id: parse_id(&get::<String>(row, "bot_id")?, "bot")?,
+                    user_id: parse_id(&get::<String>(row, "user_id")?, "user")?,
+                    exchange_account_id: parse_id(&get::<String>(row, "exchange_account_id")?, "exchange account")?,
+                    pair: parse_pair(&get::<String>(row, "pair")?)?,
+                    strategy: get_name(row, "strategy")?,
+                    status: get_name(row, "status")?,
+                    close_reason: get_opt_name(row, "close_reason")?,
+                    settings: get(row, "settings")?,
+                    base_price: get_opt_dec(row, "base_price")?,
+                    next_seq: get_u32(row, "next_seq")?,
+                    stop_loss_since: get::<Option<i64>>(row, "stop_loss_since")?.map(ts),
+                    profit_quote: get_opt_dec(row, "profit_quote")?,
+                    created_at: ts(get(row, "created_at")?),
+                    updated_at: ts(get(row, "updated_at")?),
+                    closed_at: get::<Option<i64>>(row, "closed_at")?.map(ts),
+                })
+            }
+
+            /// An order from `o_`-prefixed columns (`order_columns`).
+            pub(super) fn order(row: &DbRow) -> StoreResult<::domain::OrderIntent> {
+                Ok(::domain::OrderIntent {
+                    client_order_id: get(row, "o_client_order_id")?,
+                    user_id: parse_id(&get::<String>(row, "o_user_id")?, "user")?,
+                    exchange_account_id: parse_id(&get::<String>(row, "o_exchange_account_id")?, "exchange account")?,
+                    pair: parse_pair(&get::<String>(row, "o_pair")?)?,
+                    deal_id: get::<Option<String>>(row, "o_deal_id")?
+                        .map(|raw| parse_id(&raw, "deal"))
+                        .transpose()?,
+                    seq: get_u32(row, "o_seq")?,
+                    role: get_name(row, "o_role")?,
+                    safety_index: get_u32(row, "o_safety_index")?,
+                    side: parse_side(&get::<String>(row, "o_side")?)?,
+                    kind: get_name(row, "o_kind")?,
+                    price: get_dec(row, "o_price")?,
+                    quantity: get_opt_dec(row, "o_quantity")?,
+                    quote_amount: get_opt_dec(row, "o_quote_amount")?,
+                    state: get_name(row, "o_state")?,
+                    cancel_requested: get(row, "o_cancel_requested")?,
+                    venue_order_id: get(row, "o_venue_order_id")?,
+                    executed_qty: get_dec(row, "o_executed_qty")?,
+                    executed_quote: get_dec(row, "o_executed_quote")?,
+                    fee_base: get_dec(row, "o_fee_base")?,
+                    fee_quote: get_dec(row, "o_fee_quote")?,
+                    error: get(row, "o_error")?,
+                    created_at: ts(get(row, "o_created_at")?),
+                    updated_at: ts(get(row, "o_updated_at")?),
+                })
+            }
+
+            /// Deals joined with their orders (`LEFT JOIN`, rows of one deal together, orders in
+            /// sequence order), grouped: each deal with its write sequence and its orders.
+            pub(super) fn deals_with_orders(
+                rows: &[DbRow],
+            ) -> StoreResult<Vec<(i64, ::domain::Deal, Vec<::domain::OrderIntent>)>> {
+                let mut out: Vec<(i64, ::domain::Deal, Vec<::domain::OrderIntent>)> = Vec::new();
+                for row in rows {
+                    let id: ::domain::DealId = parse_id(&get::<String>(row, "id")?, "deal")?;
+                    if out.last().is_none_or(|(_, deal, _)| deal.id != id) {
+                        out.push((get(row, "created_seq")?, deal(row)?, Vec::new()));
+                    }
+                    if get::<Option<String>>(row, "o_client_order_id")?.is_some() {
+                        let order = order(row)?;
+                        if let Some((_, _, orders)) = out.last_mut() {
+                            orders.push(order);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Upserts an order by client order id: everything but its user, account, deal,
+            /// sequence number and creation time may change. An id that is another account's,
+            /// user's or deal's is a conflict.
+            pub(super) async fn upsert_order(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                order: &::domain::OrderIntent,
+            ) -> StoreResult<()> {
+                let written = sqlx::query(
+                    "INSERT INTO orders (client_order_id, user_id, exchange_account_id, deal_id, pair, seq, role, \
+                       safety_index, side, kind, price, quantity, quote_amount, state, cancel_requested, venue_order_id, \
+                       executed_qty, executed_quote, fee_base, fee_quote, error, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                       $21, $22, $23) \
+                     ON CONFLICT (client_order_id) DO UPDATE SET pair = excluded.pair, role = excluded.role, \
+                       safety_index = excluded.safety_index, side = excluded.side, kind = excluded.kind, \
+                       price = excluded.price, quantity = excluded.quantity, quote_amount = excluded.quote_amount, \
+                       state = excluded.state, cancel_requested = excluded.cancel_requested, \
+                       venue_order_id = excluded.venue_order_id, executed_qty = excluded.executed_qty, \
+                       executed_quote = excluded.executed_quote, fee_base = excluded.fee_base, \
+                       fee_quote = excluded.fee_quote, error = excluded.error, updated_at = excluded.updated_at \
+                     WHERE orders.user_id = excluded.user_id AND orders.exchange_account_id = excluded.exchange_account_id \
+                       AND COALESCE(orders.deal_id, '') = COALESCE(excluded.deal_id, '')",
+                )
+                .bind(order.client_order_id.as_str())
+                .bind(order.user_id.to_string())
+                .bind(order.exchange_account_id.to_string())
+                .bind(order.deal_id.map(|id| id.to_string()))
+                .bind(order.pair.to_3commas())
+                .bind(u32_param(order.seq))
+                .bind(order.role.as_str())
+                .bind(u32_param(order.safety_index))
+                .bind(side_name(order.side))
+                .bind(order.kind.as_str())
+                .bind(dec(order.price))
+                .bind(opt_dec(order.quantity))
+                .bind(opt_dec(order.quote_amount))
+                .bind(order.state.as_str())
+                .bind(order.cancel_requested)
+                .bind(order.venue_order_id.as_deref())
+                .bind(dec(order.executed_qty))
+                .bind(dec(order.executed_quote))
+                .bind(dec(order.fee_base))
+                .bind(dec(order.fee_quote))
+                .bind(order.error.as_deref())
+                .bind(order.created_at.as_unix_millis())
+                .bind(order.updated_at.as_unix_millis())
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                if written == 1 { Ok(()) } else { Err(StoreError::Conflict("client_order_id_taken")) }
+            }
+
+            /// The body of `save_deal`: `false` (the caller rolls back) without the lease.
+            pub(super) async fn save_deal(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                node: &str,
+                now: Timestamp,
+                deal: &::domain::Deal,
+                orders: &[::domain::OrderIntent],
+                audit: &[AuditRecord],
+            ) -> StoreResult<bool> {
+                // The lease check locks the bot row until commit: a node that claims the bot
+                // after the lease expires waits for this write and then finds it done.
+                let sql = format!(
+                    "SELECT user_id, exchange_account_id FROM bots \
+                     WHERE id = $1 AND lease_node = $2 AND lease_until >= $3{}",
+                    for_update()
+                );
+                let Some(bot) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(deal.bot_id.to_string())
+                    .bind(node)
+                    .bind(now.as_unix_millis())
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(map_err)?
+                else {
+                    return Ok(false);
+                };
+                if get::<String>(&bot, "user_id")? != deal.user_id.to_string()
+                    || get::<String>(&bot, "exchange_account_id")? != deal.exchange_account_id.to_string()
+                {
+                    return Err(StoreError::Conflict("deal_not_of_its_bot"));
+                }
+                let written = sqlx::query(
+                    "INSERT INTO deals (id, bot_id, user_id, exchange_account_id, pair, strategy, status, close_reason, \
+                       settings, base_price, next_seq, stop_loss_since, profit_quote, created_seq, created_at, updated_at, \
+                       closed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                       (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM deals), $14, $15, $16) \
+                     ON CONFLICT (id) DO UPDATE SET pair = excluded.pair, strategy = excluded.strategy, \
+                       status = excluded.status, close_reason = excluded.close_reason, settings = excluded.settings, \
+                       base_price = excluded.base_price, next_seq = excluded.next_seq, \
+                       stop_loss_since = excluded.stop_loss_since, profit_quote = excluded.profit_quote, \
+                       updated_at = excluded.updated_at, closed_at = excluded.closed_at \
+                     WHERE deals.bot_id = excluded.bot_id AND deals.user_id = excluded.user_id \
+                       AND deals.exchange_account_id = excluded.exchange_account_id",
+                )
+                .bind(deal.id.to_string())
+                .bind(deal.bot_id.to_string())
+                .bind(deal.user_id.to_string())
+                .bind(deal.exchange_account_id.to_string())
+                .bind(deal.pair.to_3commas())
+                .bind(deal.strategy.as_str())
+                .bind(deal.status.as_str())
+                .bind(deal.close_reason.map(|reason| reason.as_str()))
+                .bind(deal.settings.as_str())
+                .bind(opt_dec(deal.base_price))
+                .bind(u32_param(deal.next_seq))
+                .bind(deal.stop_loss_since.map(|t| t.as_unix_millis()))
+                .bind(opt_dec(deal.profit_quote))
+                .bind(deal.created_at.as_unix_millis())
+                .bind(deal.updated_at.as_unix_millis())
+                .bind(deal.closed_at.map(|t| t.as_unix_millis()))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                if written != 1 {
+                    return Err(StoreError::Conflict("deal_id_taken"));
+                }
+                for order in orders {
+                    upsert_order(tx, order).await?;
+                }
+                for record in audit {
+                    insert_audit(&mut **tx, record).await?;
+                }
+                Ok(true)
+            }
+
+            /// Deals with their orders: the deals of table `deals` matching `filter` (parameters
+            /// bound by the caller), oldest first or newest first, at most the number in parameter
+            /// `limit` when given; each deal's orders by sequence number. One statement, so one
+            /// snapshot: a deal is never read beside orders of another moment.
+            pub(super) fn deals_query(filter: &str, newest_first: bool, limit: Option<&str>) -> String {
+                let dir = if newest_first { " DESC" } else { "" };
+                let limit = limit.map(|param| format!(" LIMIT {param}")).unwrap_or_default();
+                format!(
+                    "SELECT {deal}, {orders} FROM (SELECT * FROM deals WHERE {filter} \
+                       ORDER BY created_at{dir}, created_seq{dir}, id{dir}{limit}) d \
+                     LEFT JOIN orders o ON o.deal_id = d.id \
+                     ORDER BY d.created_at{dir}, d.created_seq{dir}, d.id{dir}, o.seq, o.client_order_id",
+                    deal = deal_columns(),
+                    orders = order_columns(),
+                )
+            }
+
+            pub(super) const POLICY_COLUMNS: &str = "pair_allowlist, max_order_notional, max_daily_volume, \
+                max_orders_per_minute, max_price_deviation_percent, min_quote_volume_24h";
+
+            pub(super) fn trading_policy(row: &DbRow) -> StoreResult<::domain::TradingPolicy> {
+                Ok(::domain::TradingPolicy {
+                    pair_allowlist: parse_pairs(&get::<String>(row, "pair_allowlist")?)?,
+                    max_order_notional: get_dec(row, "max_order_notional")?,
+                    max_daily_volume: get_dec(row, "max_daily_volume")?,
+                    max_orders_per_minute: get_u32(row, "max_orders_per_minute")?,
+                    max_price_deviation_percent: get_dec(row, "max_price_deviation_percent")?,
+                    min_quote_volume_24h: get_dec(row, "min_quote_volume_24h")?,
+                })
+            }
         }
 
         #[::async_trait::async_trait]
@@ -1478,6 +1966,455 @@ macro_rules! impl_store {
                     .await
                     .map_err(sql_impl::map_err)?;
                 rows.iter().map(sql_impl::exchange_account).collect()
+            }
+
+            async fn insert_bot(
+                &self,
+                bot: &::domain::Bot,
+                webhook_secret_hash: &[u8; 32],
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<()> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    // Only on an exchange account of the bot's own user.
+                    let inserted = sqlx::query(
+                        "INSERT INTO bots (id, user_id, exchange_account_id, name, pairs, enabled, disabled_reason, \
+                           settings, webhook_secret_hash, created_seq, created_at, updated_at) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM bots), \
+                           $10, $11 \
+                         WHERE EXISTS (SELECT 1 FROM exchange_accounts WHERE id = $3 AND user_id = $2)",
+                    )
+                    .bind(bot.id.to_string())
+                    .bind(bot.user_id.to_string())
+                    .bind(bot.exchange_account_id.to_string())
+                    .bind(bot.name.as_str())
+                    .bind(sql_impl::join_pairs(&bot.pairs))
+                    .bind(bot.enabled)
+                    .bind(bot.disabled_reason.as_deref())
+                    .bind(bot.settings.as_str())
+                    .bind(webhook_secret_hash.as_slice())
+                    .bind(bot.created_at.as_unix_millis())
+                    .bind(bot.updated_at.as_unix_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                    if inserted != 1 {
+                        return Err(::store::StoreError::Conflict("exchange_account_not_found"));
+                    }
+                    sql_impl::insert_audit(&mut *tx, audit).await
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |_| true).await
+            }
+
+            async fn bots(&self, user: ::domain::UserId) -> ::store::StoreResult<Vec<::domain::Bot>> {
+                use $crate::sqlx;
+                let sql = format!(
+                    "SELECT {} FROM bots WHERE user_id = $1 ORDER BY created_at, created_seq, id",
+                    sql_impl::BOT_COLUMNS
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(user.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                rows.iter().map(|row| sql_impl::bot(row).map(|(_, bot)| bot)).collect()
+            }
+
+            async fn bot(
+                &self,
+                user: ::domain::UserId,
+                id: ::domain::BotId,
+            ) -> ::store::StoreResult<Option<::domain::Bot>> {
+                use $crate::sqlx;
+                let sql = format!("SELECT {} FROM bots WHERE id = $1 AND user_id = $2", sql_impl::BOT_COLUMNS);
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id.to_string())
+                    .bind(user.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                row.as_ref().map(|row| sql_impl::bot(row).map(|(_, bot)| bot)).transpose()
+            }
+
+            async fn update_bot(&self, bot: &::domain::Bot, audit: &::store::AuditRecord) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    let updated = sqlx::query(
+                        "UPDATE bots SET name = $1, pairs = $2, enabled = $3, disabled_reason = $4, settings = $5, \
+                           updated_at = $6 WHERE id = $7 AND user_id = $8",
+                    )
+                    .bind(bot.name.as_str())
+                    .bind(sql_impl::join_pairs(&bot.pairs))
+                    .bind(bot.enabled)
+                    .bind(bot.disabled_reason.as_deref())
+                    .bind(bot.settings.as_str())
+                    .bind(bot.updated_at.as_unix_millis())
+                    .bind(bot.id.to_string())
+                    .bind(bot.user_id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                    if updated != 1 {
+                        return Ok(false);
+                    }
+                    sql_impl::insert_audit(&mut *tx, audit).await?;
+                    Ok(true)
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |updated| *updated).await
+            }
+
+            async fn webhook_secrets(
+                &self,
+                bot: ::domain::BotId,
+            ) -> ::store::StoreResult<Option<::store::WebhookSecrets>> {
+                use $crate::sqlx;
+                let row = sqlx::query(
+                    "SELECT webhook_secret_hash, previous_webhook_secret_hash, previous_secret_until FROM bots WHERE id = $1",
+                )
+                .bind(bot.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(sql_impl::map_err)?;
+                row.as_ref().map(sql_impl::webhook_secrets).transpose()
+            }
+
+            async fn rotate_webhook_secret(
+                &self,
+                user: ::domain::UserId,
+                bot: ::domain::BotId,
+                new_hash: &[u8; 32],
+                previous_until: ::domain::Timestamp,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    // Every right-hand side reads the row as it was before this statement.
+                    let updated = sqlx::query(
+                        "UPDATE bots SET previous_webhook_secret_hash = webhook_secret_hash, \
+                           previous_secret_until = CASE WHEN webhook_secret_hash IS NULL THEN NULL ELSE $1 END, \
+                           webhook_secret_hash = $2 \
+                         WHERE id = $3 AND user_id = $4",
+                    )
+                    .bind(previous_until.as_unix_millis())
+                    .bind(new_hash.as_slice())
+                    .bind(bot.to_string())
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                    if updated != 1 {
+                        return Ok(false);
+                    }
+                    sql_impl::insert_audit(&mut *tx, audit).await?;
+                    Ok(true)
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |updated| *updated).await
+            }
+
+            async fn claim_bots(
+                &self,
+                node: &str,
+                now: ::domain::Timestamp,
+                until: ::domain::Timestamp,
+            ) -> ::store::StoreResult<Vec<::domain::Bot>> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    // Lock the claimable bots in id order (PostgreSQL; SQLite's write transaction
+                    // holds everything). A node claiming at the same moment waits for each row,
+                    // then re-checks it, finds the lease taken and skips it.
+                    let sql = format!(
+                        "SELECT id FROM bots WHERE {} ORDER BY id{}",
+                        sql_impl::claimable_bots(),
+                        sql_impl::for_update()
+                    );
+                    let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .bind(node)
+                        .bind(now.as_unix_millis())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                    let mut claimed = Vec::with_capacity(ids.len());
+                    for chunk in ids.chunks(sql_impl::IDS_PER_STATEMENT) {
+                        // The condition again: the lease is taken only if it is still free.
+                        let sql = format!(
+                            "UPDATE bots SET lease_node = $1, lease_until = $3 WHERE {} AND id IN ({}) RETURNING {}",
+                            sql_impl::claimable_bots(),
+                            sql_impl::placeholders(4, chunk.len()),
+                            sql_impl::BOT_COLUMNS
+                        );
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(node)
+                            .bind(now.as_unix_millis())
+                            .bind(until.as_unix_millis());
+                        for id in chunk {
+                            query = query.bind(id.as_str());
+                        }
+                        let rows = query.fetch_all(&mut *tx).await.map_err(sql_impl::map_err)?;
+                        for row in &rows {
+                            claimed.push(sql_impl::bot(row)?);
+                        }
+                    }
+                    claimed.sort_by(|(seq_a, a), (seq_b, b)| (a.created_at, seq_a, a.id).cmp(&(b.created_at, seq_b, b.id)));
+                    Ok(claimed.into_iter().map(|(_, bot)| bot).collect::<Vec<_>>())
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |_| true).await
+            }
+
+            async fn release_bots(&self, node: &str) -> ::store::StoreResult<()> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    // Rows locked in id order first, as every statement that locks several bots
+                    // does, so this cannot deadlock with a claim.
+                    let sql =
+                        format!("SELECT id FROM bots WHERE lease_node = $1 ORDER BY id{}", sql_impl::for_update());
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node).fetch_all(&mut *tx).await.map_err(sql_impl::map_err)?;
+                    sqlx::query("UPDATE bots SET lease_node = NULL, lease_until = NULL WHERE lease_node = $1")
+                        .bind(node)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                    Ok(())
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |_| true).await
+            }
+
+            async fn save_deal(
+                &self,
+                node: &str,
+                now: ::domain::Timestamp,
+                deal: &::domain::Deal,
+                orders: &[::domain::OrderIntent],
+                audit: &[::store::AuditRecord],
+            ) -> ::store::StoreResult<bool> {
+                if orders.iter().any(|order| {
+                    order.deal_id != Some(deal.id)
+                        || order.user_id != deal.user_id
+                        || order.exchange_account_id != deal.exchange_account_id
+                }) {
+                    return Err(::store::StoreError::Conflict("order_not_of_its_deal"));
+                }
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = sql_impl::save_deal(&mut tx, node, now, deal, orders, audit).await;
+                sql_impl::end_tx(tx, result, |saved| *saved).await
+            }
+
+            async fn deal(
+                &self,
+                user: ::domain::UserId,
+                id: ::domain::DealId,
+            ) -> ::store::StoreResult<Option<(::domain::Deal, Vec<::domain::OrderIntent>)>> {
+                use $crate::sqlx;
+                let sql = sql_impl::deals_query("id = $1 AND user_id = $2", false, None);
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id.to_string())
+                    .bind(user.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                Ok(sql_impl::deals_with_orders(&rows)?.into_iter().next().map(|(_, deal, orders)| (deal, orders)))
+            }
+
+            async fn deals(
+                &self,
+                user: ::domain::UserId,
+                filter: &::store::DealFilter,
+            ) -> ::store::StoreResult<Vec<(::domain::Deal, Vec<::domain::OrderIntent>)>> {
+                use $crate::sqlx;
+                let sql = sql_impl::deals_query(
+                    "user_id = $1 AND ($2 IS NULL OR bot_id = $2) AND ($3 IS NULL OR status = $3)",
+                    true,
+                    Some("$4"),
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(user.to_string())
+                    .bind(filter.bot_id.map(|id| id.to_string()))
+                    .bind(filter.status.map(|status| status.as_str()))
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                Ok(sql_impl::deals_with_orders(&rows)?.into_iter().map(|(_, deal, orders)| (deal, orders)).collect())
+            }
+
+            async fn open_deals(
+                &self,
+                bots: &[::domain::BotId],
+            ) -> ::store::StoreResult<Vec<(::domain::Deal, Vec<::domain::OrderIntent>)>> {
+                use $crate::sqlx;
+                let mut found = Vec::new();
+                for chunk in bots.chunks(sql_impl::IDS_PER_STATEMENT) {
+                    let filter = format!(
+                        "bot_id IN ({}) AND {}",
+                        sql_impl::placeholders(1, chunk.len()),
+                        sql_impl::deal_needs_running()
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql_impl::deals_query(&filter, false, None)));
+                    for bot in chunk {
+                        query = query.bind(bot.to_string());
+                    }
+                    let rows = query.fetch_all(&self.pool).await.map_err(sql_impl::map_err)?;
+                    found.extend(sql_impl::deals_with_orders(&rows)?);
+                }
+                found.sort_by(|(seq_a, a, _), (seq_b, b, _)| (a.created_at, seq_a, a.id).cmp(&(b.created_at, seq_b, b.id)));
+                Ok(found.into_iter().map(|(_, deal, orders)| (deal, orders)).collect())
+            }
+
+            async fn record_order(
+                &self,
+                order: &::domain::OrderIntent,
+                audit: Option<&::store::AuditRecord>,
+            ) -> ::store::StoreResult<()> {
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    sql_impl::upsert_order(&mut tx, order).await?;
+                    if let Some(audit) = audit {
+                        sql_impl::insert_audit(&mut *tx, audit).await?;
+                    }
+                    Ok(())
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |_| true).await
+            }
+
+            async fn orders_since(
+                &self,
+                account: ::domain::ExchangeAccountId,
+                since: ::domain::Timestamp,
+            ) -> ::store::StoreResult<Vec<::domain::OrderIntent>> {
+                use $crate::sqlx;
+                let sql = format!(
+                    "SELECT {} FROM orders o WHERE o.exchange_account_id = $1 AND o.created_at >= $2 \
+                     ORDER BY o.created_at, o.client_order_id",
+                    sql_impl::order_columns()
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(account.to_string())
+                    .bind(since.as_unix_millis())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                rows.iter().map(sql_impl::order).collect()
+            }
+
+            async fn trading_policy(
+                &self,
+                account: ::domain::ExchangeAccountId,
+            ) -> ::store::StoreResult<Option<::domain::TradingPolicy>> {
+                use $crate::sqlx;
+                let sql = format!(
+                    "SELECT {} FROM trading_policies WHERE exchange_account_id = $1",
+                    sql_impl::POLICY_COLUMNS
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(account.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                row.as_ref().map(sql_impl::trading_policy).transpose()
+            }
+
+            async fn set_trading_policy(
+                &self,
+                user: ::domain::UserId,
+                account: ::domain::ExchangeAccountId,
+                policy: &::domain::TradingPolicy,
+                now: ::domain::Timestamp,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    // Written only for an account of this user.
+                    let written = sqlx::query(
+                        "INSERT INTO trading_policies (exchange_account_id, pair_allowlist, max_order_notional, \
+                           max_daily_volume, max_orders_per_minute, max_price_deviation_percent, min_quote_volume_24h, \
+                           updated_at) \
+                         SELECT $1, $3, $4, $5, $6, $7, $8, $9 \
+                         WHERE EXISTS (SELECT 1 FROM exchange_accounts WHERE id = $1 AND user_id = $2) \
+                         ON CONFLICT (exchange_account_id) DO UPDATE SET pair_allowlist = excluded.pair_allowlist, \
+                           max_order_notional = excluded.max_order_notional, max_daily_volume = excluded.max_daily_volume, \
+                           max_orders_per_minute = excluded.max_orders_per_minute, \
+                           max_price_deviation_percent = excluded.max_price_deviation_percent, \
+                           min_quote_volume_24h = excluded.min_quote_volume_24h, updated_at = excluded.updated_at",
+                    )
+                    .bind(account.to_string())
+                    .bind(user.to_string())
+                    .bind(sql_impl::join_pairs(&policy.pair_allowlist))
+                    .bind(sql_impl::dec(policy.max_order_notional))
+                    .bind(sql_impl::dec(policy.max_daily_volume))
+                    .bind(sql_impl::u32_param(policy.max_orders_per_minute))
+                    .bind(sql_impl::dec(policy.max_price_deviation_percent))
+                    .bind(sql_impl::dec(policy.min_quote_volume_24h))
+                    .bind(now.as_unix_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                    if written != 1 {
+                        return Ok(false);
+                    }
+                    sql_impl::insert_audit(&mut *tx, audit).await?;
+                    Ok(true)
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |written| *written).await
+            }
+
+            async fn kill_switch(
+                &self,
+                user: ::domain::UserId,
+                keep_session: ::domain::SessionId,
+                now: ::domain::Timestamp,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<::store::KillSwitchOutcome> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    // The user's bots locked in id order first, as a claim locks them.
+                    let sql = format!("SELECT id FROM bots WHERE user_id = $1 ORDER BY id{}", sql_impl::for_update());
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(user.to_string())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                    let bots_disabled = sqlx::query(
+                        "UPDATE bots SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
+                         WHERE user_id = $3 AND enabled = TRUE",
+                    )
+                    .bind("kill_switch")
+                    .bind(now.as_unix_millis())
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                    sqlx::query(
+                        "UPDATE bots SET webhook_secret_hash = NULL, previous_webhook_secret_hash = NULL, \
+                           previous_secret_until = NULL WHERE user_id = $1",
+                    )
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                    let sessions_ended = sql_impl::end_sessions(&mut tx, user, Some(keep_session)).await?;
+                    sql_impl::insert_audit(&mut *tx, audit).await?;
+                    Ok(::store::KillSwitchOutcome { bots_disabled, sessions_ended })
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |_| true).await
             }
 
             async fn append_audit(&self, audit: &::store::AuditRecord) -> ::store::StoreResult<()> {

@@ -4,12 +4,16 @@
 
 use std::time::Duration;
 
-use domain::{AuditId, BackupCodeId, Email, ExchangeAccountId, SessionId, Timestamp, UserId};
+use domain::{
+    AuditId, BackupCodeId, Bot, BotId, CloseReason, Deal, DealId, DealStatus, Decimal, Email, ExchangeAccountId,
+    IntentState, OrderIntent, OrderKind, OrderRole, Pair, SessionId, Side, Strategy, Timestamp, TradingPolicy, UserId,
+};
 
 use crate::{
-    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, ExchangeAccountStatus, KekState, KeyCheck,
-    LoginWrite, NewEmailChange, NewEmailToken, NewExchangeAccount, NewSession, NewUser, PreferencesUpdate, SealedBlob,
-    SealedColumn, SecondFactorUse, Store, StoreError, StoredKeyPermissions, ThrottleRule, TokenPurpose,
+    AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountStatus, KekState,
+    KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken, NewExchangeAccount, NewSession, NewUser,
+    PreferencesUpdate, SealedBlob, SealedColumn, SecondFactorUse, Store, StoreError, StoreResult, StoredKeyPermissions,
+    ThrottleRule, TokenPurpose, WebhookSecrets,
 };
 
 /// Expands to one `#[tokio::test]` per contract function. `$make` is an async expression that
@@ -48,6 +52,20 @@ macro_rules! store_contract_tests {
             exchange_accounts_are_stored_listed_checked_and_deleted,
             an_api_key_is_connected_once_across_all_users,
             exchange_secrets_take_part_in_rotation,
+            bots_are_stored_listed_and_updated_per_user,
+            webhook_secrets_are_hashes_rotated_with_a_grace_period,
+            deals_and_orders_round_trip_every_value_exactly,
+            deals_are_listed_newest_first_and_filtered_by_bot_and_status,
+            open_deals_are_the_unfinished_deals_of_the_bots_asked_for,
+            a_deal_is_saved_only_under_the_nodes_live_lease,
+            a_deal_is_written_whole_or_not_at_all,
+            claims_lease_the_bots_that_need_running,
+            a_finished_deal_with_live_orders_still_needs_running,
+            concurrent_claims_never_share_a_bot,
+            manual_orders_are_recorded_and_counted_since,
+            trading_policies_are_set_per_account_by_its_owner,
+            the_kill_switch_stops_bots_revokes_webhooks_and_ends_other_sessions,
+            deleting_an_exchange_account_removes_its_bots_deals_orders_and_policy,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -1002,4 +1020,843 @@ pub async fn exchange_secrets_take_part_in_rotation(store: &dyn Store) {
     let stored = store.exchange_account(owner.id, account.id).await.unwrap().unwrap();
     assert_eq!(stored.secret_sealed, b"exchange-v2");
     assert!(!store.replace_sealed_blob(&entry.at, &entry.blob, &sealed(2, b"again")).await.unwrap());
+}
+
+// --- bots, deals, orders and trading policies ---
+
+const NODE_A: &str = "node-a";
+const NODE_B: &str = "node-b";
+
+fn pair(raw: &str) -> Pair {
+    Pair::parse_3commas(raw).expect("test pair")
+}
+
+fn dec(raw: &str) -> Decimal {
+    Decimal::from_str_exact(raw).expect("test decimal")
+}
+
+async fn exchange_account_of(store: &dyn Store, user: UserId, api_key: &str) -> ExchangeAccountId {
+    let account = new_exchange_account(user, api_key, v1(b"sealed"), at(0));
+    store.insert_exchange_account(&account, &audit(Some(user), "exchange_key.added", at(0))).await.unwrap();
+    account.id
+}
+
+fn new_bot(user: UserId, account: ExchangeAccountId, name: &str, created: Timestamp) -> Bot {
+    Bot {
+        id: BotId::from_random_bytes(random_bytes()),
+        user_id: user,
+        exchange_account_id: account,
+        name: name.to_owned(),
+        pairs: vec![pair("USDT_BTC"), pair("USDT_ETH")],
+        enabled: true,
+        disabled_reason: None,
+        settings: r#"{"base_order_volume":"10","take_profit":"1.5"}"#.to_owned(),
+        created_at: created,
+        updated_at: created,
+    }
+}
+
+async fn add_bot(store: &dyn Store, bot: &Bot) -> [u8; 32] {
+    let hash = random_bytes();
+    store.insert_bot(bot, &hash, &audit(Some(bot.user_id), "bot.created", bot.created_at)).await.unwrap();
+    hash
+}
+
+/// A registered user with one exchange account and one enabled bot on it.
+async fn bot_owner(store: &dyn Store, email: &str) -> (UserId, ExchangeAccountId, Bot) {
+    let (user, _) = register(store, email).await;
+    let account = exchange_account_of(store, user.id, &format!("KEY-{email}")).await;
+    let bot = new_bot(user.id, account, "main", at(1));
+    add_bot(store, &bot).await;
+    (user.id, account, bot)
+}
+
+fn new_deal(bot: &Bot, status: DealStatus, created: Timestamp) -> Deal {
+    Deal {
+        id: DealId::from_random_bytes(random_bytes()),
+        bot_id: bot.id,
+        user_id: bot.user_id,
+        exchange_account_id: bot.exchange_account_id,
+        pair: pair("USDT_BTC"),
+        strategy: Strategy::Long,
+        status,
+        close_reason: None,
+        settings: bot.settings.clone(),
+        base_price: None,
+        next_seq: 0,
+        stop_loss_since: None,
+        profit_quote: None,
+        created_at: created,
+        updated_at: created,
+        closed_at: None,
+    }
+}
+
+fn new_order(deal: &Deal, seq: u32, role: OrderRole) -> OrderIntent {
+    OrderIntent {
+        client_order_id: OrderIntent::client_order_id_for(deal.id, seq),
+        user_id: deal.user_id,
+        exchange_account_id: deal.exchange_account_id,
+        pair: deal.pair.clone(),
+        deal_id: Some(deal.id),
+        seq,
+        role,
+        safety_index: 0,
+        side: Side::Buy,
+        kind: OrderKind::Limit,
+        price: dec("27000.5"),
+        quantity: Some(dec("0.001")),
+        quote_amount: None,
+        state: IntentState::Pending,
+        cancel_requested: false,
+        venue_order_id: None,
+        executed_qty: Decimal::ZERO,
+        executed_quote: Decimal::ZERO,
+        fee_base: Decimal::ZERO,
+        fee_quote: Decimal::ZERO,
+        error: None,
+        created_at: deal.created_at,
+        updated_at: deal.created_at,
+    }
+}
+
+fn manual_order(user: UserId, account: ExchangeAccountId, client_order_id: &str, created: Timestamp) -> OrderIntent {
+    OrderIntent {
+        client_order_id: client_order_id.to_owned(),
+        user_id: user,
+        exchange_account_id: account,
+        pair: pair("USDT_ETH"),
+        deal_id: None,
+        seq: 0,
+        role: OrderRole::Manual,
+        safety_index: 0,
+        side: Side::Sell,
+        kind: OrderKind::Market,
+        price: dec("1800.25"),
+        quantity: None,
+        quote_amount: Some(dec("50")),
+        state: IntentState::Pending,
+        cancel_requested: false,
+        venue_order_id: None,
+        executed_qty: Decimal::ZERO,
+        executed_quote: Decimal::ZERO,
+        fee_base: Decimal::ZERO,
+        fee_quote: Decimal::ZERO,
+        error: None,
+        created_at: created,
+        updated_at: created,
+    }
+}
+
+/// Saves a deal as `node` at `now` with one audit row; whether it was written.
+async fn save_as(store: &dyn Store, node: &str, now: Timestamp, deal: &Deal, orders: &[OrderIntent]) -> bool {
+    let record = audit(Some(deal.user_id), "deal.saved", now);
+    store.save_deal(node, now, deal, orders, &[record]).await.unwrap()
+}
+
+/// Claims every bot that needs running for `NODE_A` until far in the future.
+async fn claim_all(store: &dyn Store) -> Vec<Bot> {
+    store.claim_bots(NODE_A, at(0), at(1_000_000)).await.unwrap()
+}
+
+async fn audit_kinds(store: &dyn Store, user: UserId) -> Vec<String> {
+    store.audit_for_user(user, None, 500).await.unwrap().into_iter().map(|a| a.kind).collect()
+}
+
+fn ids<T, I: PartialEq>(items: &[T], id: impl Fn(&T) -> I) -> Vec<I> {
+    items.iter().map(id).collect()
+}
+
+fn deal_ids(deals: &[(Deal, Vec<OrderIntent>)]) -> Vec<DealId> {
+    ids(deals, |(deal, _)| deal.id)
+}
+
+/// `n` ids, each smaller than the one before: given to rows written in that order within one
+/// millisecond, an order by id (instead of by write order) reverses them, so the test fails.
+fn falling_ids<T: Ord>(n: usize, make: impl Fn() -> T) -> Vec<T> {
+    let mut ids: Vec<T> = (0..n).map(|_| make()).collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    ids
+}
+
+fn all_deals(limit: u32) -> DealFilter {
+    DealFilter { bot_id: None, status: None, limit }
+}
+
+pub async fn bots_are_stored_listed_and_updated_per_user(store: &dyn Store) {
+    let (owner, _) = register(store, "bots@example.com").await;
+    let (other, _) = register(store, "other-bots@example.com").await;
+    let account = exchange_account_of(store, owner.id, "BOTKEY1").await;
+    let others_account = exchange_account_of(store, other.id, "BOTKEY2").await;
+    // Three bots in one millisecond: listed in the order they were created.
+    let mut bots = Vec::new();
+    let bot_ids = falling_ids(3, || BotId::from_random_bytes(random_bytes()));
+    for (name, id) in ["first", "second", "third"].into_iter().zip(bot_ids) {
+        let bot = Bot { id, ..new_bot(owner.id, account, name, at(5)) };
+        add_bot(store, &bot).await;
+        bots.push(bot);
+    }
+    bots[1].pairs = vec![];
+    bots[1].enabled = false;
+    bots[1].disabled_reason = Some("guard_refused".to_owned());
+    let updated = audit(Some(owner.id), "bot.updated", at(6));
+    assert!(store.update_bot(&bots[1], &updated).await.unwrap());
+    assert_eq!(store.bots(owner.id).await.unwrap(), bots, "oldest first, in write order within a millisecond");
+    assert_eq!(store.bot(owner.id, bots[0].id).await.unwrap().as_ref(), Some(&bots[0]));
+    assert_eq!(store.bot(other.id, bots[0].id).await.unwrap(), None, "another user's bot is not found");
+    assert!(store.bots(other.id).await.unwrap().is_empty());
+
+    // An update writes the mutable fields, for the owner only.
+    let mut changed = bots[0].clone();
+    changed.name = "renamed".to_owned();
+    changed.pairs = vec![pair("BTC_ETH")];
+    changed.enabled = false;
+    changed.disabled_reason = Some("paused_key".to_owned());
+    changed.settings = r#"{"base_order_volume":"20"}"#.to_owned();
+    changed.updated_at = at(30);
+    let mut stolen = changed.clone();
+    stolen.user_id = other.id;
+    stolen.name = "stolen".to_owned();
+    assert!(!store.update_bot(&stolen, &audit(Some(other.id), "bot.updated", at(30))).await.unwrap());
+    assert_eq!(store.bot(owner.id, bots[0].id).await.unwrap().as_ref(), Some(&bots[0]), "unchanged");
+    assert!(!audit_kinds(store, other.id).await.contains(&"bot.updated".to_owned()), "no audit of a refusal");
+    assert!(store.update_bot(&changed, &audit(Some(owner.id), "bot.updated", at(30))).await.unwrap());
+    assert_eq!(store.bot(owner.id, bots[0].id).await.unwrap(), Some(changed.clone()));
+    // Its creation time never changes.
+    let mut later = changed.clone();
+    later.created_at = at(99);
+    assert!(store.update_bot(&later, &audit(Some(owner.id), "bot.updated", at(31))).await.unwrap());
+    assert_eq!(store.bot(owner.id, bots[0].id).await.unwrap(), Some(changed));
+
+    // A bot on someone else's exchange account, or with a taken id, is refused as a whole.
+    let intruder = new_bot(owner.id, others_account, "intruder", at(40));
+    let err = store.insert_bot(&intruder, &random_bytes(), &audit(Some(owner.id), "bot.intruder", at(40))).await;
+    assert!(matches!(err, Err(StoreError::Conflict("exchange_account_not_found"))), "{err:?}");
+    let mut twin = new_bot(owner.id, account, "twin", at(41));
+    twin.id = bots[2].id;
+    let err = store.insert_bot(&twin, &random_bytes(), &audit(Some(owner.id), "bot.twin", at(41))).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert_eq!(store.bots(owner.id).await.unwrap().len(), 3);
+    let kinds = audit_kinds(store, owner.id).await;
+    assert!(!kinds.iter().any(|k| k == "bot.intruder" || k == "bot.twin"), "{kinds:?}");
+    assert!(store.bots(other.id).await.unwrap().is_empty());
+}
+
+pub async fn webhook_secrets_are_hashes_rotated_with_a_grace_period(store: &dyn Store) {
+    let (owner, _) = register(store, "hooks@example.com").await;
+    let (other, _) = register(store, "other-hooks@example.com").await;
+    let account = exchange_account_of(store, owner.id, "HOOKKEY").await;
+    let bot = new_bot(owner.id, account, "hooked", at(1));
+    let first = add_bot(store, &bot).await;
+    let secrets = store.webhook_secrets(bot.id).await.unwrap().expect("stored");
+    assert_eq!(secrets, WebhookSecrets { current: Some(first), previous: None, previous_until: None });
+    assert_eq!(store.webhook_secrets(BotId::from_random_bytes(random_bytes())).await.unwrap(), None);
+
+    let second: [u8; 32] = random_bytes();
+    let refused = audit(Some(other.id), "bot.webhook_rotated", at(2));
+    assert!(!store.rotate_webhook_secret(other.id, bot.id, &second, at(100), &refused).await.unwrap());
+    assert_eq!(store.webhook_secrets(bot.id).await.unwrap(), Some(secrets), "another user cannot rotate it");
+    let rotated = audit(Some(owner.id), "bot.webhook_rotated", at(2));
+    assert!(store.rotate_webhook_secret(owner.id, bot.id, &second, at(100), &rotated).await.unwrap());
+    assert_eq!(
+        store.webhook_secrets(bot.id).await.unwrap(),
+        Some(WebhookSecrets { current: Some(second), previous: Some(first), previous_until: Some(at(100)) })
+    );
+    assert!(audit_kinds(store, owner.id).await.contains(&"bot.webhook_rotated".to_owned()));
+    assert!(!audit_kinds(store, other.id).await.contains(&"bot.webhook_rotated".to_owned()));
+}
+
+pub async fn deals_and_orders_round_trip_every_value_exactly(store: &dyn Store) {
+    let (user, _, bot) = bot_owner(store, "roundtrip@example.com").await;
+    assert_eq!(claim_all(store).await.len(), 1);
+    // One deal per status, every close reason, both strategies, amounts at the edges of Decimal.
+    let mut saved = Vec::new();
+    for (i, status) in DealStatus::ALL.iter().enumerate() {
+        let i32 = u32::try_from(i).unwrap();
+        let mut deal = new_deal(&bot, *status, at(10 + i64::from(i32)));
+        deal.strategy = if i % 2 == 0 { Strategy::Long } else { Strategy::Short };
+        deal.pair = if i % 2 == 0 { pair("USDT_BTC") } else { pair("BTC_ETH") };
+        deal.close_reason = i.checked_sub(DealStatus::ALL.len() - CloseReason::ALL.len()).map(|j| CloseReason::ALL[j]);
+        deal.base_price = Some(dec(["123456.123456789", "0.00000001", "27000.50"][i % 3]));
+        deal.profit_quote = (i % 2 == 1).then(|| dec("-0.00000001"));
+        deal.stop_loss_since = (i % 3 == 0).then(|| at(11));
+        deal.closed_at = status.is_finished().then(|| at(12));
+        deal.next_seq = i32 * 7;
+        deal.settings = format!(r#"{{"deal":{i},"note":"ünïcödé 'quoted'"}}"#);
+        assert!(save_as(store, NODE_A, at(20), &deal, &[]).await);
+        saved.push(deal);
+    }
+    for deal in &saved {
+        assert_eq!(store.deal(user, deal.id).await.unwrap(), Some((deal.clone(), vec![])), "{:?}", deal.status);
+    }
+    let roles = OrderRole::ALL.len();
+    let mut deal = saved[2].clone();
+    let mut orders = Vec::new();
+    for i in 0..roles.max(IntentState::ALL.len()) {
+        let seq = u32::try_from(i).unwrap();
+        let mut order = new_order(&deal, seq, OrderRole::ALL[i % roles]);
+        order.safety_index = seq;
+        order.kind = OrderKind::ALL[i % OrderKind::ALL.len()];
+        order.state = IntentState::ALL[i % IntentState::ALL.len()];
+        order.side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+        order.cancel_requested = i % 2 == 1;
+        order.venue_order_id = (i % 3 != 0).then(|| format!("{}", 9_000_000_000_u64 + u64::from(seq)));
+        order.error = (i % 4 == 3).then(|| "MIN_NOTIONAL: order value below 5 USDT".to_owned());
+        order.price = dec(["0.00000001", "123456.123456789", "79228162514264337593543950335"][i % 3]);
+        order.quantity = (i % 2 == 0).then(|| dec("123456.123456789"));
+        order.quote_amount = (i % 2 == 1).then(|| dec("0.00000001"));
+        order.executed_qty = dec("0.0000000000000000000000000001");
+        order.executed_quote = dec("-7922816251426433759354395033.5");
+        order.fee_base = dec("0.00000001");
+        order.fee_quote = dec("1.10");
+        order.created_at = at(30 + i64::from(seq));
+        order.updated_at = at(40);
+        orders.push(order);
+    }
+    deal.next_seq = u32::try_from(orders.len()).unwrap();
+    deal.updated_at = at(45);
+    // Written in reverse: read back by sequence number.
+    let reversed: Vec<OrderIntent> = orders.iter().rev().cloned().collect();
+    assert!(save_as(store, NODE_A, at(45), &deal, &reversed).await);
+    let (found, found_orders) = store.deal(user, deal.id).await.unwrap().expect("saved");
+    assert_eq!(found, deal);
+    assert_eq!(found_orders, orders);
+    assert_eq!(found_orders[0].price.to_string(), "0.00000001", "not a float");
+    assert_eq!(found_orders[1].price.to_string(), "123456.123456789");
+    assert_eq!(found_orders[2].price.to_string(), "79228162514264337593543950335");
+    assert_eq!(found_orders[0].executed_qty.to_string(), "0.0000000000000000000000000001");
+
+    // Saving again updates in place; an order keeps its sequence number and creation time.
+    deal.status = DealStatus::Completed;
+    deal.close_reason = Some(CloseReason::TakeProfit);
+    deal.profit_quote = Some(dec("12.345678901234567890"));
+    deal.closed_at = Some(at(50));
+    deal.updated_at = at(50);
+    let mut filled = orders[0].clone();
+    filled.state = IntentState::Filled;
+    filled.executed_qty = dec("0.001");
+    filled.executed_quote = dec("27.0005");
+    filled.venue_order_id = Some("123".to_owned());
+    filled.updated_at = at(50);
+    let mut moved = filled.clone();
+    moved.seq = 99;
+    moved.created_at = at(49);
+    assert!(save_as(store, NODE_A, at(50), &deal, &[moved]).await);
+    let (found, found_orders) = store.deal(user, deal.id).await.unwrap().unwrap();
+    assert_eq!(found, deal);
+    assert_eq!(found_orders.len(), orders.len(), "no second row for the same client order id");
+    assert_eq!(found_orders[0], filled);
+    assert_eq!(found_orders[1..], orders[1..]);
+    // A deal keeps its creation time too.
+    let mut older = deal.clone();
+    older.created_at = at(1);
+    assert!(save_as(store, NODE_A, at(51), &older, &[]).await);
+    assert_eq!(store.deal(user, deal.id).await.unwrap().unwrap().0.created_at, deal.created_at);
+}
+
+pub async fn deals_are_listed_newest_first_and_filtered_by_bot_and_status(store: &dyn Store) {
+    let (user, account, first_bot) = bot_owner(store, "list@example.com").await;
+    let second_bot = new_bot(user, account, "second", at(2));
+    add_bot(store, &second_bot).await;
+    let (other, _, others_bot) = bot_owner(store, "list-other@example.com").await;
+    assert_eq!(claim_all(store).await.len(), 3);
+    let d1 = new_deal(&first_bot, DealStatus::Completed, at(10));
+    let d2 = new_deal(&first_bot, DealStatus::Bought, at(20));
+    let d3 = new_deal(&second_bot, DealStatus::Bought, at(30));
+    // Two deals of one millisecond: the later written is the newer.
+    let same_ms = falling_ids(2, || DealId::from_random_bytes(random_bytes()));
+    let d4 = Deal { id: same_ms[0], ..new_deal(&second_bot, DealStatus::Created, at(40)) };
+    let d5 = Deal { id: same_ms[1], ..new_deal(&second_bot, DealStatus::Created, at(40)) };
+    let foreign = new_deal(&others_bot, DealStatus::Bought, at(50));
+    let d2_orders = vec![new_order(&d2, 0, OrderRole::Base), new_order(&d2, 1, OrderRole::Safety)];
+    for (deal, orders) in [(&d1, vec![]), (&d2, d2_orders.clone()), (&d3, vec![]), (&d4, vec![]), (&d5, vec![])] {
+        assert!(save_as(store, NODE_A, at(60), deal, &orders).await);
+    }
+    assert!(save_as(store, NODE_A, at(60), &foreign, &[]).await);
+
+    let listed = store.deals(user, &all_deals(10)).await.unwrap();
+    assert_eq!(deal_ids(&listed), [d5.id, d4.id, d3.id, d2.id, d1.id], "newest first");
+    assert_eq!(listed[3].1, d2_orders, "each deal with its orders");
+    assert!(listed.iter().filter(|(deal, _)| deal.id != d2.id).all(|(_, orders)| orders.is_empty()));
+    let filter = DealFilter { bot_id: Some(first_bot.id), ..all_deals(10) };
+    assert_eq!(deal_ids(&store.deals(user, &filter).await.unwrap()), [d2.id, d1.id]);
+    let filter = DealFilter { status: Some(DealStatus::Bought), ..all_deals(10) };
+    assert_eq!(deal_ids(&store.deals(user, &filter).await.unwrap()), [d3.id, d2.id]);
+    let filter = DealFilter { bot_id: Some(second_bot.id), status: Some(DealStatus::Created), limit: 10 };
+    assert_eq!(deal_ids(&store.deals(user, &filter).await.unwrap()), [d5.id, d4.id]);
+    let filter = DealFilter { bot_id: Some(first_bot.id), status: Some(DealStatus::Created), limit: 10 };
+    assert!(store.deals(user, &filter).await.unwrap().is_empty());
+    // The limit counts deals, not order rows.
+    assert_eq!(deal_ids(&store.deals(user, &all_deals(2)).await.unwrap()), [d5.id, d4.id]);
+    let page = store.deals(user, &DealFilter { bot_id: Some(first_bot.id), ..all_deals(1) }).await.unwrap();
+    assert_eq!((deal_ids(&page), page[0].1.len()), (vec![d2.id], 2));
+    assert!(store.deals(user, &all_deals(0)).await.unwrap().is_empty());
+
+    // Per user: another user's deals are neither listed nor found, even by a filter on their bot.
+    let filter = DealFilter { bot_id: Some(others_bot.id), ..all_deals(10) };
+    assert!(store.deals(user, &filter).await.unwrap().is_empty());
+    assert_eq!(store.deal(user, foreign.id).await.unwrap(), None);
+    assert_eq!(store.deal(other, d1.id).await.unwrap(), None);
+    assert_eq!(deal_ids(&store.deals(other, &all_deals(10)).await.unwrap()), [foreign.id]);
+}
+
+pub async fn open_deals_are_the_unfinished_deals_of_the_bots_asked_for(store: &dyn Store) {
+    let (user, account, bot1) = bot_owner(store, "open@example.com").await;
+    let bot2 = new_bot(user, account, "second", at(2));
+    add_bot(store, &bot2).await;
+    let (_, _, bot3) = bot_owner(store, "open-other@example.com").await;
+    let (_, _, bot4) = bot_owner(store, "open-unasked@example.com").await;
+    assert_eq!(claim_all(store).await.len(), 4);
+    let mut deals = Vec::new();
+    let mut same_ms = falling_ids(2, || DealId::from_random_bytes(random_bytes()));
+    for (bot, status, when) in [
+        (&bot1, DealStatus::Completed, 1),
+        (&bot1, DealStatus::Bought, 2),
+        (&bot2, DealStatus::Created, 3),
+        (&bot2, DealStatus::PanicSold, 4),
+        (&bot2, DealStatus::CancelPending, 5),
+        (&bot3, DealStatus::PanicSellOrderPlaced, 0),
+        (&bot1, DealStatus::Canceled, 6),
+        (&bot1, DealStatus::Failed, 7),
+        (&bot4, DealStatus::Bought, 0),
+        (&bot1, DealStatus::BaseOrderPlaced, 7),
+        (&bot2, DealStatus::PanicSellPending, 7),
+    ] {
+        let mut deal = new_deal(bot, status, at(when));
+        if matches!(status, DealStatus::BaseOrderPlaced | DealStatus::PanicSellPending) {
+            deal.id = same_ms.remove(0);
+        }
+        let mut order = new_order(&deal, 0, OrderRole::Base);
+        if status.is_finished() {
+            order.state = IntentState::Filled;
+        }
+        let orders = vec![order];
+        assert!(save_as(store, NODE_A, at(10), &deal, &orders).await);
+        deals.push((deal, orders));
+    }
+    let open = store.open_deals(&[bot1.id, bot2.id, bot3.id]).await.unwrap();
+    let expected = [&deals[5], &deals[1], &deals[2], &deals[4], &deals[9], &deals[10]];
+    assert_eq!(
+        open.iter().collect::<Vec<_>>(),
+        expected,
+        "unfinished only, of these bots and any user, oldest first (write order within a millisecond)"
+    );
+    assert_eq!(deal_ids(&store.open_deals(&[bot2.id]).await.unwrap()), [deals[2].0.id, deals[4].0.id, deals[10].0.id]);
+    assert!(store.open_deals(&[]).await.unwrap().is_empty());
+    assert!(store.open_deals(&[BotId::from_random_bytes(random_bytes())]).await.unwrap().is_empty());
+}
+
+pub async fn a_deal_is_saved_only_under_the_nodes_live_lease(store: &dyn Store) {
+    let (user, _, bot) = bot_owner(store, "lease@example.com").await;
+    let mut deal = new_deal(&bot, DealStatus::Created, at(1));
+    let orders = [new_order(&deal, 0, OrderRole::Base)];
+    assert!(!save_as(store, NODE_A, at(1), &deal, &orders).await, "nobody holds the lease yet");
+    assert_eq!(store.deal(user, deal.id).await.unwrap(), None, "nothing written");
+    assert!(store.orders_since(bot.exchange_account_id, at(0)).await.unwrap().is_empty());
+    assert!(!audit_kinds(store, user).await.contains(&"deal.saved".to_owned()), "no audit row either");
+
+    assert_eq!(ids(&store.claim_bots(NODE_A, at(0), at(100)).await.unwrap(), |b| b.id), [bot.id]);
+    assert!(!save_as(store, NODE_B, at(50), &deal, &orders).await, "another node");
+    assert_eq!(store.deal(user, deal.id).await.unwrap(), None);
+    assert!(save_as(store, NODE_A, at(100), &deal, &orders).await, "the lease holds until its end");
+    deal.status = DealStatus::BaseOrderPlaced;
+    assert!(!save_as(store, NODE_A, at(101), &deal, &orders).await, "expired");
+    assert_eq!(store.deal(user, deal.id).await.unwrap().unwrap().0.status, DealStatus::Created, "not written");
+
+    // Another node takes the expired lease; the first may no longer write.
+    assert_eq!(ids(&store.claim_bots(NODE_B, at(101), at(200)).await.unwrap(), |b| b.id), [bot.id]);
+    assert!(!save_as(store, NODE_A, at(150), &deal, &orders).await, "the lease is another node's now");
+    assert!(save_as(store, NODE_B, at(150), &deal, &orders).await);
+    assert_eq!(store.deal(user, deal.id).await.unwrap().unwrap().0.status, DealStatus::BaseOrderPlaced);
+    store.release_bots(NODE_B).await.unwrap();
+    deal.status = DealStatus::Bought;
+    assert!(!save_as(store, NODE_B, at(160), &deal, &orders).await, "released");
+    assert_eq!(store.deal(user, deal.id).await.unwrap().unwrap().0.status, DealStatus::BaseOrderPlaced);
+    let saved = audit_kinds(store, user).await.iter().filter(|k| *k == "deal.saved").count();
+    assert_eq!(saved, 2, "an audit row for each save that happened");
+}
+
+pub async fn a_deal_is_written_whole_or_not_at_all(store: &dyn Store) {
+    let (user, account, bot) = bot_owner(store, "whole@example.com").await;
+    let (other, others_account, others_bot) = bot_owner(store, "whole-other@example.com").await;
+    assert_eq!(claim_all(store).await.len(), 2);
+    let deal = new_deal(&bot, DealStatus::Bought, at(1));
+    assert!(save_as(store, NODE_A, at(1), &deal, &[new_order(&deal, 0, OrderRole::Base)]).await);
+    let before = store.deal(user, deal.id).await.unwrap();
+
+    // A deal id of another bot's deal.
+    let mut hijack = new_deal(&others_bot, DealStatus::Completed, at(2));
+    hijack.id = deal.id;
+    let err = store.save_deal(NODE_A, at(2), &hijack, &[], &[audit(Some(other), "deal.hijack", at(2))]).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert_eq!(store.deal(user, deal.id).await.unwrap(), before);
+    assert_eq!(store.deal(other, deal.id).await.unwrap(), None);
+
+    // An order of another deal, or a deal of another account than its bot's.
+    let fresh = new_deal(&bot, DealStatus::Created, at(3));
+    let err = store.save_deal(NODE_A, at(3), &fresh, &[new_order(&deal, 5, OrderRole::Safety)], &[]).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    let mut misplaced = new_deal(&bot, DealStatus::Created, at(3));
+    misplaced.exchange_account_id = others_account;
+    let err = store.save_deal(NODE_A, at(3), &misplaced, &[], &[]).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+
+    // A client order id another account already used: the deal, its other order and the audit
+    // row are not written either.
+    let taken = manual_order(other, others_account, "taken-id", at(3));
+    store.record_order(&taken, None).await.unwrap();
+    let good = new_order(&fresh, 0, OrderRole::Base);
+    let mut clash = new_order(&fresh, 1, OrderRole::Safety);
+    clash.client_order_id = "taken-id".to_owned();
+    let record = audit(Some(user), "deal.clash", at(3));
+    let err = store.save_deal(NODE_A, at(3), &fresh, &[good, clash], &[record]).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    for id in [fresh.id, misplaced.id] {
+        assert_eq!(store.deal(user, id).await.unwrap(), None);
+    }
+    let orders = store.orders_since(account, at(0)).await.unwrap();
+    assert_eq!(ids(&orders, |o| o.client_order_id.clone()), [OrderIntent::client_order_id_for(deal.id, 0)]);
+    assert_eq!(store.orders_since(others_account, at(0)).await.unwrap(), [taken]);
+    let kinds = audit_kinds(store, user).await;
+    assert!(!kinds.iter().any(|k| k == "deal.clash"), "{kinds:?}");
+    assert!(!audit_kinds(store, other).await.iter().any(|k| k == "deal.hijack"));
+}
+
+/// A deal that finished just before a crash may still have orders at the venue it asked to
+/// cancel: it needs a node (and its disabled bot a lease) until they are settled.
+pub async fn a_finished_deal_with_live_orders_still_needs_running(store: &dyn Store) {
+    let (user, _, mut bot) = bot_owner(store, "orphans@example.com").await;
+    assert_eq!(claim_all(store).await.len(), 1);
+    let deal = new_deal(&bot, DealStatus::Completed, at(1));
+    let mut base = new_order(&deal, 0, OrderRole::Base);
+    base.state = IntentState::Filled;
+    let mut safety = new_order(&deal, 1, OrderRole::Safety);
+    safety.state = IntentState::Open;
+    safety.cancel_requested = true;
+    assert!(save_as(store, NODE_A, at(2), &deal, &[base.clone(), safety.clone()]).await);
+    bot.enabled = false;
+    assert!(store.update_bot(&bot, &audit(Some(user), "bot.disabled", at(3))).await.unwrap());
+    store.release_bots(NODE_A).await.unwrap();
+    assert_eq!(deal_ids(&store.open_deals(&[bot.id]).await.unwrap()), [deal.id], "its cancels are still owed");
+    assert_eq!(ids(&store.claim_bots(NODE_B, at(4), at(50)).await.unwrap(), |b| b.id), [bot.id]);
+    safety.state = IntentState::Canceled;
+    safety.cancel_requested = false;
+    assert!(save_as(store, NODE_B, at(5), &deal, &[safety]).await);
+    assert!(store.open_deals(&[bot.id]).await.unwrap().is_empty(), "settled");
+    store.release_bots(NODE_B).await.unwrap();
+    assert!(store.claim_bots(NODE_A, at(6), at(50)).await.unwrap().is_empty());
+}
+
+pub async fn claims_lease_the_bots_that_need_running(store: &dyn Store) {
+    let (user, account, enabled) = bot_owner(store, "claims@example.com").await;
+    let mut idle = new_bot(user, account, "idle", at(2));
+    idle.enabled = false;
+    add_bot(store, &idle).await;
+    let mut winding_down = new_bot(user, account, "winding down", at(3));
+    let mut finished = new_bot(user, account, "finished", at(4));
+    add_bot(store, &winding_down).await;
+    add_bot(store, &finished).await;
+    // Give two bots a deal, then disable them: one deal still open, one finished.
+    assert_eq!(store.claim_bots("setup", at(0), at(5)).await.unwrap().len(), 3);
+    let mut open = new_deal(&winding_down, DealStatus::Bought, at(1));
+    assert!(save_as(store, "setup", at(1), &open, &[]).await);
+    assert!(save_as(store, "setup", at(1), &new_deal(&finished, DealStatus::Completed, at(1)), &[]).await);
+    for bot in [&mut winding_down, &mut finished] {
+        bot.enabled = false;
+        assert!(store.update_bot(bot, &audit(Some(user), "bot.disabled", at(2))).await.unwrap());
+    }
+    store.release_bots("setup").await.unwrap();
+
+    let needed = [enabled.id, winding_down.id];
+    assert_eq!(ids(&store.claim_bots(NODE_A, at(10), at(100)).await.unwrap(), |b| b.id), needed);
+    assert!(store.claim_bots(NODE_B, at(20), at(120)).await.unwrap().is_empty(), "leased to another node");
+    let renewed = store.claim_bots(NODE_A, at(50), at(200)).await.unwrap();
+    assert_eq!(ids(&renewed, |b| b.id), needed, "a node renews its own leases");
+    assert_eq!(renewed[0], enabled, "the bots as stored");
+    assert!(store.claim_bots(NODE_B, at(150), at(250)).await.unwrap().is_empty(), "the renewal holds");
+    assert!(store.claim_bots(NODE_B, at(200), at(250)).await.unwrap().is_empty(), "until its very end");
+    assert_eq!(ids(&store.claim_bots(NODE_B, at(201), at(300)).await.unwrap(), |b| b.id), needed, "expired");
+    assert!(store.claim_bots(NODE_A, at(202), at(300)).await.unwrap().is_empty());
+    store.release_bots(NODE_B).await.unwrap();
+    assert_eq!(ids(&store.claim_bots(NODE_A, at(203), at(400)).await.unwrap(), |b| b.id), needed, "released");
+
+    // The open deal finishes: its disabled bot no longer needs running. Enabling one does.
+    open.status = DealStatus::PanicSold;
+    assert!(save_as(store, NODE_A, at(204), &open, &[]).await);
+    idle.enabled = true;
+    assert!(store.update_bot(&idle, &audit(Some(user), "bot.enabled", at(204))).await.unwrap());
+    assert_eq!(ids(&store.claim_bots(NODE_A, at(205), at(400)).await.unwrap(), |b| b.id), [enabled.id, idle.id]);
+    // Releasing touches only the node's own leases.
+    store.release_bots(NODE_B).await.unwrap();
+    assert!(store.claim_bots(NODE_B, at(206), at(400)).await.unwrap().is_empty());
+}
+
+pub async fn concurrent_claims_never_share_a_bot(store: &dyn Store) {
+    let (user, _) = register(store, "race@example.com").await;
+    let mut all = Vec::new();
+    for i in 0..4 {
+        let account = exchange_account_of(store, user.id, &format!("RACE{i}")).await;
+        for j in 0..4 {
+            let bot = new_bot(user.id, account, &format!("bot {i}.{j}"), at(i * 4 + j));
+            add_bot(store, &bot).await;
+            all.push(bot.id);
+        }
+    }
+    all.sort();
+    // Each round the previous leases have expired, so every node may take any bot.
+    for round in 0..4 {
+        let now = at(1000 * (round + 1));
+        let until = now.plus(Duration::from_secs(500));
+        let (a, b, c) = tokio::join!(
+            store.claim_bots("race-a", now, until),
+            store.claim_bots("race-b", now, until),
+            store.claim_bots("race-c", now, until)
+        );
+        let mut claimed: Vec<BotId> = [a, b, c].into_iter().flat_map(|r| r.unwrap()).map(|bot| bot.id).collect();
+        claimed.sort();
+        assert_eq!(claimed, all, "round {round}: every bot exactly once");
+    }
+}
+
+pub async fn manual_orders_are_recorded_and_counted_since(store: &dyn Store) {
+    let (user, account, bot) = bot_owner(store, "manual@example.com").await;
+    let second_account = exchange_account_of(store, user, "MANUAL2").await;
+    let (other, others_account, _) = bot_owner(store, "manual-other@example.com").await;
+    assert_eq!(claim_all(store).await.len(), 2);
+    let mut m1 = manual_order(user, account, "manual-1", at(10));
+    let m2 = manual_order(user, account, "manual-2", at(20));
+    let m3 = manual_order(user, second_account, "manual-3", at(20));
+    let placed = audit(Some(user), "order.placed", at(10));
+    store.record_order(&m1, Some(&placed)).await.unwrap();
+    store.record_order(&m2, None).await.unwrap();
+    store.record_order(&m3, None).await.unwrap();
+    let deal = new_deal(&bot, DealStatus::BaseOrderPlaced, at(15));
+    let base = new_order(&deal, 0, OrderRole::Base);
+    assert!(save_as(store, NODE_A, at(15), &deal, std::slice::from_ref(&base)).await);
+
+    let since = |account, t| async move { store.orders_since(account, at(t)).await.unwrap() };
+    assert_eq!(since(account, 0).await, [m1.clone(), base.clone(), m2.clone()], "every path, oldest first");
+    assert_eq!(since(account, 15).await, [base.clone(), m2.clone()], "from `since` on, inclusive");
+    assert!(since(account, 21).await.is_empty());
+    assert_eq!(since(second_account, 0).await, [m3], "per account");
+    assert!(since(others_account, 0).await.is_empty());
+    assert_eq!(audit_kinds(store, user).await.iter().filter(|k| *k == "order.placed").count(), 1);
+
+    // The venue's answer updates the row; its creation time stays.
+    m1.state = IntentState::Filled;
+    m1.venue_order_id = Some("777".to_owned());
+    m1.executed_qty = dec("0.02777777");
+    m1.executed_quote = dec("49.99999999");
+    m1.fee_quote = dec("0.04999999");
+    m1.updated_at = at(30);
+    let mut resent = m1.clone();
+    resent.created_at = at(30);
+    store.record_order(&resent, None).await.unwrap();
+    assert_eq!(since(account, 0).await, [m1.clone(), base, m2], "updated in place, not added");
+
+    // A client order id is one order: another account (or user) cannot take it over.
+    let mut hijack = manual_order(other, others_account, "manual-1", at(40));
+    hijack.state = IntentState::Canceled;
+    let err = store.record_order(&hijack, Some(&audit(Some(other), "order.hijack", at(40)))).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    let mut moved = m1.clone();
+    moved.exchange_account_id = second_account;
+    assert!(matches!(store.record_order(&moved, None).await, Err(StoreError::Conflict(_))));
+    // Nor can a manual order take over a deal's order, or the other way round.
+    let mut into_deal = manual_order(user, account, &OrderIntent::client_order_id_for(deal.id, 0), at(40));
+    into_deal.state = IntentState::Canceled;
+    assert!(matches!(store.record_order(&into_deal, None).await, Err(StoreError::Conflict(_))));
+    let mut out_of_deal = new_order(&deal, 1, OrderRole::Safety);
+    out_of_deal.client_order_id = "manual-2".to_owned();
+    let err = store.save_deal(NODE_A, at(40), &deal, &[out_of_deal], &[]).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert_eq!(since(account, 0).await[0], m1);
+    assert_eq!(since(account, 0).await[1].state, IntentState::Pending);
+    assert!(since(others_account, 0).await.is_empty());
+    assert!(!audit_kinds(store, other).await.contains(&"order.hijack".to_owned()));
+}
+
+pub async fn trading_policies_are_set_per_account_by_its_owner(store: &dyn Store) {
+    let (owner, _) = register(store, "policy@example.com").await;
+    let (other, _) = register(store, "policy-other@example.com").await;
+    let account = exchange_account_of(store, owner.id, "POLICY1").await;
+    let second = exchange_account_of(store, owner.id, "POLICY2").await;
+    assert_eq!(store.trading_policy(account).await.unwrap(), None, "never set");
+    let strict = TradingPolicy {
+        pair_allowlist: vec![pair("USDT_BTC"), pair("BTC_ETH")],
+        max_order_notional: dec("0.00000001"),
+        max_daily_volume: dec("123456.123456789"),
+        max_orders_per_minute: 7,
+        max_price_deviation_percent: dec("2.50"),
+        min_quote_volume_24h: dec("0"),
+    };
+    let set = audit(Some(owner.id), "trading_policy.changed", at(1));
+    assert!(store.set_trading_policy(owner.id, account, &strict, at(1), &set).await.unwrap());
+    assert_eq!(store.trading_policy(account).await.unwrap(), Some(strict.clone()));
+    assert_eq!(store.trading_policy(second).await.unwrap(), None, "per account");
+    let loose = TradingPolicy { max_orders_per_minute: u32::MAX, ..TradingPolicy::default() };
+    let set = audit(Some(owner.id), "trading_policy.changed", at(2));
+    assert!(store.set_trading_policy(owner.id, account, &loose, at(2), &set).await.unwrap());
+    assert_eq!(store.trading_policy(account).await.unwrap(), Some(loose.clone()), "replaced, allowlist emptied");
+
+    let refused = audit(Some(other.id), "trading_policy.changed", at(3));
+    assert!(!store.set_trading_policy(other.id, account, &strict, at(3), &refused).await.unwrap());
+    let nowhere = ExchangeAccountId::from_random_bytes(random_bytes());
+    assert!(!store.set_trading_policy(owner.id, nowhere, &strict, at(3), &refused).await.unwrap());
+    assert_eq!(store.trading_policy(account).await.unwrap(), Some(loose), "unchanged");
+    assert_eq!(store.trading_policy(nowhere).await.unwrap(), None);
+    assert!(audit_kinds(store, other.id).await.iter().all(|k| k != "trading_policy.changed"), "no audit row");
+    let changes = audit_kinds(store, owner.id).await.iter().filter(|k| *k == "trading_policy.changed").count();
+    assert_eq!(changes, 2);
+}
+
+pub async fn the_kill_switch_stops_bots_revokes_webhooks_and_ends_other_sessions(store: &dyn Store) {
+    let (user, account, first) = bot_owner(store, "kill@example.com").await;
+    let second = new_bot(user, account, "second", at(2));
+    let mut stopped = new_bot(user, account, "stopped", at(3));
+    stopped.enabled = false;
+    stopped.disabled_reason = Some("guard_refused".to_owned());
+    add_bot(store, &second).await;
+    add_bot(store, &stopped).await;
+    let rotated = audit(Some(user), "bot.webhook_rotated", at(4));
+    assert!(store.rotate_webhook_secret(user, first.id, &random_bytes(), at(10_000), &rotated).await.unwrap());
+    let (other, _, others_bot) = bot_owner(store, "kill-other@example.com").await;
+    let others_secrets = store.webhook_secrets(others_bot.id).await.unwrap();
+    let keep = session(user, at(5));
+    let sessions = [session(user, at(5)), keep.clone(), session(user, at(6)), session(other, at(6))];
+    for s in &sessions {
+        assert!(store.record_login(&login(s, None)).await.unwrap());
+    }
+
+    let killed = audit(Some(user), "account.kill_switch", at(20));
+    let outcome = store.kill_switch(user, keep.id, at(20), &killed).await.unwrap();
+    assert_eq!(outcome, KillSwitchOutcome { bots_disabled: 2, sessions_ended: 2 });
+    let bots = store.bots(user).await.unwrap();
+    assert!(bots.iter().all(|b| !b.enabled), "{bots:?}");
+    for bot in &bots[..2] {
+        assert_eq!((bot.disabled_reason.as_deref(), bot.updated_at), (Some("kill_switch"), at(20)));
+    }
+    assert_eq!(bots[2], stopped, "an already disabled bot keeps its reason");
+    let revoked = WebhookSecrets { current: None, previous: None, previous_until: None };
+    for bot in &bots {
+        assert_eq!(store.webhook_secrets(bot.id).await.unwrap(), Some(revoked), "{}", bot.name);
+    }
+    assert_eq!(ids(&store.sessions_for_user(user).await.unwrap(), |s| s.id), [keep.id], "the current one stays");
+    assert!(store.session_by_token(&keep.token_hash).await.unwrap().is_some());
+    assert_eq!(store.audit_for_user(user, None, 1).await.unwrap(), [killed]);
+
+    // Nothing of another user's changes.
+    assert_eq!(store.bots(other).await.unwrap(), std::slice::from_ref(&others_bot));
+    assert_eq!(store.webhook_secrets(others_bot.id).await.unwrap(), others_secrets);
+    assert_eq!(store.sessions_for_user(other).await.unwrap().len(), 1);
+
+    // Pressed again: nothing left to disable or end.
+    let again = audit(Some(user), "account.kill_switch", at(21));
+    let outcome = store.kill_switch(user, keep.id, at(21), &again).await.unwrap();
+    assert_eq!(outcome, KillSwitchOutcome { bots_disabled: 0, sessions_ended: 0 });
+    assert_eq!(store.bots(user).await.unwrap(), bots, "nothing changes the second time");
+}
+
+pub async fn deleting_an_exchange_account_removes_its_bots_deals_orders_and_policy(store: &dyn Store) {
+    let (user, account, bot) = bot_owner(store, "cascade@example.com").await;
+    let kept_account = exchange_account_of(store, user, "CASCADE2").await;
+    let kept_bot = new_bot(user, kept_account, "kept", at(2));
+    add_bot(store, &kept_bot).await;
+    assert_eq!(claim_all(store).await.len(), 2);
+    let deal = new_deal(&bot, DealStatus::Bought, at(3));
+    let kept_deal = new_deal(&kept_bot, DealStatus::Bought, at(3));
+    assert!(save_as(store, NODE_A, at(3), &deal, &[new_order(&deal, 0, OrderRole::Base)]).await);
+    let kept_orders = vec![new_order(&kept_deal, 0, OrderRole::Base)];
+    assert!(save_as(store, NODE_A, at(3), &kept_deal, &kept_orders).await);
+    store.record_order(&manual_order(user, account, "cascade-manual", at(4)), None).await.unwrap();
+    let policy = TradingPolicy::default();
+    for id in [account, kept_account] {
+        let set = audit(Some(user), "trading_policy.changed", at(5));
+        assert!(store.set_trading_policy(user, id, &policy, at(5), &set).await.unwrap());
+    }
+
+    let removed = audit(Some(user), "exchange_key.removed", at(6));
+    assert!(store.delete_exchange_account(user, account, &removed).await.unwrap());
+    assert_eq!(store.bot(user, bot.id).await.unwrap(), None);
+    assert_eq!(store.webhook_secrets(bot.id).await.unwrap(), None);
+    assert_eq!(store.deal(user, deal.id).await.unwrap(), None);
+    assert!(store.orders_since(account, at(0)).await.unwrap().is_empty(), "deal and manual orders");
+    assert_eq!(store.trading_policy(account).await.unwrap(), None);
+    assert!(store.open_deals(&[bot.id]).await.unwrap().is_empty());
+    assert_eq!(ids(&claim_all(store).await, |b| b.id), [kept_bot.id]);
+
+    // The other account keeps everything.
+    assert_eq!(store.bots(user).await.unwrap(), [kept_bot]);
+    assert_eq!(store.deal(user, kept_deal.id).await.unwrap(), Some((kept_deal, kept_orders.clone())));
+    assert_eq!(store.orders_since(kept_account, at(0)).await.unwrap(), kept_orders);
+    assert_eq!(store.trading_policy(kept_account).await.unwrap(), Some(policy));
+}
+
+// --- for backend tests that damage stored rows by hand ---
+
+/// What `damaged_fixture` holds, for a backend test to damage with its own SQL.
+#[derive(Debug, Clone)]
+pub struct DealFixture {
+    pub user: UserId,
+    pub account: ExchangeAccountId,
+    pub bot: BotId,
+    pub deal: DealId,
+}
+
+/// Which stored record a damaging statement hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damaged {
+    Bot,
+    Deal,
+    Order,
+    Policy,
+}
+
+/// Statements that damage one record of the fixture the way a hand edit or a bad migration could,
+/// each with the record it hits. The tables' checks allow each of them.
+pub const DAMAGING_UPDATES: [(&str, Damaged); 10] = [
+    ("UPDATE bots SET pairs = 'USDT'", Damaged::Bot),
+    ("UPDATE bots SET pairs = 'USDT_BTC,,USDT_ETH'", Damaged::Bot),
+    ("UPDATE deals SET status = 'bogus'", Damaged::Deal),
+    ("UPDATE deals SET close_reason = 'boredom'", Damaged::Deal),
+    ("UPDATE deals SET base_price = '12.3.4'", Damaged::Deal),
+    ("UPDATE deals SET profit_quote = '1e400'", Damaged::Deal),
+    ("UPDATE orders SET executed_qty = 'NaN'", Damaged::Order),
+    ("UPDATE orders SET role = 'sideways'", Damaged::Order),
+    ("UPDATE orders SET price = '79228162514264337593543950336'", Damaged::Order),
+    ("UPDATE trading_policies SET max_order_notional = ''", Damaged::Policy),
+];
+
+/// A user with an exchange account and its trading policy, a bot, and an open deal with an order.
+pub async fn deal_fixture(store: &dyn Store) -> DealFixture {
+    let (user, account, bot) = bot_owner(store, "damaged@example.com").await;
+    assert_eq!(claim_all(store).await.len(), 1);
+    let deal = new_deal(&bot, DealStatus::Bought, at(2));
+    assert!(save_as(store, NODE_A, at(2), &deal, &[new_order(&deal, 0, OrderRole::Base)]).await);
+    let set = audit(Some(user), "trading_policy.changed", at(3));
+    assert!(store.set_trading_policy(user, account, &TradingPolicy::default(), at(3), &set).await.unwrap());
+    DealFixture { user, account, bot: bot.id, deal: deal.id }
+}
+
+/// Every read of the damaged record reports a corrupt row (never a panic, never a wrong value).
+pub async fn damaged_record_reads_as_corrupt(store: &dyn Store, fixture: &DealFixture, damaged: Damaged) {
+    fn corrupt<T: std::fmt::Debug>(result: StoreResult<T>, what: &str) {
+        assert!(matches!(result, Err(StoreError::Corrupt(_))), "{what}: {result:?}");
+    }
+    match damaged {
+        Damaged::Bot => {
+            corrupt(store.bots(fixture.user).await, "bots");
+            corrupt(store.bot(fixture.user, fixture.bot).await, "bot");
+            corrupt(store.claim_bots(NODE_A, at(10), at(20)).await, "claim_bots");
+        }
+        Damaged::Deal | Damaged::Order => {
+            corrupt(store.deal(fixture.user, fixture.deal).await, "deal");
+            corrupt(store.deals(fixture.user, &all_deals(10)).await, "deals");
+            corrupt(store.open_deals(&[fixture.bot]).await, "open_deals");
+            if damaged == Damaged::Order {
+                corrupt(store.orders_since(fixture.account, at(0)).await, "orders_since");
+            }
+        }
+        Damaged::Policy => corrupt(store.trading_policy(fixture.account).await, "trading_policy"),
+    }
 }

@@ -12,13 +12,13 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::{ExchangeAccountId, SessionId, Timestamp, UserId};
+use domain::{Bot, BotId, Deal, DealId, ExchangeAccountId, OrderIntent, SessionId, Timestamp, TradingPolicy, UserId};
 
 pub use records::{
-    AuditRecord, BackupCodeRecord, EmailChangeOutcome, EnableTotp, ExchangeAccountRecord, ExchangeAccountStatus,
-    KekRecord, KekState, KeyCheck, LoginWrite, NewEmailChange, NewEmailToken, NewExchangeAccount, NewSession, NewUser,
-    PreferencesUpdate, SealedBlob, SealedColumn, SealedEntry, SealedRef, SecondFactorUse, SessionRecord,
-    StoredKeyPermissions, ThrottleRule, TokenPurpose, UserRecord,
+    AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountRecord,
+    ExchangeAccountStatus, KekRecord, KekState, KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken,
+    NewExchangeAccount, NewSession, NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SealedEntry, SealedRef,
+    SecondFactorUse, SessionRecord, StoredKeyPermissions, ThrottleRule, TokenPurpose, UserRecord, WebhookSecrets,
 };
 
 /// What went wrong in a backend, phrased as what the caller should do about it.
@@ -273,6 +273,114 @@ pub trait Store: Send + Sync + fmt::Debug {
         checked_before: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<ExchangeAccountRecord>>;
+
+    // --- bots, deals and orders ---
+
+    /// Stores a new bot with the SHA-256 of its webhook secret and the audit row. The bot holds no
+    /// lease until a node claims it.
+    ///
+    /// # Errors
+    /// `StoreError::Conflict("exchange_account_not_found")` (nothing written) when the bot's
+    /// exchange account is not one of its user's.
+    async fn insert_bot(&self, bot: &Bot, webhook_secret_hash: &[u8; 32], audit: &AuditRecord) -> StoreResult<()>;
+
+    /// The user's bots, oldest first.
+    async fn bots(&self, user: UserId) -> StoreResult<Vec<Bot>>;
+
+    /// One of the user's bots; `None` for anyone else's.
+    async fn bot(&self, user: UserId, id: BotId) -> StoreResult<Option<Bot>>;
+
+    /// Writes the bot's name, pairs, `enabled`, `disabled_reason`, settings and `updated_at`.
+    /// `false` (and no audit row) when the user has no such bot.
+    async fn update_bot(&self, bot: &Bot, audit: &AuditRecord) -> StoreResult<bool>;
+
+    /// The hashes of a bot's webhook secrets (`None` when there is no such bot).
+    async fn webhook_secrets(&self, bot: BotId) -> StoreResult<Option<WebhookSecrets>>;
+
+    /// Replaces the user's bot's webhook secret: the current hash becomes the previous one,
+    /// accepted until `previous_until` (none when the secret was revoked), and `new_hash` the
+    /// current one. `false` (and no audit row) when the user has no such bot.
+    async fn rotate_webhook_secret(
+        &self,
+        user: UserId,
+        bot: BotId,
+        new_hash: &[u8; 32],
+        previous_until: Timestamp,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
+    /// Leases to `node` until `until` every bot that needs running (enabled, or with a deal that
+    /// needs running, see `open_deals`) whose lease is free, expired at `now` or already `node`'s, and returns those bots,
+    /// oldest first. Of nodes claiming at once, each bot goes to one.
+    async fn claim_bots(&self, node: &str, now: Timestamp, until: Timestamp) -> StoreResult<Vec<Bot>>;
+
+    /// Gives up every lease `node` holds (a node shutting down).
+    async fn release_bots(&self, node: &str) -> StoreResult<()>;
+
+    /// Writes a deal, its orders and the audit rows, if `node` holds the lease of the deal's bot
+    /// at `now` (the bot row stays locked until the write commits). `false` and nothing written
+    /// otherwise. The deal and each order are upserted: a deal by id (all but its bot, user,
+    /// account and creation time change), an order by client order id (all but its user,
+    /// account, deal, sequence number and creation time change).
+    ///
+    /// # Errors
+    /// `StoreError::Conflict` (nothing written) when the deal id or a client order id is taken by
+    /// another bot's deal or another account's order, or when an order or the deal does not belong
+    /// with the rest (another deal id, another bot's user or account).
+    async fn save_deal(
+        &self,
+        node: &str,
+        now: Timestamp,
+        deal: &Deal,
+        orders: &[OrderIntent],
+        audit: &[AuditRecord],
+    ) -> StoreResult<bool>;
+
+    /// One of the user's deals with its orders by sequence number; `None` for anyone else's.
+    async fn deal(&self, user: UserId, id: DealId) -> StoreResult<Option<(Deal, Vec<OrderIntent>)>>;
+
+    /// The user's deals matching `filter`, newest first, each with its orders by sequence number.
+    async fn deals(&self, user: UserId, filter: &DealFilter) -> StoreResult<Vec<(Deal, Vec<OrderIntent>)>>;
+
+    /// The deals of these bots (of any user) that still need a node, oldest first, with their
+    /// orders: unfinished ones, and finished ones with an order still pending or open at the venue.
+    async fn open_deals(&self, bots: &[BotId]) -> StoreResult<Vec<(Deal, Vec<OrderIntent>)>>;
+
+    /// Upserts one order outside any deal (a manual order), with the same rule as `save_deal`,
+    /// and the audit row if given.
+    ///
+    /// # Errors
+    /// `StoreError::Conflict` (nothing written) when the client order id is another account's or
+    /// another deal's.
+    async fn record_order(&self, order: &OrderIntent, audit: Option<&AuditRecord>) -> StoreResult<()>;
+
+    /// The account's orders created at or after `since`, from every path, oldest first.
+    async fn orders_since(&self, account: ExchangeAccountId, since: Timestamp) -> StoreResult<Vec<OrderIntent>>;
+
+    /// The account's trading policy; `None` when it was never set.
+    async fn trading_policy(&self, account: ExchangeAccountId) -> StoreResult<Option<TradingPolicy>>;
+
+    /// Sets the account's trading policy. `false` (nothing written) when the account is not the
+    /// user's.
+    async fn set_trading_policy(
+        &self,
+        user: UserId,
+        account: ExchangeAccountId,
+        policy: &TradingPolicy,
+        now: Timestamp,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
+    /// The kill switch, in one transaction: disables every enabled bot of the user (reason
+    /// `kill_switch`), revokes every webhook secret of the user's bots (current and previous),
+    /// ends every session of the user but `keep_session`, and writes the audit row.
+    async fn kill_switch(
+        &self,
+        user: UserId,
+        keep_session: SessionId,
+        now: Timestamp,
+        audit: &AuditRecord,
+    ) -> StoreResult<KillSwitchOutcome>;
 
     // --- audit log ---
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use domain::{AuditId, BackupCodeId, Email, ExchangeAccountId, SessionId, Timestamp, UserId};
+use domain::{AuditId, BackupCodeId, BotId, DealStatus, Email, ExchangeAccountId, SessionId, Timestamp, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -374,4 +374,34 @@ pub struct KeyCheck {
     pub status: ExchangeAccountStatus,
     pub status_reason: Option<String>,
     pub at: Timestamp,
+}
+
+/// Which of a user's deals to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DealFilter {
+    /// Only this bot's deals.
+    pub bot_id: Option<BotId>,
+    /// Only deals in this status.
+    pub status: Option<DealStatus>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+/// What the kill switch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KillSwitchOutcome {
+    /// Bots that were enabled and are now disabled.
+    pub bots_disabled: u64,
+    /// Sessions ended (every one of the user's but the one kept).
+    pub sessions_ended: u64,
+}
+
+/// The SHA-256 hashes of a bot's webhook secrets. The secrets themselves are never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookSecrets {
+    /// `None` once revoked.
+    pub current: Option<[u8; 32]>,
+    /// The secret replaced by the last rotation, accepted until `previous_until`.
+    pub previous: Option<[u8; 32]>,
+    pub previous_until: Option<Timestamp>,
 }

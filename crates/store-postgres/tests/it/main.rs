@@ -11,3 +11,22 @@ async fn migrations_are_idempotent() {
     let second = test_support::pg_store_again(&db).await;
     second.ping().await.unwrap();
 }
+
+#[tokio::test]
+async fn damaged_rows_read_as_corrupt_never_a_panic() {
+    use std::str::FromStr as _;
+
+    use sqlx::Connection as _;
+    for (statement, damaged) in store::contract::DAMAGING_UPDATES {
+        let db = test_support::pg_store().await;
+        let fixture = store::contract::deal_fixture(&db.store).await;
+        let options = sqlx::postgres::PgConnectOptions::from_str(&test_support::pg_url())
+            .unwrap()
+            .options([("search_path", db.schema.as_str())]);
+        let mut conn = sqlx::PgConnection::connect_with(&options).await.expect("second connection");
+        let changed = sqlx::query(statement).execute(&mut conn).await.expect(statement).rows_affected();
+        assert_eq!(changed, 1, "{statement}");
+        conn.close().await.unwrap();
+        store::contract::damaged_record_reads_as_corrupt(&db.store, &fixture, damaged).await;
+    }
+}

@@ -114,6 +114,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local = listener.local_addr()?;
     let mut config = settings.server;
+    config.node_id = node_id(&settings.data_dir)?;
+    tracing::info!(node = %config.node_id, "bot leases are held under this node id");
     if !settings.explicit_public_url {
         config.public_url = url::Url::parse(&format!("http://{local}"))?;
     }
@@ -123,6 +125,47 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This node's name in bot leases, kept in `<data dir>/node-id` and drawn at random on the first
+/// start. Persisted, so a node restarted after a crash takes its own leases back at once instead of
+/// waiting `bot_lease` (30 s) for them to expire; random per data dir, so nodes sharing one
+/// PostgreSQL database (each with its own data dir) never run the same bot. A data dir copied to
+/// make another node must leave this file out.
+fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    let path = data_dir.join("node-id");
+    let read = |path: &std::path::Path| -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let id = text.trim();
+        let hex = id.strip_prefix("node-").unwrap_or_default();
+        anyhow::ensure!(
+            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{} does not hold a node id (node- and 32 hex digits); delete it to draw a new one",
+            path.display()
+        );
+        Ok(id.to_owned())
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    let mut bytes = [0u8; 16];
+    auth::Random::fill(&auth::OsRandom, &mut bytes);
+    let id = format!("node-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    // Written whole to a file of its own, then linked into place: a crash never leaves a partial
+    // node-id, and of two processes starting on one data dir the second reads the first one's.
+    let temporary = data_dir.join(format!("{id}.tmp"));
+    let mut file = std::fs::File::create(&temporary).with_context(|| format!("creating {}", temporary.display()))?;
+    file.write_all(format!("{id}\n").as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    let linked = std::fs::hard_link(&temporary, &path);
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(id),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(err) => Err(err).with_context(|| format!("creating {}", path.display())),
+    }
 }
 
 async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn store::Store>> {

@@ -299,6 +299,21 @@ impl Default for TradingPolicy {
     }
 }
 
+impl TradingPolicy {
+    /// The policy of a paper account until its user sets one: it risks no money, so the price rule
+    /// only refuses absurd prices (99 % away) and the rate limit stays on.
+    pub fn paper_default() -> TradingPolicy {
+        TradingPolicy {
+            pair_allowlist: Vec::new(),
+            max_order_notional: Decimal::new(1_000_000, 0),
+            max_daily_volume: Decimal::new(10_000_000, 0),
+            max_orders_per_minute: 600,
+            max_price_deviation_percent: Decimal::new(99, 0),
+            min_quote_volume_24h: Decimal::ZERO,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

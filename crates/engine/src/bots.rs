@@ -101,7 +101,7 @@ struct MarketState {
     price: Option<Decimal>,
 }
 
-type IdSource = Box<dyn FnMut() -> DealId + Send>;
+type IdSource = Box<dyn FnMut() -> DealId + Send + Sync>;
 
 /// The bots one node runs and their open deals.
 pub struct Engine {
@@ -144,6 +144,12 @@ impl Engine {
             .entry(pair)
             .and_modify(|m| m.filters = filters.clone())
             .or_insert(MarketState { filters, price: None });
+    }
+
+    /// Records a pair's last price without reacting to it (no stop loss, no new deals): for a
+    /// command that needs a fresh price and must not let other bots act first.
+    pub fn set_market_price(&mut self, pair: &Pair, price: Decimal) {
+        self.set_price(pair, price);
     }
 
     pub fn has_market(&self, pair: &Pair) -> bool {

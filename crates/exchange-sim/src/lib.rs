@@ -382,6 +382,20 @@ impl ExchangeSim {
         self.shared.lock().faults.len()
     }
 
+    /// The API keys of every account, in the order they were added (the test handle's way to find
+    /// accounts the paper market opened at run time).
+    pub fn api_keys(&self) -> Vec<String> {
+        let state = self.shared.lock();
+        state.exchange.accounts.iter().map(|account| account.api_key.clone()).collect()
+    }
+
+    /// How many WebSocket connections listen to the account's user data stream (0 for an unknown
+    /// key): a test waits for a client's stream before moving the price.
+    pub fn stream_listeners(&self, api_key: &str) -> usize {
+        let state = self.shared.lock();
+        state.exchange.account_index(api_key).map_or(0, |index| state.streams.listeners(index))
+    }
+
     /// All orders of the account, in placement order (empty for an unknown key).
     pub fn orders(&self, api_key: &str) -> Vec<SimOrder> {
         self.read_account(api_key, |account| account.orders.clone()).unwrap_or_default()

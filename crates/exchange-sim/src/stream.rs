@@ -123,6 +123,11 @@ impl std::fmt::Debug for ListenKey {
 pub(crate) struct NoSuchListenKey;
 
 impl UserStreams {
+    /// How many WebSocket connections listen to `account`'s live keys.
+    pub(crate) fn listeners(&self, account: usize) -> usize {
+        self.live.iter().filter(|key| key.account == account).map(|key| key.sender.receiver_count()).sum()
+    }
+
     /// Moves the keys that expired by `now_ms` to the ones whose connections are still to be told.
     fn sweep(&mut self, now_ms: i64) {
         if self.live.iter().any(|key| key.expires_ms <= now_ms) {

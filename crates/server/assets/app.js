@@ -358,6 +358,11 @@ const actions = {
         reflectReveal();
         refreshAmounts();
       }
+      if (dca) {
+        dca.reveal = false;
+        reflectDcaReveal();
+        if (dca.refresh) dca.refresh();
+      }
     } else showError(document, "toggle-balances", describe(result));
   },
   async "totp-setup"(button) {
@@ -1287,3 +1292,951 @@ async function startTrading() {
 }
 
 if (trade) startTrading();
+
+// ---- Bots and deals -------------------------------------------------------------------------
+
+// The pages of DCA bots: the list with the form for a new bot and its live plan preview, one bot,
+// the deals, and one deal with its orders and chart. Amounts follow "Balances: hidden", with a
+// "Show amounts" for this page view only, as on a paper account's page.
+const dcaRoot = document.querySelector("[data-dca]");
+const dca = dcaRoot && {
+  root: dcaRoot,
+  kind: dcaRoot.dataset.dca,
+  reveal: false,
+  // Redraws the page's amounts (after the reveal or the header toggle changed).
+  refresh: null,
+  // Per request kind, the number of its latest run: a slower, older answer is dropped.
+  runs: {},
+};
+const BOTS_API = "/api/v1/bots";
+const DEALS_API = "/api/v1/deals";
+const PREVIEW_DELAY_MS = 350;
+const DEAL_REFRESH_MS = 3_000;
+const IDLE_REFRESH_MS = 15_000;
+
+function dcaPart(selector) {
+  return dca.root.querySelector(selector);
+}
+
+function dcaRun(name) {
+  dca.runs[name] = (dca.runs[name] || 0) + 1;
+  return dca.runs[name];
+}
+
+// "?bot_id=…&reveal=true": the page's parameters and the reveal when asked for.
+function revealQuery(params) {
+  const all = { ...(params || {}), ...(dca.reveal ? { reveal: "true" } : {}) };
+  const query = new URLSearchParams(all).toString();
+  return query ? `?${query}` : "";
+}
+
+function reflectDcaReveal() {
+  const hiding = hidingBalances();
+  if (!hiding) dca.reveal = false;
+  const button = dcaPart("[data-dca-reveal]");
+  if (!button) return;
+  button.hidden = !hiding;
+  button.setAttribute("aria-pressed", String(dca.reveal));
+  button.textContent = dca.reveal ? "Hide amounts" : "Show amounts";
+  const note = dcaPart("[data-dca-reveal-note]");
+  note.hidden = !hiding;
+  note.textContent = dca.reveal
+    ? "Shown on this page for now; “Balances: hidden” stays on."
+    : "Amounts are hidden (“Balances: hidden”).";
+}
+
+function bindDcaReveal() {
+  const button = dcaPart("[data-dca-reveal]");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    dca.reveal = !dca.reveal;
+    reflectDcaReveal();
+    if (dca.refresh) await dca.refresh();
+  });
+  reflectDcaReveal();
+}
+
+// "USDT_BTC" (3Commas: quote first) as its parts and as people read it, "BTC/USDT".
+function pairParts(pair) {
+  const [quote, ...rest] = String(pair || "").split("_");
+  return { quote: quote || "", base: rest.join("_") };
+}
+
+function marketName(pair) {
+  const { base, quote } = pairParts(pair);
+  return base ? `${base}/${quote}` : String(pair);
+}
+
+// What a person types as pairs: "USDT_BTC, USDT_ETH", also "BTC/USDT".
+function readPairs(text) {
+  return String(text).split(/[\s,;]+/).map((p) => p.trim().toUpperCase()).filter(Boolean).map((p) => {
+    const slash = /^([A-Z0-9]+)\/([A-Z0-9]+)$/.exec(p);
+    return slash ? `${slash[2]}_${slash[1]}` : p;
+  });
+}
+
+function accountVenue(code) {
+  return { binance: "Binance", paper: "Paper trading" }[code] || code;
+}
+
+// A deal's status by its 3Commas name, in words, with the pill's tone.
+const DEAL_STATUS = {
+  created: ["Recorded: the base order is about to be placed.", "ok"],
+  base_order_placed: ["The base order is on its way or waiting on the book.", "ok"],
+  bought: ["The base order filled: the safety orders and the take profit are working.", "ok"],
+  cancel_pending: ["Canceling: the deal’s open orders are being canceled.", "warn"],
+  canceled: ["Canceled: its orders were canceled, and what it bought stays in the account.", ""],
+  completed: ["Closed by its take profit.", "ok"],
+  failed: ["The base order could not be placed.", "danger"],
+  panic_sell_pending: ["Closing at market: the deal’s open orders are being canceled.", "warn"],
+  panic_sell_order_placed: ["Closing at market: the closing order is sent.", "warn"],
+  panic_sold: ["Closed at market.", "warn"],
+};
+const FINISHED = new Set(["canceled", "completed", "failed", "panic_sold"]);
+const CLOSE_REASONS = {
+  take_profit: "take profit reached",
+  stop_loss: "stop loss",
+  closed_at_market: "closed at market",
+  canceled: "canceled",
+  failed: "the base order failed",
+};
+// Why Bulwark disabled a bot: the order guard's codes and the rest, in a few words.
+const DISABLED_REASONS = {
+  pair_not_allowed: "the order guard refused an order on a pair outside the account’s allowlist",
+  order_too_large: "the order guard refused an order larger than the account’s limit",
+  daily_volume_exceeded: "the order guard refused an order beyond the account’s daily volume",
+  too_many_orders: "the order guard refused an order beyond the account’s orders per minute",
+  price_too_far: "the order guard refused an order priced too far from the market",
+  illiquid_pair: "the order guard refused an order on a pair that trades too little",
+  no_reference_price: "the order guard had no market price to check an order against",
+  kill_switch: "the kill switch stopped every bot",
+};
+
+function statusPill(status) {
+  const [words, tone] = DEAL_STATUS[status] || ["", ""];
+  const node = pill(status, tone, words || undefined);
+  node.dataset.status = status;
+  return node;
+}
+
+function botStatePill(bot) {
+  return bot.enabled ? pill("Enabled", "ok") : pill("Disabled", bot.disabled_reason ? "danger" : null);
+}
+
+function disabledReasonText(code) {
+  return DISABLED_REASONS[code] || "Bulwark stopped it";
+}
+
+// Exact sums of signed decimal strings (profits), so nothing is rounded that the API did not
+// round. "***" (hidden) in, "***" out.
+function sumDecimals(values) {
+  if (values.some((v) => v === "***")) return "***";
+  const parsed = values.map((v) => /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(v)));
+  if (parsed.some((m) => !m)) return null;
+  const scale = Math.max(0, ...parsed.map((m) => (m[3] || "").length));
+  let total = 0n;
+  for (const m of parsed) {
+    const units = BigInt(m[2] + (m[3] || "").padEnd(scale, "0"));
+    total += m[1] ? -units : units;
+  }
+  const negative = total < 0n;
+  const digits = (negative ? -total : total).toString().padStart(scale + 1, "0");
+  let text = scale ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
+  if (scale) text = text.replace(/0+$/, "").replace(/\.$/, "");
+  return (negative && text !== "0" ? "-" : "") + text;
+}
+
+// A profit as shown: grouped with its asset, green or red, or the mask.
+function profitEl(value, asset) {
+  if (value === null || value === undefined) return el("span", { class: "help" }, "—");
+  const tone = value === "***" || isZero(value.replace(/^-/, "")) ? "" : value.startsWith("-") ? "loss" : "gain";
+  return el("span", { class: tone || null }, amountText(value), asset ? ` ${asset}` : "");
+}
+
+// YYYY-MM-DD of an RFC 3339 time, in the reader's time zone.
+function localDay(rfc3339) {
+  const when = new Date(rfc3339);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}`;
+}
+
+// Finished deals' profit by the day they closed (and by quote asset, which cannot be added up).
+function profitDaysTable(deals) {
+  const days = new Map();
+  for (const deal of deals) {
+    if (!FINISHED.has(deal.status) || !deal.closed_at || deal.profit_quote === null || deal.profit_quote === undefined) continue;
+    const day = localDay(deal.closed_at);
+    const { quote } = pairParts(deal.pair);
+    const key = `${day} ${quote}`;
+    const entry = days.get(key) || { day, quote, profits: [] };
+    entry.profits.push(deal.profit_quote);
+    days.set(key, entry);
+  }
+  if (days.size === 0) return el("p", { class: "help" }, "No finished deals yet.");
+  const rows = [...days.values()].sort((a, b) => (a.day < b.day ? 1 : a.day > b.day ? -1 : a.quote.localeCompare(b.quote)));
+  return table([["Day"], ["Deals closed", "num"], ["Profit", "num"]], rows.map((entry) => el("tr", { "data-day": entry.day },
+    el("td", {}, entry.day),
+    el("td", { class: "num" }, String(entry.profits.length)),
+    el("td", { class: "num" }, profitEl(sumDecimals(entry.profits) ?? "?", entry.quote)))));
+}
+
+// Replaces a box's content unless the answer is the one already shown (keeps the reading position
+// and the focus while a page refreshes itself).
+function drawOnce(box, sig, render) {
+  if (box.dataset.sig === sig) return false;
+  box.dataset.sig = sig;
+  box.replaceChildren(...[].concat(render()).filter(Boolean));
+  return true;
+}
+
+// The deals table of the bot page and the deals page; `bots` (id → name) adds the bot column.
+function dealsTable(deals, bots, empty) {
+  if (deals.length === 0) return el("p", { class: "help" }, empty || "No deals yet.");
+  const headings = [["Started"], ...(bots ? [["Bot"]] : []), ["Pair"], ["Status"], ["Close reason"], ["Profit", "num"], ["Closed"]];
+  return table(headings, deals.map((deal) => {
+    const { quote } = pairParts(deal.pair);
+    return el("tr", { "data-deal-row": deal.id },
+      el("td", {}, timeEl(deal.created_at)),
+      bots && el("td", {}, el("a", { href: `/bots/${encodeURIComponent(deal.bot_id)}` }, bots.get(deal.bot_id) || "a bot")),
+      el("td", {}, el("a", { href: `/deals/${encodeURIComponent(deal.id)}`, "aria-label": `Deal on ${marketName(deal.pair)}, ${deal.status}` }, marketName(deal.pair))),
+      el("td", {}, statusPill(deal.status)),
+      el("td", {}, deal.close_reason ? CLOSE_REASONS[deal.close_reason] || deal.close_reason : ""),
+      el("td", { class: "num" }, profitEl(deal.profit_quote, quote)),
+      el("td", {}, deal.closed_at ? timeEl(deal.closed_at) : ""));
+  }));
+}
+
+// Schedules `load` again and again, sooner while something moves, while the page is in view.
+function keepRefreshing(load, busy) {
+  let timer = null;
+  const next = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      if (!document.hidden) await load();
+      next();
+    }, busy() ? DEAL_REFRESH_MS : IDLE_REFRESH_MS);
+  };
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) { load(); next(); } });
+  next();
+}
+
+// ---- The bots page: the list and the form for a new bot
+
+const INTEGER_SETTINGS = ["max_safety_orders", "active_safety_orders_count", "stop_loss_timeout_in_seconds", "cooldown", "max_active_deals"];
+const REQUIRED_SETTINGS = ["base_order_volume", "safety_order_volume", "max_safety_orders", "safety_order_step_percentage", "take_profit"];
+const OPTIONAL_SETTINGS = ["active_safety_orders_count", "martingale_step_coefficient", "martingale_volume_coefficient",
+  "stop_loss_percentage", "cooldown", "max_active_deals"];
+
+// The form's DCA settings under their 3Commas names. A value that is not a number is sent as typed,
+// so the API names the field in its answer.
+function botSettings(form) {
+  const body = {};
+  const read = (name) => {
+    const raw = form.elements[name].value.trim();
+    if (INTEGER_SETTINGS.includes(name)) return /^\d+$/.test(raw) ? Number(raw) : raw;
+    return readAmount(raw) ?? raw;
+  };
+  for (const name of REQUIRED_SETTINGS) body[name] = read(name);
+  for (const name of OPTIONAL_SETTINGS) if (form.elements[name].value.trim() !== "") body[name] = read(name);
+  body.take_profit_type = form.elements.take_profit_type.value;
+  body.strategy = form.elements.strategy.value;
+  body.start_order_type = form.elements.start_order_type.value;
+  body.strategy_list = [{ strategy: form.elements.strategy_list.value }];
+  if (form.elements.stop_loss_timeout_enabled.checked) {
+    body.stop_loss_timeout_enabled = true;
+    body.stop_loss_timeout_in_seconds = read("stop_loss_timeout_in_seconds");
+  }
+  return body;
+}
+
+// The form's field for an API error's `field`.
+function botField(field) {
+  if (field === "pair") return "pairs";
+  return field;
+}
+
+// An error next to its field without moving the focus (the preview runs while the person types).
+function markField(form, field, message) {
+  const slot = form.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
+  const input = form.querySelector(`[name="${CSS.escape(field)}"]`);
+  if (!slot || !input) return false;
+  slot.textContent = message;
+  input.setAttribute("aria-invalid", "true");
+  return true;
+}
+
+const botForm = dca && dca.kind === "bots" ? dcaPart("[data-bot-form]") : null;
+const newBot = { accounts: new Map(), markets: new Map(), previewTimer: null, prefillTimer: null, priceFor: "", chosen: "" };
+
+function chosenPair(form) {
+  return readPairs(form.elements.pairs.value)[0] || "";
+}
+
+function reflectUnits(form) {
+  const { quote } = pairParts(chosenPair(form));
+  form.querySelectorAll("[data-quote-unit]").forEach((n) => { n.textContent = quote || "quote"; });
+  form.querySelector("[data-strategy-help]").textContent = form.elements.strategy.value === "short"
+    ? "Short: sells first and buys back lower. Safety orders sit above the start price."
+    : "Long: buys first and sells higher. Safety orders sit below the start price.";
+}
+
+function schedulePreview(delay) {
+  clearTimeout(newBot.previewTimer);
+  newBot.previewTimer = setTimeout(runPreview, delay === undefined ? PREVIEW_DELAY_MS : delay);
+}
+
+async function runPreview() {
+  const form = botForm;
+  const box = form.querySelector("[data-preview]");
+  const run = dcaRun("preview");
+  const startPrice = readAmount(form.elements.start_price.value);
+  const pair = chosenPair(form);
+  const account = form.elements.exchange_account_id.value;
+  // The preview's own field errors go; those of a refused create stay until the next try.
+  form.querySelectorAll("[data-preview-error]").forEach((slot) => {
+    slot.textContent = "";
+    slot.removeAttribute("data-preview-error");
+    const input = form.querySelector(`[name="${CSS.escape(slot.dataset.errorFor)}"]`);
+    if (input) input.removeAttribute("aria-invalid");
+  });
+  if (startPrice === null || isZero(startPrice)) {
+    box.replaceChildren(el("p", { class: "help" }, form.elements.start_price.value.trim() === ""
+      ? "Give a start price to see the plan."
+      : "The start price is a positive number, such as 30000."));
+    return;
+  }
+  const body = { ...botSettings(form), start_price: startPrice };
+  if (account && pair) Object.assign(body, { exchange_account_id: account, pair });
+  box.setAttribute("aria-busy", "true");
+  const result = await api("POST", `${BOTS_API}/preview`, body);
+  if (dca.runs.preview !== run) return;
+  box.removeAttribute("aria-busy");
+  if (!result.ok) {
+    const field = result.data && result.data.field && botField(result.data.field);
+    if (field && markField(form, field, describe(result))) {
+      form.querySelector(`[data-error-for="${CSS.escape(field)}"]`).setAttribute("data-preview-error", "");
+    }
+    box.replaceChildren(el("p", { class: "form-error", "data-preview-problem": "", role: "alert" }, describeKeyError(result)));
+    return;
+  }
+  box.replaceChildren(...previewParts(result.data, pair, form.elements.strategy.value).filter(Boolean));
+}
+
+// A decimal string rounded half up to `places` decimals, for reading (the exact value goes in a
+// tooltip). Trailing zeros go, as the API writes numbers.
+function roundDecimal(text, places) {
+  const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(text));
+  if (!m || (m[3] || "").length <= places) return String(text);
+  let units = BigInt(m[2] + m[3].slice(0, places));
+  if (Number(m[3][places]) >= 5) units += 1n;
+  const digits = units.toString().padStart(places + 1, "0");
+  const out = places ? `${digits.slice(0, -places)}.${digits.slice(-places)}`.replace(/0+$/, "").replace(/\.$/, "") : digits;
+  return `${m[1] && !/^0(\.0*)?$/.test(out) ? "-" : ""}${out}`;
+}
+
+// A number cell's text: grouped, rounded to `places` when given, the exact value as its tooltip.
+function numberEl(text, places, attrs) {
+  const shown = places === undefined ? String(text) : roundDecimal(text, places);
+  return el("span", { ...(attrs || {}), title: shown === String(text) ? null : String(text) }, grouped(shown));
+}
+
+function previewParts(plan, pair, strategy) {
+  const { base, quote } = pairParts(pair);
+  const q = quote || "quote";
+  const b = base || "base";
+  // Unrounded plans carry every digit of the division; eight decimals are enough to read them.
+  // The average and the take profit are shown to the market's price step.
+  const places = plan.rounded ? undefined : 8;
+  const market = newBot.markets.get(pair);
+  const tick = market && market.tick_size ? (String(market.tick_size).split(".")[1] || "").length : 8;
+  const sign = strategy === "short" ? "+" : "−";
+  const rows = [];
+  for (const o of plan.orders) {
+    const problems = o.problems || [];
+    const name = o.kind === "base" ? "Base order" : `Safety order ${o.index}`;
+    rows.push(el("tr", { "data-preview-row": o.kind === "base" ? "base" : `safety-${o.index}`, class: problems.length ? "problem" : null },
+      el("th", { scope: "row" }, name, o.kind === "base" ? null : el("span", { class: "sub" }, `${sign}${o.deviation_percent} %`)),
+      el("td", { class: "num" }, numberEl(o.price, places, { "data-col": "price" })),
+      el("td", { class: "num" }, numberEl(o.size_quote, places, { "data-col": "size_quote" }),
+        el("span", { class: "sub" }, numberEl(o.size_base, places, { "data-col": "size_base" }), ` ${b}`)),
+      el("td", { class: "num" }, numberEl(o.total_quote, places, { "data-col": "total_quote" })),
+      el("td", { class: "num" }, o.average_price ? numberEl(o.average_price, places ?? tick, { "data-col": "average_price" }) : "—"),
+      el("td", { class: "num" }, o.take_profit_price ? numberEl(o.take_profit_price, places ?? tick, { "data-col": "take_profit_price" }) : "—")));
+    if (problems.length) {
+      rows.push(el("tr", { class: "problem-row" }, el("td", { colspan: "6" }, `${name} cannot be placed: ${problems.join("; ")}`)));
+    }
+  }
+  const headings = [["Order"], [`Price (${q})`, "num"], [`Size (${q})`, "num"], [`Total (${q})`, "num"],
+    ["Average price", "num"], ["Take profit", "num"]];
+  const direction = strategy === "short" ? "above" : "below";
+  return [
+    el("p", { class: "plan-summary", "data-plan-summary": "" },
+      "At most ", el("strong", {}, `${grouped(plan.max_funds_per_deal)} ${q}`), " per deal; the last safety order is ",
+      el("strong", {}, `${plan.max_deviation_percent} %`), ` ${direction} the start price.`),
+    plan.rounded
+      ? el("p", { class: "help" }, "Rounded to the market’s rules: the orders the engine will place.")
+      : el("p", { class: "help" }, "Not rounded to a market: choose an exchange account and a pair to see the orders as they will be placed."),
+    plan.rounded && plan.placeable === false && el("p", { class: "form-error", role: "alert" },
+      "Some orders cannot be placed on this market (see below each): raise their volume or change the steps."),
+    el("div", { class: "table-wrap" }, table(headings, rows)),
+  ];
+}
+
+// The market's last price as the start price, unless the person typed one. Read from the chart
+// the account's page draws (its root element names the last price).
+async function prefillStartPrice() {
+  const form = botForm;
+  const input = form.elements.start_price;
+  const account = form.elements.exchange_account_id.value;
+  const pair = chosenPair(form);
+  const wanted = `${account} ${pair}`;
+  // Another market: its own price, even over one typed for the previous market.
+  if (wanted !== newBot.chosen) {
+    newBot.chosen = wanted;
+    input.dataset.typed = "false";
+  }
+  const listed = [...form.querySelectorAll("#bot-markets option")].map((o) => o.value);
+  if (listed.length > 0 && !listed.includes(pair)) return;
+  if (input.dataset.typed === "true" || !account || !/^[A-Z0-9]+_[A-Z0-9]+$/.test(pair) || newBot.priceFor === wanted) return;
+  newBot.priceFor = wanted;
+  let price = null;
+  try {
+    const url = `${ACCOUNTS_API}/${encodeURIComponent(account)}/chart.svg?${new URLSearchParams({ pair, limit: "2" })}`;
+    const res = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+    if (res.ok) {
+      const svg = new DOMParser().parseFromString(await res.text(), "image/svg+xml");
+      price = svg.documentElement.getAttribute("data-last-price");
+    }
+  } catch (_) {
+    price = null;
+  }
+  if (newBot.priceFor !== wanted || input.dataset.typed === "true") return;
+  const help = form.querySelector("[data-start-price-help]");
+  if (price && readAmount(price) !== null) {
+    input.value = price;
+    help.textContent = `The last price of ${marketName(pair)} when the account’s market was asked; change it to see another start.`;
+  } else {
+    newBot.priceFor = "";
+    help.textContent = `The last price of ${marketName(pair)} could not be read; type the price the base order would fill at.`;
+  }
+  schedulePreview(0);
+}
+
+async function loadMarkets(form) {
+  const list = form.querySelector("#bot-markets");
+  const account = form.elements.exchange_account_id.value;
+  list.replaceChildren();
+  newBot.markets = new Map();
+  if (!account) return;
+  const result = await api("GET", `${ACCOUNTS_API}/${encodeURIComponent(account)}/markets`);
+  if (form.elements.exchange_account_id.value !== account || !result.ok || !Array.isArray(result.data)) return;
+  newBot.markets = new Map(result.data.map((m) => [m.pair, m]));
+  list.replaceChildren(...result.data.map((m) => el("option", { value: m.pair }, `${m.base} / ${m.quote}`)));
+}
+
+async function loadAccountsForBots(form) {
+  const select = form.elements.exchange_account_id;
+  const note = form.querySelector("[data-accounts-note]");
+  const result = await api("GET", ACCOUNTS_API);
+  if (!result.ok || !Array.isArray(result.data)) {
+    select.replaceChildren(el("option", { value: "" }, "Could not load the accounts"));
+    note.textContent = describeKeyError(result);
+    return;
+  }
+  newBot.accounts = new Map(result.data.map((a) => [String(a.id), a]));
+  if (result.data.length === 0) {
+    select.replaceChildren(el("option", { value: "" }, "No exchange accounts yet"));
+    note.replaceChildren("A bot trades on an exchange account. ", el("a", { href: "/exchange-accounts" }, "Open a paper account or connect a key"), " first.");
+    return;
+  }
+  select.replaceChildren(...result.data.map((a) => el("option", { value: String(a.id) },
+    `${a.name} (${accountVenue(a.exchange)}${a.status === "paused" ? ", paused" : ""})`)));
+  select.disabled = false;
+  note.textContent = "";
+}
+
+async function loadBots() {
+  const box = dcaPart("[data-bots-list]");
+  const status = dcaPart("[data-bots-status]");
+  const run = dcaRun("bots");
+  const result = await api("GET", `${BOTS_API}${revealQuery()}`);
+  if (dca.runs.bots !== run) return;
+  const error = dcaPart("[data-bots-error]");
+  if (!result.ok || !Array.isArray(result.data)) {
+    status.textContent = "";
+    error.textContent = describe(result);
+    return;
+  }
+  error.textContent = "";
+  status.textContent = result.data.length === 0 ? "No bots yet. Make one with the form below." : "";
+  const sig = JSON.stringify([result.data, [...newBot.accounts.keys()]]);
+  drawOnce(box, sig, () => (result.data.length === 0 ? [] : table(
+    [["Name"], ["Pairs"], ["Account"], ["Status"], ["Active deals", "num"], ["Finished deals", "num"], ["Profit", "num"]],
+    result.data.map((bot) => {
+      const account = newBot.accounts.get(String(bot.exchange_account_id));
+      const quotes = [...new Set(bot.pairs.map((p) => pairParts(p).quote))];
+      return el("tr", { "data-bot-row": bot.id },
+        el("td", {}, el("a", { href: `/bots/${encodeURIComponent(bot.id)}` }, bot.name)),
+        el("td", {}, bot.pairs.map(marketName).join(", ")),
+        el("td", {}, account ? account.name : ""),
+        el("td", {}, botStatePill(bot), bot.disabled_reason
+          ? el("span", { class: "reason", title: disabledReasonText(bot.disabled_reason) }, " ", el("code", {}, bot.disabled_reason))
+          : null),
+        el("td", { class: "num" }, String(bot.active_deals)),
+        el("td", { class: "num" }, String(bot.finished_deals)),
+        el("td", { class: "num" }, profitEl(bot.profit_quote, quotes.length === 1 ? quotes[0] : "")));
+    }))));
+}
+
+async function createBot(form) {
+  clearMessages(form);
+  const pairs = readPairs(form.elements.pairs.value);
+  const body = {
+    type: "dca",
+    name: form.elements.name.value.trim(),
+    exchange_account_id: form.elements.exchange_account_id.value,
+    pairs,
+    enabled: form.elements.enabled.checked,
+    ...botSettings(form),
+  };
+  if (!body.name) { showError(form, "name", "Give the bot a name."); return; }
+  if (!body.exchange_account_id) { showError(form, "exchange_account_id", "Choose the exchange account the bot trades on."); return; }
+  if (pairs.length === 0) { showError(form, "pairs", "Name at least one pair, such as USDT_BTC."); return; }
+  const button = form.querySelector("[data-bot-create]");
+  button.disabled = true;
+  const result = await api("POST", BOTS_API, body);
+  button.disabled = false;
+  if (!result.ok) {
+    const field = result.data && result.data.field ? botField(result.data.field) : "_form";
+    showError(form, form.querySelector(`[name="${CSS.escape(field)}"]`) ? field : "_form", describe(result));
+    return;
+  }
+  const bot = result.data;
+  const panel = dcaPart("[data-bot-created]");
+  clearMessages(panel);
+  panel.querySelector("[data-bot-created-title]").textContent = `“${bot.name}” is created${bot.enabled ? " and enabled" : ", disabled for now"}`;
+  panel.querySelector("[data-webhook-secret]").textContent = bot.webhook_secret;
+  panel.querySelector("[data-bot-link]").href = `/bots/${encodeURIComponent(bot.id)}`;
+  panel.hidden = false;
+  panel.focus();
+  panel.scrollIntoView({ block: "nearest" });
+  form.elements.name.value = "";
+  await loadBots();
+}
+
+function startBotsPage() {
+  const form = botForm;
+  dca.refresh = loadBots;
+  bindDcaReveal();
+  reflectUnits(form);
+  form.addEventListener("input", (event) => {
+    const name = event.target.name;
+    if (name === "start_price") event.target.dataset.typed = String(event.target.value.trim() !== "");
+    if (name === "name" || name === "enabled") return;
+    if (name === "pairs") {
+      reflectUnits(form);
+      clearTimeout(newBot.prefillTimer);
+      newBot.prefillTimer = setTimeout(prefillStartPrice, PREVIEW_DELAY_MS);
+    }
+    schedulePreview();
+  });
+  form.addEventListener("change", (event) => {
+    const name = event.target.name;
+    if (name === "stop_loss_timeout_enabled") form.elements.stop_loss_timeout_in_seconds.disabled = !event.target.checked;
+    if (name === "exchange_account_id") loadMarkets(form).then(prefillStartPrice);
+    if (name === "strategy") reflectUnits(form);
+    if (event.target.type === "radio" || event.target.tagName === "SELECT" || event.target.type === "checkbox") schedulePreview(0);
+  });
+  form.addEventListener("submit", (event) => { event.preventDefault(); createBot(form); });
+  const panel = dcaPart("[data-bot-created]");
+  panel.querySelector("[data-copy-secret]").addEventListener("click", async () => {
+    clearMessages(panel);
+    try {
+      await navigator.clipboard.writeText(panel.querySelector("[data-webhook-secret]").textContent);
+      panel.querySelector("[data-copy-ok]").textContent = "Copied. Keep it where you keep passwords.";
+    } catch (_) {
+      panel.querySelector("[data-copy-error]").textContent = "The browser did not allow copying. Select the secret and copy it by hand.";
+    }
+  });
+  // Leaving the page takes the secret with it.
+  window.addEventListener("pagehide", () => { panel.querySelector("[data-webhook-secret]").textContent = ""; });
+  loadAccountsForBots(form).then(() => {
+    loadMarkets(form).then(prefillStartPrice);
+    loadBots();
+    // Deals start and end meanwhile: the counts and profits follow.
+    keepRefreshing(loadBots, () => false);
+  });
+  schedulePreview(0);
+}
+
+// ---- One bot
+
+const SETTING_LABELS = [
+  ["base_order_volume", "Base order volume", "quote"],
+  ["safety_order_volume", "Safety order volume", "quote"],
+  ["max_safety_orders", "Max safety orders"],
+  ["active_safety_orders_count", "Active safety orders"],
+  ["safety_order_step_percentage", "Price deviation to open safety orders", "%"],
+  ["martingale_step_coefficient", "Safety order step scale"],
+  ["martingale_volume_coefficient", "Safety order volume scale"],
+  ["take_profit", "Target profit", "%"],
+  ["take_profit_type", "Take profit of"],
+  ["strategy", "Strategy"],
+  ["start_order_type", "Base order type"],
+  ["stop_loss_percentage", "Stop loss", "%"],
+  ["stop_loss_timeout_in_seconds", "Stop loss timeout", "s"],
+  ["cooldown", "Cooldown between deals", "s"],
+  ["max_active_deals", "Max active deals"],
+  ["allowed_deals_on_same_pair", "Deals on the same pair"],
+  ["strategy_list", "Deal start condition"],
+];
+const SETTING_DEFAULTS = {
+  martingale_step_coefficient: "1", martingale_volume_coefficient: "1", take_profit_type: "total", strategy: "long",
+  start_order_type: "market", stop_loss_percentage: "0", cooldown: "0", max_active_deals: "1", allowed_deals_on_same_pair: "1",
+};
+
+function settingsFacts(settings, quote) {
+  const facts = [];
+  for (const [name, label, unit] of SETTING_LABELS) {
+    let value = settings[name];
+    if (name === "active_safety_orders_count" && value === undefined) value = settings.max_safety_orders;
+    if (name === "stop_loss_timeout_in_seconds" && !settings.stop_loss_timeout_enabled) value = "off";
+    if (name === "strategy_list") value = Array.isArray(value) && value[0] ? value[0].strategy : "nonstop";
+    if (value === undefined || value === null) value = SETTING_DEFAULTS[name];
+    if (value === undefined) continue;
+    const shown = value === "off" ? "off" : `${grouped(String(value))}${unit === "quote" ? ` ${quote}` : unit ? ` ${unit}` : ""}`;
+    facts.push(el("dt", {}, label, " ", el("span", { class: "optional" }, `(${name})`)), el("dd", { "data-setting": name }, shown));
+  }
+  return facts;
+}
+
+async function loadBotPage() {
+  const id = dca.root.dataset.bot;
+  const run = dcaRun("bot");
+  const [botResult, dealsResult] = await Promise.all([
+    api("GET", `${BOTS_API}/${encodeURIComponent(id)}${revealQuery()}`),
+    api("GET", `${DEALS_API}${revealQuery({ bot_id: id, limit: "1000" })}`),
+  ]);
+  if (dca.runs.bot !== run) return;
+  const error = dcaPart("[data-bot-error]");
+  if (!botResult.ok || !dealsResult.ok) {
+    error.textContent = describe(botResult.ok ? dealsResult : botResult);
+    return;
+  }
+  error.textContent = "";
+  const bot = botResult.data;
+  dca.bot = bot;
+  dca.deals = dealsResult.data;
+  renderBot(bot);
+  drawOnce(dcaPart("[data-deals-list]"), JSON.stringify(dca.deals), () => dealsTable(dca.deals, null));
+  drawOnce(dcaPart("[data-profit-days]"), JSON.stringify(dca.deals.map((d) => [d.status, d.closed_at, d.profit_quote, d.pair])),
+    () => profitDaysTable(dca.deals));
+}
+
+function renderBot(bot) {
+  const quotes = [...new Set(bot.pairs.map((p) => pairParts(p).quote))];
+  const quote = quotes.length === 1 ? quotes[0] : "";
+  dcaPart("[data-bot-title]").textContent = bot.name;
+  dcaPart("[data-bot-state]").replaceChildren(botStatePill(bot));
+  const flag = dcaPart("[data-bot-disabled]");
+  flag.hidden = bot.enabled || !bot.disabled_reason;
+  if (!flag.hidden) {
+    dcaPart("[data-bot-disabled-text]").replaceChildren(
+      el("strong", {}, "Disabled by Bulwark: "), el("code", {}, bot.disabled_reason), ` (${disabledReasonText(bot.disabled_reason)}). `,
+      "It starts no new deal until you enable it again; open deals go on.");
+  }
+  dcaPart("[data-bot-enable]").hidden = bot.enabled;
+  dcaPart("[data-bot-disable]").hidden = !bot.enabled;
+  const start = dcaPart("[data-bot-start]");
+  start.disabled = !bot.enabled;
+  start.title = bot.enabled ? "" : "Enable the bot first";
+  const pairBox = dcaPart("[data-start-pair-box]");
+  pairBox.hidden = bot.pairs.length < 2;
+  const select = dcaPart("[data-start-pair]");
+  if (select.dataset.sig !== bot.pairs.join(",")) {
+    select.dataset.sig = bot.pairs.join(",");
+    select.replaceChildren(...bot.pairs.map((p) => el("option", { value: p }, marketName(p))));
+  }
+  drawOnce(dcaPart("[data-bot-summary]"), JSON.stringify([bot, dca.accountName || ""]), () => [
+    el("dt", {}, "Exchange account"), el("dd", {}, el("a", { href: tradeHref(bot.exchange_account_id) }, dca.accountName || "its account")),
+    el("dt", {}, "Pairs"), el("dd", {}, bot.pairs.map(marketName).join(", ")),
+    el("dt", {}, "Active deals"), el("dd", { "data-active-deals": "" }, String(bot.active_deals)),
+    el("dt", {}, "Finished deals"), el("dd", { "data-finished-deals": "" }, String(bot.finished_deals)),
+    el("dt", {}, "Profit"), el("dd", { "data-bot-profit": "" }, profitEl(bot.profit_quote, quote)),
+    el("dt", {}, "Created"), el("dd", {}, timeEl(bot.created_at)),
+  ]);
+  drawOnce(dcaPart("[data-bot-settings]"), JSON.stringify(bot.settings), () => settingsFacts(bot.settings || {}, quote || "quote"));
+}
+
+async function botCommand(button, path, body, done) {
+  const ok = dcaPart("[data-bot-ok]");
+  const error = dcaPart("[data-bot-error]");
+  ok.textContent = "";
+  error.textContent = "";
+  button.disabled = true;
+  const result = await api("POST", `${BOTS_API}/${encodeURIComponent(dca.root.dataset.bot)}/${path}`, body);
+  button.disabled = false;
+  if (!result.ok) { error.textContent = describeKeyError(result); return; }
+  done(result.data, ok);
+  await loadBotPage();
+}
+
+async function startBotPage() {
+  dca.refresh = loadBotPage;
+  bindDcaReveal();
+  dcaPart("[data-bot-enable]").addEventListener("click", (event) => botCommand(event.currentTarget, "enable", undefined, (bot, ok) => {
+    ok.textContent = "Enabled: the bot starts deals by its start condition.";
+  }));
+  dcaPart("[data-bot-disable]").addEventListener("click", (event) => botCommand(event.currentTarget, "disable", undefined, (bot, ok) => {
+    ok.textContent = "Disabled: no new deal starts; open deals go on.";
+  }));
+  dcaPart("[data-bot-start]").addEventListener("click", (event) => {
+    const box = dcaPart("[data-start-pair-box]");
+    const body = box.hidden ? {} : { pair: dcaPart("[data-start-pair]").value };
+    botCommand(event.currentTarget, "start_new_deal", body, (deal, ok) => {
+      ok.replaceChildren(`Started a deal on ${marketName(deal.pair)} (${deal.status}). `,
+        el("a", { href: `/deals/${encodeURIComponent(deal.id)}`, "data-new-deal": deal.id }, "Open the deal →"));
+    });
+  });
+  await loadBotPage();
+  if (dca.bot) {
+    const account = await api("GET", `${ACCOUNTS_API}/${encodeURIComponent(dca.bot.exchange_account_id)}`);
+    if (account.ok && account.data) {
+      dca.accountName = account.data.name;
+      renderBot(dca.bot);
+    }
+  }
+  keepRefreshing(loadBotPage, () => (dca.deals || []).some((d) => !FINISHED.has(d.status)));
+}
+
+// ---- The deals page
+
+async function loadDealsPage() {
+  const form = dcaPart("[data-deal-filters]");
+  const params = {};
+  if (form.elements.bot_id.value) params.bot_id = form.elements.bot_id.value;
+  if (form.elements.status.value) params.status = form.elements.status.value;
+  const run = dcaRun("deals");
+  const result = await api("GET", `${DEALS_API}${revealQuery(params)}`);
+  if (dca.runs.deals !== run) return;
+  const box = dcaPart("[data-deals-list]");
+  if (!result.ok || !Array.isArray(result.data)) {
+    box.dataset.sig = "";
+    box.replaceChildren(el("p", { class: "form-error", role: "alert" }, describe(result)));
+    return;
+  }
+  dca.deals = result.data;
+  drawOnce(box, JSON.stringify([result.data, [...dca.botNames.entries()]]), () => [
+    dealsTable(result.data, dca.botNames, Object.keys(params).length ? "No deal matches these filters." : null),
+    result.data.length >= 100 && el("p", { class: "help" }, "The newest 100 deals; choose a bot or a status to see others."),
+  ]);
+  drawOnce(dcaPart("[data-profit-days]"), JSON.stringify(result.data.map((d) => [d.status, d.closed_at, d.profit_quote, d.pair])),
+    () => profitDaysTable(result.data));
+}
+
+async function startDealsPage() {
+  const form = dcaPart("[data-deal-filters]");
+  dca.refresh = loadDealsPage;
+  dca.botNames = new Map();
+  bindDcaReveal();
+  const wanted = new URLSearchParams(window.location.search);
+  const bots = await api("GET", BOTS_API);
+  if (bots.ok && Array.isArray(bots.data)) {
+    dca.botNames = new Map(bots.data.map((b) => [b.id, b.name]));
+    form.elements.bot_id.append(...bots.data.map((b) => el("option", { value: b.id }, b.name)));
+  }
+  for (const name of ["bot_id", "status"]) {
+    const value = wanted.get(name);
+    if (value && [...form.elements[name].options].some((o) => o.value === value)) form.elements[name].value = value;
+  }
+  form.addEventListener("submit", (event) => event.preventDefault());
+  form.addEventListener("change", () => {
+    const url = new URL(window.location.href);
+    for (const name of ["bot_id", "status"]) {
+      if (form.elements[name].value) url.searchParams.set(name, form.elements[name].value);
+      else url.searchParams.delete(name);
+    }
+    window.history.replaceState(null, "", url);
+    loadDealsPage();
+  });
+  await loadDealsPage();
+  keepRefreshing(loadDealsPage, () => (dca.deals || []).some((d) => !FINISHED.has(d.status)));
+}
+
+// ---- One deal
+
+const ORDER_ROLES = { base: "Base order", take_profit: "Take profit", close: "Close", add_funds: "Add funds", manual: "Manual" };
+
+function orderRole(order) {
+  return order.role === "safety" ? `Safety order ${order.safety_index}` : ORDER_ROLES[order.role] || order.role;
+}
+
+// "0.001 BTC and 0.02 USDT", leaving out zero fees; the mask when hidden.
+function feesEl(order, base, quote) {
+  const parts = [[order.fee_base, base], [order.fee_quote, quote]].filter(([v]) => v === "***" || !isZero(v));
+  if (parts.length === 0) return "0";
+  const out = [];
+  parts.forEach(([value, asset], i) => { if (i) out.push(" + "); out.push(amountText(value), ` ${asset}`); });
+  return el("span", {}, ...out);
+}
+
+function dealOrdersTable(deal) {
+  const { base, quote } = pairParts(deal.pair);
+  if (deal.orders.length === 0) return el("p", { class: "help" }, "No orders yet.");
+  const errors = deal.orders.some((o) => o.error);
+  return table([["Role"], ["Side"], ["Type"], [`Price (${quote})`, "num"], ["Quantity", "num"], ["State"],
+    [`Filled (${base})`, "num"], [`Value (${quote})`, "num"], ["Fees", "num"], ...(errors ? [["Error"]] : [])],
+  deal.orders.map((o) => el("tr", { "data-order-role": o.role, "data-order-state": o.state, class: o.error ? "problem" : null },
+    el("td", {}, orderRole(o)),
+    el("td", {}, sidePill(o.side)),
+    el("td", {}, o.type),
+    el("td", { class: "num", title: o.type === "market" ? "A market order: the price it was checked against" : null }, grouped(o.price)),
+    el("td", { class: "num" }, o.quantity !== null && o.quantity !== undefined
+      ? el("span", {}, amountText(o.quantity), ` ${base}`)
+      : o.quote_amount !== null && o.quote_amount !== undefined ? el("span", {}, amountText(o.quote_amount), ` ${quote}`) : ""),
+    el("td", {}, o.state, o.cancel_requested && !["canceled", "filled"].includes(o.state) ? " (cancel asked)" : ""),
+    el("td", { class: "num", "data-col": "executed_quantity" }, amountText(o.executed_quantity)),
+    el("td", { class: "num", "data-col": "executed_quote" }, amountText(o.executed_quote)),
+    el("td", { class: "num" }, feesEl(o, base, quote)),
+    errors && el("td", { class: "error-cell" }, o.error || ""))));
+}
+
+// The decimals of the deal's market's price step, to show computed prices (the average, the
+// take profit) as the market would; 8 until the market is known.
+async function loadDealMarket(deal) {
+  const result = await api("GET", `${ACCOUNTS_API}/${encodeURIComponent(deal.exchange_account_id)}/markets`);
+  const market = result.ok && Array.isArray(result.data) ? result.data.find((m) => m.pair === deal.pair) : null;
+  if (!market || !market.tick_size) return;
+  dca.pricePlaces = (String(market.tick_size).split(".")[1] || "").length;
+  renderDeal(dca.deal);
+}
+
+async function loadDealChart() {
+  const run = dcaRun("chart");
+  dca.chartAt = Date.now();
+  const img = dcaPart("[data-chart]");
+  const note = dcaPart("[data-chart-note]");
+  let svg = null;
+  let problem = null;
+  try {
+    const res = await fetch(`${DEALS_API}/${encodeURIComponent(dca.root.dataset.deal)}/chart.svg`, { credentials: "same-origin", cache: "no-store" });
+    if (res.ok && (res.headers.get("content-type") || "").startsWith("image/svg+xml")) {
+      svg = await res.text();
+    } else {
+      let data = null;
+      try { data = await res.json(); } catch (_) { data = null; }
+      problem = describeKeyError({ ok: false, status: res.status, data });
+    }
+  } catch (_) {
+    problem = describe({ ok: false, status: 0, data: null });
+  }
+  if (dca.runs.chart !== run) return;
+  if (svg !== null) {
+    // An image, not markup: the SVG never becomes part of the page's DOM.
+    img.src = `data:image/svg+xml;base64,${base64(svg)}`;
+    note.classList.remove("form-error");
+    note.textContent = `One-minute candles. Filled triangles are orders that traded, hollow ones with a dashed line wait on the book. Updated ${new Date().toLocaleTimeString()}.`;
+  } else {
+    note.classList.add("form-error");
+    note.textContent = `The chart could not be loaded: ${problem}`;
+  }
+}
+
+async function loadDeal() {
+  const run = dcaRun("deal");
+  const result = await api("GET", `${DEALS_API}/${encodeURIComponent(dca.root.dataset.deal)}${revealQuery()}`);
+  if (dca.runs.deal !== run) return;
+  const error = dcaPart("[data-deal-error]");
+  if (!result.ok || !result.data) {
+    error.textContent = describe(result);
+    error.dataset.fromLoad = "true";
+    return;
+  }
+  if (error.dataset.fromLoad === "true") { error.textContent = ""; error.dataset.fromLoad = ""; }
+  const deal = result.data;
+  const before = dca.deal;
+  dca.deal = deal;
+  renderDeal(deal);
+  const moved = !before || JSON.stringify(before.orders.map((o) => [o.state, o.price])) !== JSON.stringify(deal.orders.map((o) => [o.state, o.price]));
+  if (moved || !dca.chartAt || Date.now() - dca.chartAt >= IDLE_REFRESH_MS) await loadDealChart();
+}
+
+function dealBusy(deal) {
+  return Boolean(deal) && (!FINISHED.has(deal.status) || deal.orders.some((o) => o.state === "open" || o.state === "pending"));
+}
+
+function renderDeal(deal) {
+  const { base, quote } = pairParts(deal.pair);
+  const finished = FINISHED.has(deal.status);
+  dcaPart("[data-deal-status]").replaceChildren(statusPill(deal.status));
+  dcaPart("[data-deal-status-text]").textContent = (DEAL_STATUS[deal.status] || [""])[0];
+  dcaPart("[data-deal-actions]").hidden = finished;
+  dca.root.querySelectorAll("[data-quote-unit]").forEach((n) => { n.textContent = quote; });
+  const price = (value) => (value ? el("span", {}, numberEl(value, dca.pricePlaces ?? 8), ` ${quote}`) : "—");
+  drawOnce(dcaPart("[data-deal-facts]"), JSON.stringify([{ ...deal, orders: null }, dca.pricePlaces]), () => [
+    el("dt", {}, "Status"), el("dd", { "data-fact": "status" }, deal.status),
+    el("dt", {}, "Close reason"), el("dd", { "data-fact": "close_reason" }, deal.close_reason ? CLOSE_REASONS[deal.close_reason] || deal.close_reason : "none yet"),
+    el("dt", {}, "Strategy"), el("dd", {}, deal.strategy),
+    el("dt", {}, "Base order price"), el("dd", {}, price(deal.base_price)),
+    el("dt", {}, "Average price"), el("dd", { "data-fact": "average_price" }, price(deal.average_price)),
+    el("dt", {}, "Take profit price"), el("dd", { "data-fact": "take_profit_price" }, price(deal.take_profit_price)),
+    el("dt", {}, "Position"), el("dd", { "data-fact": "position" }, amountText(deal.position_base), ` ${base}`),
+    el("dt", {}, "Profit"), el("dd", { "data-fact": "profit" }, finished ? profitEl(deal.profit_quote, quote) : "when the deal closes"),
+    el("dt", {}, "Started"), el("dd", {}, timeEl(deal.created_at)),
+    el("dt", {}, "Closed"), el("dd", {}, deal.closed_at ? timeEl(deal.closed_at) : "not yet"),
+  ]);
+  drawOnce(dcaPart("[data-deal-orders]"), JSON.stringify(deal.orders), () => dealOrdersTable(deal));
+}
+
+async function dealCommand(button, path, body, question, said) {
+  const ok = dcaPart("[data-deal-ok]");
+  const error = dcaPart("[data-deal-error]");
+  ok.textContent = "";
+  error.textContent = "";
+  if (question && !window.confirm(question)) return false;
+  button.disabled = true;
+  const result = await api("POST", `${DEALS_API}/${encodeURIComponent(dca.root.dataset.deal)}/${path}`, body);
+  button.disabled = false;
+  if (!result.ok) { error.textContent = describeKeyError(result); return false; }
+  ok.textContent = said;
+  // The answer holds the amounts unmasked; the page asks again with its own reveal.
+  await loadDeal();
+  return true;
+}
+
+async function startDealPage() {
+  dca.refresh = loadDeal;
+  bindDcaReveal();
+  dcaPart("[data-deal-close]").addEventListener("click", (event) => dealCommand(event.currentTarget, "close_at_market", {},
+    "Close this deal at market? Its open orders are canceled and its position is sold (or bought back) at the market price.",
+    "Closing at market: the open orders are canceled, then the position is sold at the market price."));
+  dcaPart("[data-deal-cancel]").addEventListener("click", (event) => dealCommand(event.currentTarget, "cancel", {},
+    "Cancel this deal? Its open orders are canceled; what it bought stays in the account.",
+    "Canceling: the open orders are canceled; the position stays in the account."));
+  const funds = dcaPart("[data-add-funds]");
+  funds.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = funds.elements.quantity_quote;
+    const amount = readAmount(input.value);
+    const { quote } = pairParts(dca.deal ? dca.deal.pair : "");
+    if (amount === null || isZero(amount)) {
+      dcaPart("[data-deal-ok]").textContent = "";
+      dcaPart("[data-deal-error]").textContent = `Write the amount of ${quote || "the quote asset"} to add, such as 25.`;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    input.removeAttribute("aria-invalid");
+    const done = await dealCommand(funds.querySelector("button"), "add_funds", { quantity_quote: amount }, null,
+      `Adding ${grouped(amount)} ${quote} at market.`);
+    if (done) input.value = "";
+  });
+  await loadDeal();
+  if (dca.deal) loadDealMarket(dca.deal);
+  keepRefreshing(loadDeal, () => dealBusy(dca.deal));
+}
+
+if (dca) {
+  const start = { bots: startBotsPage, bot: startBotPage, deals: startDealsPage, deal: startDealPage }[dca.kind];
+  if (start) start();
+}

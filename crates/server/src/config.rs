@@ -105,6 +105,15 @@ pub struct ServerConfig {
     /// How often the housekeeping loop runs: the expired-session purge and the daily exchange key
     /// checks (which pick accounts last checked more than 24 h ago).
     pub housekeeping_every: Duration,
+    /// How often the bot engine's cycle runs (prices, order reconciliation, the timer).
+    pub engine_interval: Duration,
+    /// How long a node's lease on a bot lasts; renewed every cycle. A node that dies loses its
+    /// bots to the others after this long.
+    pub bot_lease: Duration,
+    /// This node's name in bot leases: `serve` reads it from `<data dir>/node-id` (drawn at random on
+    /// the first start), so a restarted node takes its own leases back at once and nodes with
+    /// their own data dirs never share one.
+    pub node_id: String,
 }
 
 impl ServerConfig {
@@ -129,6 +138,9 @@ impl ServerConfig {
             mail_from: "Bulwark <no-reply@bulwark.localhost>".to_owned(),
             vault_refresh: Duration::from_secs(30),
             housekeeping_every: Duration::from_secs(600),
+            engine_interval: Duration::from_secs(1),
+            bot_lease: Duration::from_secs(30),
+            node_id: "node".to_owned(),
         }
     }
 

@@ -49,6 +49,10 @@ pub enum ApiError {
     ExchangeUnreachable,
     #[error("order rejected: {0}")]
     OrderRejected(String),
+    /// A request the state of things does not allow, with its own status, code and sentence
+    /// (the order guard's refusals, a deal that is no longer open, ...).
+    #[error("refused: {code}")]
+    Refused { status: StatusCode, code: &'static str, message: String },
     #[error("re-authentication required")]
     ReauthRequired,
     #[error("cross-origin request refused")]
@@ -86,6 +90,7 @@ impl ApiError {
             | ApiError::InvalidSecondFactor
             | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::AlreadyEnabled | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Refused { status, .. } => *status,
             ApiError::ReauthRequired | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -109,7 +114,7 @@ impl ApiError {
             ApiError::SecondFactorRequired => "second_factor_required",
             ApiError::InvalidSecondFactor => "invalid_second_factor",
             ApiError::AlreadyEnabled => "already_enabled",
-            ApiError::Conflict { code, .. } => code,
+            ApiError::Conflict { code, .. } | ApiError::Refused { code, .. } => code,
             ApiError::VaultSealed => "vault_sealed",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::EmailNotVerified => "email_not_verified",
@@ -154,7 +159,7 @@ impl ApiError {
                 "Confirm your email address first (use the link we sent), then connect the key.".to_owned()
             }
             ApiError::KeyRefused { message, .. } => (*message).to_owned(),
-            ApiError::OrderRejected(message) => message.clone(),
+            ApiError::OrderRejected(message) | ApiError::Refused { message, .. } => message.clone(),
             ApiError::InvalidApiKey => "The exchange did not accept this API key and secret: check that both were \
                 pasted completely, that the key is not deleted, and that its IP restriction includes this server."
                 .to_owned(),

@@ -13,7 +13,9 @@ mod hashing;
 mod keys;
 pub mod live_vault;
 pub mod middleware;
+mod order_guard;
 mod pages;
+pub mod runner;
 pub mod session;
 pub mod state;
 
@@ -67,7 +69,20 @@ pub fn router(state: AppState) -> Router {
         .route("/exchange-accounts/{id}/orders/{order_id}", delete(api::trading::cancel))
         .route("/exchange-accounts/{id}/trades", get(api::trading::trades))
         .route("/exchange-accounts/{id}/chart.svg", get(api::trading::chart))
+        .route("/exchange-accounts/{id}/policy", get(api::deals::policy).put(api::deals::set_policy))
         .route("/bots/preview", post(api::bots::preview))
+        .route("/bots", get(api::deals::list).post(api::deals::create))
+        .route("/bots/{id}", get(api::deals::show).patch(api::deals::update))
+        .route("/bots/{id}/enable", post(api::deals::enable))
+        .route("/bots/{id}/disable", post(api::deals::disable))
+        .route("/bots/{id}/start_new_deal", post(api::deals::start_new_deal))
+        .route("/deals", get(api::deals::deals))
+        .route("/deals/{id}", get(api::deals::deal))
+        .route("/deals/{id}/chart.svg", get(api::deals::chart))
+        .route("/deals/{id}/close_at_market", post(api::deals::close_at_market))
+        .route("/deals/{id}/cancel", post(api::deals::cancel))
+        .route("/deals/{id}/add_funds", post(api::deals::add_funds))
+        .route("/kill-switch", post(api::deals::kill_switch))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
     Router::new()
@@ -83,6 +98,10 @@ pub fn router(state: AppState) -> Router {
         .route("/account/security", get(pages::security))
         .route("/exchange-accounts", get(pages::exchange_accounts))
         .route("/exchange-accounts/{id}", get(pages::exchange_account))
+        .route("/bots", get(pages::bots))
+        .route("/bots/{id}", get(pages::bot))
+        .route("/deals", get(pages::deals))
+        .route("/deals/{id}", get(pages::deal))
         .route("/assets/app.css", get(pages::app_css))
         .route("/assets/app.js", get(pages::app_js))
         .route("/assets/favicon.svg", get(pages::favicon))
@@ -128,10 +147,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let vault_refresh = tokio::spawn(state.vault.clone().run_refresh());
+    let engine = tokio::spawn(runner::run(state.clone()));
+    let state_for_release = state.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     housekeeping.abort();
     vault_refresh.abort();
+    engine.abort();
+    // Let another node take this node's bots at once rather than when the leases run out.
+    let _ = state_for_release.store.release_bots(state_for_release.runner.node()).await;
     result
 }
 

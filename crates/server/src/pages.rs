@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use domain::ExchangeAccountId;
+use domain::{BotId, DealId, ExchangeAccountId};
 use serde::Deserialize;
 use store::{ExchangeAccountStatus, UserRecord};
 
@@ -158,6 +158,42 @@ struct ExchangeAccountPage<'a> {
     paper_off: bool,
     /// Why the account is paused, in words; `None` while it is active.
     paused: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "bots.html")]
+struct BotsPage<'a> {
+    viewer: Option<Viewer<'a>>,
+    active: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "bot.html")]
+struct BotPage<'a> {
+    viewer: Option<Viewer<'a>>,
+    active: &'a str,
+    id: String,
+    name: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "deals.html")]
+struct DealsPage<'a> {
+    viewer: Option<Viewer<'a>>,
+    active: &'a str,
+    statuses: Vec<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "deal.html")]
+struct DealPage<'a> {
+    viewer: Option<Viewer<'a>>,
+    active: &'a str,
+    id: String,
+    /// "BTC / USDT".
+    market: String,
+    bot_id: String,
+    bot_name: String,
 }
 
 fn message(status: StatusCode, tone: &str, heading: &str, body: &str, action: Option<(&str, &str)>) -> Response {
@@ -547,6 +583,98 @@ pub async fn exchange_account(
             paper,
             paper_off: !paper && account.exchange == PAPER_VENUE,
             paused,
+        },
+        StatusCode::OK,
+    ))
+}
+
+/// `GET /bots`: the user's bots (listed by app.js from `GET /api/v1/bots`) and the form for a new
+/// one, with the live plan preview (`POST /api/v1/bots/preview`).
+pub async fn bots(MaybeAuthed(authed): MaybeAuthed) -> Response {
+    let Some(authed) = authed else {
+        return Redirect::to("/").into_response();
+    };
+    render(&BotsPage { viewer: Some(Viewer::of(&authed.user)), active: "bots" }, StatusCode::OK)
+}
+
+/// `GET /bots/{id}`: one bot (its settings, deals and profit, filled by app.js from the API).
+pub async fn bot(
+    State(state): State<AppState>,
+    MaybeAuthed(authed): MaybeAuthed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(authed) = authed else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    let user = &authed.user;
+    let bot = match id.parse::<BotId>() {
+        Ok(id) => state.store.bot(user.id, id).await?,
+        Err(_) => None,
+    };
+    let Some(bot) = bot else {
+        return Ok(message(
+            StatusCode::NOT_FOUND,
+            "error",
+            "Bot not found",
+            "None of your bots is at this address.",
+            Some(("/bots", "Go to bots")),
+        ));
+    };
+    Ok(render(
+        &BotPage { viewer: Some(Viewer::of(user)), active: "bots", id: bot.id.to_string(), name: &bot.name },
+        StatusCode::OK,
+    ))
+}
+
+/// `GET /deals[?bot_id=&status=]`: every deal, filtered by bot and status (app.js reads the filters
+/// from the address and asks `GET /api/v1/deals`).
+pub async fn deals(MaybeAuthed(authed): MaybeAuthed) -> Response {
+    let Some(authed) = authed else {
+        return Redirect::to("/").into_response();
+    };
+    render(
+        &DealsPage {
+            viewer: Some(Viewer::of(&authed.user)),
+            active: "deals",
+            statuses: domain::DealStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        },
+        StatusCode::OK,
+    )
+}
+
+/// `GET /deals/{id}`: one deal, its orders and its chart (filled by app.js from the API), with
+/// the buttons to close it at market, cancel it or add funds.
+pub async fn deal(
+    State(state): State<AppState>,
+    MaybeAuthed(authed): MaybeAuthed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(authed) = authed else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    let user = &authed.user;
+    let deal = match id.parse::<DealId>() {
+        Ok(id) => state.store.deal(user.id, id).await?.map(|(deal, _)| deal),
+        Err(_) => None,
+    };
+    let Some(deal) = deal else {
+        return Ok(message(
+            StatusCode::NOT_FOUND,
+            "error",
+            "Deal not found",
+            "None of your deals is at this address.",
+            Some(("/deals", "Go to deals")),
+        ));
+    };
+    let bot_name = state.store.bot(user.id, deal.bot_id).await?.map_or_else(|| "Its bot".to_owned(), |bot| bot.name);
+    Ok(render(
+        &DealPage {
+            viewer: Some(Viewer::of(user)),
+            active: "deals",
+            id: deal.id.to_string(),
+            market: format!("{} / {}", deal.pair.base, deal.pair.quote),
+            bot_id: deal.bot_id.to_string(),
+            bot_name,
         },
         StatusCode::OK,
     ))

@@ -43,6 +43,7 @@ pub struct Inner {
     pub venues: Arc<dyn exchange::Venues>,
     pub paper: Option<Arc<dyn exchange::PaperMarket>>,
     pub hashes: HashPool,
+    pub runner: crate::runner::Runner,
 }
 
 impl std::ops::Deref for AppState {
@@ -59,6 +60,7 @@ impl AppState {
     pub fn new(config: ServerConfig, deps: AppDeps) -> Result<AppState, auth::PasswordError> {
         let hasher = auth::PasswordHasher::new(config.hash_params)?;
         let hashes = HashPool::new(hasher, config.hash_concurrency, config.hash_queue)?;
+        let runner = crate::runner::Runner::new(config.node_id.clone());
         Ok(AppState(Arc::new(Inner {
             config,
             store: deps.store,
@@ -68,6 +70,7 @@ impl AppState {
             vault: deps.vault,
             venues: deps.venues,
             paper: deps.paper,
+            runner,
             hashes,
         })))
     }

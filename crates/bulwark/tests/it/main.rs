@@ -5,6 +5,9 @@
 #[cfg(target_os = "linux")]
 mod exchange_sim;
 mod layers;
+// Kills `serve` with SIGKILL and stops the simulator with SIGTERM (rustix, a Linux dependency).
+#[cfg(target_os = "linux")]
+mod restart;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,6 +1,7 @@
-//! DCA bots. This version holds the plan preview: the engine's order plan for a set of 3Commas-named
+//! DCA bot settings and the plan preview: the engine's order plan for a set of 3Commas-named
 //! settings (`spec/dca.md`), rounded to a market's filters when an exchange account and pair are
-//! given, so a user sees before starting a bot whether the venue would take every order.
+//! given, so a user sees before starting a bot whether the venue would take every order. The bot
+//! and deal routes are in `deals.rs`.
 //!
 //! Volumes are in the quote currency only for now (`base_order_volume_type` and
 //! `safety_order_volume_type` other than `quote_currency` answer 422).
@@ -8,10 +9,11 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use domain::{
-    DcaError, DcaPlan, DcaSettings, DcaSettingsInput, Decimal, Pair, Price, RoundedPlan, Strategy, TakeProfitType,
-    VolumeType,
+    DcaError, DcaPlan, DcaSettings, DcaSettingsInput, Decimal, OrderKind, Pair, Price, RoundedPlan, Strategy,
+    TakeProfitType, VolumeType,
 };
-use serde::Deserialize;
+use engine::{BotSettings, StartCondition};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ApiError;
@@ -21,50 +23,122 @@ use crate::keys;
 use crate::session::Authed;
 use crate::state::AppState;
 
-/// The body of `POST /api/v1/bots/preview`. Decimals come as JSON strings or numbers.
-#[derive(Debug, Deserialize)]
+/// The DCA settings of a bot, with 3Commas' names (`spec/dca.md`). Decimals come as JSON strings or
+/// numbers. The same fields make a preview, a new bot and a change to one; a bot keeps them as
+/// JSON and the runner reads them back with [`bot_settings`].
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct PreviewBody {
+pub struct SettingsFields {
     base_order_volume: Value,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     base_order_volume_type: Option<String>,
     safety_order_volume: Value,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     safety_order_volume_type: Option<String>,
     max_safety_orders: Value,
     /// Defaults to `max_safety_orders`: every safety order rests on the book.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     active_safety_orders_count: Option<Value>,
     safety_order_step_percentage: Value,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     martingale_step_coefficient: Option<Value>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     martingale_volume_coefficient: Option<Value>,
     take_profit: Value,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     take_profit_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     strategy: Option<String>,
-    start_price: Value,
-    #[serde(default)]
-    exchange_account_id: Option<String>,
-    #[serde(default)]
-    pair: Option<String>,
+    /// `market` (default) or `limit` at the current price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start_order_type: Option<String>,
+    /// Percent below (long) or above (short) the average entry price; 0 or absent is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stop_loss_percentage: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stop_loss_timeout_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stop_loss_timeout_in_seconds: Option<Value>,
+    /// Seconds between deals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cooldown: Option<Value>,
+    /// 1 by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_active_deals: Option<Value>,
+    /// 1 by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    allowed_deals_on_same_pair: Option<Value>,
+    /// `[{"strategy": "nonstop" | "manual" | "trading_view"}]`; nonstop by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    strategy_list: Option<Value>,
+}
+
+/// Takes the fields named in `keys` out of a JSON object body and reads the rest as settings.
+pub fn split_settings(
+    body: Value,
+    keys: &[&str],
+) -> Result<(serde_json::Map<String, Value>, SettingsFields), ApiError> {
+    let Value::Object(mut map) = body else {
+        return Err(ApiError::InvalidJson("the body must be a JSON object".to_owned()));
+    };
+    let mut taken = serde_json::Map::new();
+    for key in keys {
+        if let Some(value) = map.remove(*key) {
+            taken.insert((*key).to_owned(), value);
+        }
+    }
+    let fields: SettingsFields = serde_json::from_value(Value::Object(map)).map_err(|err| {
+        let text = err.to_string();
+        let message = match text.split_once('`') {
+            Some((_, rest)) if text.starts_with("unknown field") => {
+                format!("Unknown setting `{}", rest.split_once(',').map_or(rest, |(name, _)| name))
+            }
+            _ => format!("The settings are not valid: {text}."),
+        };
+        ApiError::InvalidInput { field: "body", message }
+    })?;
+    Ok((taken, fields))
 }
 
 /// `POST /api/v1/bots/preview`: the plan of one deal.
 pub async fn preview(
     State(state): State<AppState>,
     authed: Authed,
-    ApiJson(body): ApiJson<PreviewBody>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let settings = settings_of(&body)?;
-    let start_price = Price::new(decimal("start_price", &body.start_price)?).map_err(|_| ApiError::InvalidInput {
+    let (extra, fields) = split_settings(body, &["start_price", "exchange_account_id", "pair"])?;
+    let settings = fields.bot_settings()?.dca;
+    let start_price = extra.get("start_price").ok_or_else(|| ApiError::InvalidInput {
+        field: "start_price",
+        message: "Give the price the base order would fill at, as start_price.".to_owned(),
+    })?;
+    let start_price = Price::new(decimal("start_price", start_price)?).map_err(|_| ApiError::InvalidInput {
         field: "start_price",
         message: "start_price must be greater than zero.".to_owned(),
     })?;
     let plan = DcaPlan::new(&settings, start_price).map_err(|err| settings_error(&err))?;
-    let rounded = match (&body.exchange_account_id, &body.pair) {
+    let text_of = |key: &str| extra.get(key).map(|v| v.as_str().map(str::to_owned).ok_or(key.to_owned()));
+    let account = match text_of("exchange_account_id") {
+        Some(Err(_)) => {
+            return Err(ApiError::InvalidInput {
+                field: "exchange_account_id",
+                message: "Give the id as a string.".to_owned(),
+            });
+        }
+        Some(Ok(id)) => Some(id),
+        None => None,
+    };
+    let pair = match text_of("pair") {
+        Some(Err(_)) => {
+            return Err(ApiError::InvalidInput {
+                field: "pair",
+                message: "Write the pair quote first, as USDT_BTC.".to_owned(),
+            });
+        }
+        Some(Ok(pair)) => Some(pair),
+        None => None,
+    };
+    let rounded = match (&account, &pair) {
         (None, None) => None,
         (Some(id), Some(pair)) => Some(rounded_for(&state, &authed, id, pair, &plan).await?),
         (Some(_), None) => {
@@ -171,46 +245,142 @@ async fn rounded_for(
     Ok(plan.rounded(&market.filters))
 }
 
-fn settings_of(body: &PreviewBody) -> Result<DcaSettings, ApiError> {
-    let volume_type = |field: &'static str, raw: &Option<String>| match raw {
-        None => Ok(VolumeType::QuoteCurrency),
-        Some(raw) => VolumeType::parse(field, raw).map_err(|err| settings_error(&err)),
+impl SettingsFields {
+    fn dca(&self) -> Result<DcaSettings, ApiError> {
+        let body = self;
+        let volume_type = |field: &'static str, raw: &Option<String>| match raw {
+            None => Ok(VolumeType::QuoteCurrency),
+            Some(raw) => VolumeType::parse(field, raw).map_err(|err| settings_error(&err)),
+        };
+        let coefficient = |field: &'static str, raw: &Option<Value>| match raw {
+            None => Ok(Decimal::ONE),
+            Some(raw) => decimal(field, raw),
+        };
+        let max_safety_orders = count("max_safety_orders", &body.max_safety_orders)?;
+        let active_safety_orders_count = match &body.active_safety_orders_count {
+            None => max_safety_orders,
+            Some(raw) => count("active_safety_orders_count", raw)?,
+        };
+        let take_profit_type = match &body.take_profit_type {
+            None => TakeProfitType::Total,
+            Some(raw) => raw.parse().map_err(|err| settings_error(&err))?,
+        };
+        let strategy = match &body.strategy {
+            None => Strategy::Long,
+            Some(raw) => raw.parse().map_err(|err| settings_error(&err))?,
+        };
+        let input = DcaSettingsInput {
+            base_order_volume: decimal("base_order_volume", &body.base_order_volume)?,
+            base_order_volume_type: volume_type("base_order_volume_type", &body.base_order_volume_type)?,
+            safety_order_volume: decimal("safety_order_volume", &body.safety_order_volume)?,
+            safety_order_volume_type: volume_type("safety_order_volume_type", &body.safety_order_volume_type)?,
+            max_safety_orders,
+            active_safety_orders_count,
+            safety_order_step_percentage: decimal("safety_order_step_percentage", &body.safety_order_step_percentage)?,
+            martingale_step_coefficient: coefficient("martingale_step_coefficient", &body.martingale_step_coefficient)?,
+            martingale_volume_coefficient: coefficient(
+                "martingale_volume_coefficient",
+                &body.martingale_volume_coefficient,
+            )?,
+            take_profit: decimal("take_profit", &body.take_profit)?,
+            take_profit_type,
+            strategy,
+        };
+        DcaSettings::new(input).map_err(|err| settings_error(&err))
+    }
+
+    /// The checked settings the engine runs.
+    ///
+    /// # Errors
+    /// 422 `invalid_input` naming the field.
+    pub fn bot_settings(&self) -> Result<BotSettings, ApiError> {
+        let dca = self.dca()?;
+        let start_order_type = match self.start_order_type.as_deref() {
+            None | Some("market") => OrderKind::Market,
+            Some("limit") => OrderKind::Limit,
+            Some(_) => {
+                return Err(ApiError::InvalidInput {
+                    field: "start_order_type",
+                    message: "start_order_type is market or limit.".to_owned(),
+                });
+            }
+        };
+        let stop_loss_percentage = match &self.stop_loss_percentage {
+            None => Decimal::ZERO,
+            Some(raw) => decimal("stop_loss_percentage", raw)?,
+        };
+        if stop_loss_percentage < Decimal::ZERO || stop_loss_percentage >= Decimal::ONE_HUNDRED {
+            return Err(ApiError::InvalidInput {
+                field: "stop_loss_percentage",
+                message: "stop_loss_percentage is from 0 (off) to below 100.".to_owned(),
+            });
+        }
+        let seconds = |field: &'static str, raw: &Option<Value>, default: u32| match raw {
+            None => Ok(default),
+            Some(raw) => count(field, raw),
+        };
+        let stop_loss_timeout_seconds = if self.stop_loss_timeout_enabled == Some(true) {
+            seconds("stop_loss_timeout_in_seconds", &self.stop_loss_timeout_in_seconds, 0)?
+        } else {
+            0
+        };
+        let cooldown_seconds = seconds("cooldown", &self.cooldown, 0)?;
+        let max_active_deals = seconds("max_active_deals", &self.max_active_deals, 1)?;
+        if !(1..=199).contains(&max_active_deals) {
+            return Err(ApiError::InvalidInput {
+                field: "max_active_deals",
+                message: "max_active_deals is from 1 to 199.".to_owned(),
+            });
+        }
+        let allowed_deals_on_same_pair = seconds("allowed_deals_on_same_pair", &self.allowed_deals_on_same_pair, 1)?;
+        if !(1..=199).contains(&allowed_deals_on_same_pair) {
+            return Err(ApiError::InvalidInput {
+                field: "allowed_deals_on_same_pair",
+                message: "allowed_deals_on_same_pair is from 1 to 199.".to_owned(),
+            });
+        }
+        let start_condition = match &self.strategy_list {
+            None => StartCondition::Asap,
+            Some(list) => start_condition(list)?,
+        };
+        Ok(BotSettings {
+            dca,
+            start_order_type,
+            stop_loss_percentage,
+            stop_loss_timeout_seconds,
+            cooldown_seconds,
+            max_active_deals,
+            allowed_deals_on_same_pair,
+            start_condition,
+        })
+    }
+}
+
+/// `strategy_list`: one of 3Commas' start conditions this version runs.
+fn start_condition(list: &Value) -> Result<StartCondition, ApiError> {
+    let bad = || ApiError::InvalidInput {
+        field: "strategy_list",
+        message: "strategy_list is [{\"strategy\": \"nonstop\"}], [{\"strategy\": \"manual\"}] or \
+                  [{\"strategy\": \"trading_view\"}]; other deal start conditions are not supported yet."
+            .to_owned(),
     };
-    let coefficient = |field: &'static str, raw: &Option<Value>| match raw {
-        None => Ok(Decimal::ONE),
-        Some(raw) => decimal(field, raw),
-    };
-    let max_safety_orders = count("max_safety_orders", &body.max_safety_orders)?;
-    let active_safety_orders_count = match &body.active_safety_orders_count {
-        None => max_safety_orders,
-        Some(raw) => count("active_safety_orders_count", raw)?,
-    };
-    let take_profit_type = match &body.take_profit_type {
-        None => TakeProfitType::Total,
-        Some(raw) => raw.parse().map_err(|err| settings_error(&err))?,
-    };
-    let strategy = match &body.strategy {
-        None => Strategy::Long,
-        Some(raw) => raw.parse().map_err(|err| settings_error(&err))?,
-    };
-    let input = DcaSettingsInput {
-        base_order_volume: decimal("base_order_volume", &body.base_order_volume)?,
-        base_order_volume_type: volume_type("base_order_volume_type", &body.base_order_volume_type)?,
-        safety_order_volume: decimal("safety_order_volume", &body.safety_order_volume)?,
-        safety_order_volume_type: volume_type("safety_order_volume_type", &body.safety_order_volume_type)?,
-        max_safety_orders,
-        active_safety_orders_count,
-        safety_order_step_percentage: decimal("safety_order_step_percentage", &body.safety_order_step_percentage)?,
-        martingale_step_coefficient: coefficient("martingale_step_coefficient", &body.martingale_step_coefficient)?,
-        martingale_volume_coefficient: coefficient(
-            "martingale_volume_coefficient",
-            &body.martingale_volume_coefficient,
-        )?,
-        take_profit: decimal("take_profit", &body.take_profit)?,
-        take_profit_type,
-        strategy,
-    };
-    DcaSettings::new(input).map_err(|err| settings_error(&err))
+    let items = list.as_array().ok_or_else(bad)?;
+    let [item] = items.as_slice() else { return Err(bad()) };
+    match item.get("strategy").and_then(Value::as_str) {
+        Some("nonstop") => Ok(StartCondition::Asap),
+        Some("manual") => Ok(StartCondition::Manual),
+        Some("trading_view") => Ok(StartCondition::TradingView),
+        _ => Err(bad()),
+    }
+}
+
+/// Reads a bot's stored settings (JSON written by this module).
+///
+/// # Errors
+/// When the stored JSON is no longer valid settings.
+pub fn bot_settings(stored: &str) -> Result<BotSettings, ApiError> {
+    let fields: SettingsFields = serde_json::from_str(stored).map_err(ApiError::internal)?;
+    fields.bot_settings()
 }
 
 fn settings_error(err: &DcaError) -> ApiError {

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod auth;
 pub mod bots;
+pub mod deals;
 pub mod exchange_accounts;
 pub mod trading;
 pub mod two_factor;

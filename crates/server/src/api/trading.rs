@@ -1,9 +1,9 @@
 //! Manual trading on an exchange account: markets, a price chart, open orders, placing and
 //! canceling orders, and the trade history.
 //!
-//! Orders are accepted for paper accounts only in this version: an order on a real account must
-//! pass the order guard (ARCHITECTURE.md, `spec/security.md` TR-1), which arrives with the bot
-//! engine. Every order placed with a key is audited (`exchange_key.used`). Amounts follow the hide-
+//! Every manual order passes the order guard (ARCHITECTURE.md invariant 5, `spec/security.md`
+//! TR-1) and is recorded as an intent before it is sent, like a bot's; every order placed with a
+//! key is audited (`exchange_key.used`). Amounts follow the hide-
 //! balances preference like balances do (`"***"` unless `?reveal=true`).
 
 use std::fmt::Write as _;
@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::{Decimal, Pair, Price, Qty, Side};
+use domain::{Decimal, IntentState, OrderIntent, OrderKind, OrderRole, OrderStatus, Pair, Price, Qty, Side};
 use exchange::{
     ClientOrderId, Exchange, ExchangeError, OrderAmount, OrderReport, OrderRequest, OrderType, TimeInForce, Trade,
     VenueOrderRef,
@@ -24,6 +24,7 @@ use crate::ApiError;
 use crate::api::exchange_accounts::owned;
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, decimal_text};
 use crate::keys;
+use crate::order_guard;
 use crate::session::Authed;
 use crate::state::AppState;
 
@@ -233,13 +234,6 @@ pub async fn place(
     ApiJson(body): ApiJson<OrderBody>,
 ) -> Result<Response, ApiError> {
     let account = owned(&state, &authed, &id).await?;
-    if state.paper.as_ref().is_none_or(|paper| paper.venue() != account.exchange) {
-        return Err(ApiError::Conflict {
-            code: "real_orders_not_enabled",
-            message: "Manual orders are taken on paper accounts only until the order guard that limits what a key may \
-                      trade is in place.",
-        });
-    }
     if account.status != ExchangeAccountStatus::Active {
         return Err(ApiError::Conflict {
             code: "account_paused",
@@ -322,12 +316,77 @@ pub async fn place(
     let client_order_id = ClientOrderId::parse(&client_order_id).map_err(ApiError::internal)?;
     let request =
         OrderRequest { pair: pair.clone(), side, order_type, amount, client_order_id: client_order_id.clone() };
+    // The order guard (TR-1) sees a manual order like a bot's: recorded as an intent first.
+    let now = state.now();
+    let (kind, quantity, quote_amount) = match (&request.order_type, request.amount) {
+        (OrderType::Market, OrderAmount::Quote(q)) => (OrderKind::Market, None, Some(q.get())),
+        (OrderType::Market, OrderAmount::Base(q)) => (OrderKind::Market, Some(q.get()), None),
+        (_, OrderAmount::Base(q)) => (OrderKind::Limit, Some(q.get()), None),
+        (_, OrderAmount::Quote(q)) => (OrderKind::Limit, None, Some(q.get())),
+    };
+    let mut intent = OrderIntent {
+        client_order_id: client_order_id.as_str().to_owned(),
+        user_id: authed.user.id,
+        exchange_account_id: account.id,
+        pair: pair.clone(),
+        deal_id: None,
+        seq: 0,
+        role: OrderRole::Manual,
+        safety_index: 0,
+        side,
+        kind,
+        price: check_price,
+        quantity,
+        quote_amount,
+        state: IntentState::Pending,
+        cancel_requested: false,
+        venue_order_id: None,
+        executed_qty: Decimal::ZERO,
+        executed_quote: Decimal::ZERO,
+        fee_base: Decimal::ZERO,
+        fee_quote: Decimal::ZERO,
+        error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let ticker = exchange.ticker(&pair).await.map_err(|err| order_error(&err))?;
+    if let Err(refusal) = order_guard::check(&state, &account, &intent, &ticker, now).await? {
+        let detail = json!({
+            "exchange_account_id": account.id, "client_order_id": client_order_id.as_str(),
+            "pair": pair.to_3commas(), "side": side_name(side), "code": refusal.code(), "reason": refusal.to_string(),
+        });
+        state.store.append_audit(&state.audit(Some(authed.user.id), "order.refused", &client, detail)).await?;
+        return Err(order_guard::refusal_error(&refusal));
+    }
     let detail = json!({
         "exchange_account_id": account.id, "exchange": account.exchange, "client_order_id": client_order_id.as_str(),
         "pair": pair.to_3commas(), "side": side_name(side), "type": body.order_type,
     });
-    state.store.append_audit(&state.audit(Some(authed.user.id), "exchange_key.used", &client, detail)).await?;
-    let report = exchange.place_order(&request).await.map_err(|err| order_error(&err))?;
+    let audit = state.audit(Some(authed.user.id), "exchange_key.used", &client, detail);
+    state.store.record_order(&intent, Some(&audit)).await?;
+    let result = exchange.place_order(&request).await;
+    intent.updated_at = state.now();
+    match &result {
+        Ok(report) => {
+            intent.state = match report.status {
+                OrderStatus::New | OrderStatus::PartiallyFilled => IntentState::Open,
+                OrderStatus::Filled => IntentState::Filled,
+                OrderStatus::Canceled | OrderStatus::Expired => IntentState::Canceled,
+                OrderStatus::Rejected => IntentState::Rejected,
+            };
+            intent.venue_order_id = Some(report.venue_order_id.clone());
+            intent.executed_qty = report.executed_qty;
+            intent.executed_quote = report.cumulative_quote_qty;
+        }
+        Err(ExchangeError::NotPlaced) => intent.state = IntentState::NotPlaced,
+        Err(ExchangeError::OutcomeUnknown { .. }) => {}
+        Err(err) => {
+            intent.state = IntentState::Rejected;
+            intent.error = Some(err.to_string());
+        }
+    }
+    state.store.record_order(&intent, None).await?;
+    let report = result.map_err(|err| order_error(&err))?;
     let amounts = Amounts::new(&authed, Some(true));
     Ok((StatusCode::CREATED, axum::Json(order_json(&pair, &report, &amounts))).into_response())
 }

@@ -485,17 +485,29 @@ async fn paper_accounts_trade_by_hand_and_show_orders_trades_and_a_chart() {
     assert!(audit_kinds(&app, &cookie).await.iter().any(|(k, d)| k == "paper.reset" && d["canceled_orders"] == 1));
 }
 
-/// Orders on a real key wait for the order guard (TR-1).
+/// Orders on a real key pass the order guard (TR-1) with the strict default policy: the 2022
+/// attack — buying far above the market — is refused and audited before anything is signed; an
+/// ordinary order goes through.
 #[tokio::test]
-async fn manual_orders_on_a_real_key_are_refused_until_the_order_guard_exists() {
+async fn manual_orders_on_a_real_key_pass_the_order_guard() {
     let app = app(Backend::Sqlite).await;
     let cookie = user(&app, "real@example.com").await;
     let created = connect(&app, &cookie, hmac_body(&app, "Real")).await;
     let id = created.json["id"].as_str().unwrap();
+    let policy = app.get(&format!("/api/v1/exchange-accounts/{id}/policy"), Some(&cookie)).await;
+    assert_eq!(policy.json["default"], true);
+    assert_eq!(policy.json["max_price_deviation_percent"], "5");
+    let pump = json!({"pair": "USDT_BTC", "side": "buy", "type": "limit", "quantity": "0.001", "price": "45000"});
+    let reply = app.post(&format!("/api/v1/exchange-accounts/{id}/orders"), pump, Some(&cookie)).await;
+    assert_eq!((reply.status, reply.code()), (422, "price_too_far"), "{}", reply.text);
+    assert!(app.venue.sim.orders(&app.venue.hmac_api_key).is_empty(), "nothing was signed or sent");
+    let refused = audit_kinds(&app, &cookie).await;
+    assert!(refused.iter().any(|(k, d)| k == "order.refused" && d["code"] == "price_too_far"), "{refused:?}");
+    assert!(!refused.iter().any(|(k, _)| k == "exchange_key.used"));
     let order = json!({"pair": "USDT_BTC", "side": "buy", "type": "market", "quote_quantity": "100"});
     let reply = app.post(&format!("/api/v1/exchange-accounts/{id}/orders"), order, Some(&cookie)).await;
-    assert_eq!((reply.status, reply.code()), (409, "real_orders_not_enabled"), "{}", reply.text);
-    assert!(app.venue.sim.orders(&app.venue.hmac_api_key).is_empty());
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(app.venue.sim.orders(&app.venue.hmac_api_key).len(), 1);
     let reset = app.post(&format!("/api/v1/exchange-accounts/{id}/reset"), json!({}), Some(&cookie)).await;
     assert_eq!((reset.status, reset.code()), (409, "not_paper"));
 }

@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod bots;
+mod deals;
 mod email_change;
 mod exchange_accounts;
 mod logs;

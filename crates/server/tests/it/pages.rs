@@ -167,3 +167,159 @@ async fn an_account_page_offers_trading_on_paper_accounts_only() {
     assert!(list.text.contains("Paper account opened"), "the key history names the paper account");
     assert_no_inline_script(&list.text, "/exchange-accounts");
 }
+
+/// `/bots`, `/deals`, `/bots/{id}` and `/deals/{id}`: a session or the sign-in page; the list and
+/// the new-bot form with its preview; "not found" pages for ids that are not the user's; the nav
+/// links to both.
+#[tokio::test]
+async fn bot_and_deal_pages_need_a_session() {
+    let app = app(Backend::Sqlite).await;
+    let unknown = "7d1c3e52-5b5e-4a43-9a1c-0f1e2d3c4b5a";
+    for path in ["/bots".to_owned(), "/deals".to_owned(), format!("/bots/{unknown}"), format!("/deals/{unknown}")] {
+        let page = app.get(&path, None).await;
+        assert_eq!((page.status, page.header("location")), (303, Some("/")), "{path}");
+    }
+    let cookie = app.signed_in("wes@example.com", PASSWORD).await;
+    let bots = app.get("/bots", Some(&cookie)).await;
+    assert_eq!(bots.status, 200);
+    for marker in [
+        "New bot",
+        "data-bot-form",
+        "name=\"base_order_volume\"",
+        "name=\"safety_order_volume\"",
+        "name=\"max_safety_orders\"",
+        "name=\"active_safety_orders_count\"",
+        "name=\"safety_order_step_percentage\"",
+        "name=\"martingale_step_coefficient\"",
+        "name=\"martingale_volume_coefficient\"",
+        "name=\"take_profit\"",
+        "name=\"take_profit_type\"",
+        "name=\"strategy\"",
+        "name=\"stop_loss_percentage\"",
+        "name=\"stop_loss_timeout_in_seconds\"",
+        "name=\"cooldown\"",
+        "name=\"max_active_deals\"",
+        "name=\"strategy_list\"",
+        "name=\"start_price\"",
+        "data-preview",
+        "won’t be shown again",
+        "href=\"/bots\" aria-current=\"page\"",
+        "href=\"/deals\"",
+    ] {
+        assert!(bots.text.contains(marker), "/bots: {marker}");
+    }
+    assert_no_inline_script(&bots.text, "/bots");
+    let deals = app.get("/deals", Some(&cookie)).await;
+    assert_eq!(deals.status, 200);
+    for marker in ["data-deal-filters", "name=\"bot_id\"", "<option value=\"panic_sold\">", "Profit per day"] {
+        assert!(deals.text.contains(marker), "/deals: {marker}");
+    }
+    assert_no_inline_script(&deals.text, "/deals");
+    // Query strings are the page's filters, read by app.js.
+    assert_eq!(app.get(&format!("/deals?bot_id={unknown}&status=bought"), Some(&cookie)).await.status, 200);
+    for (path, text) in [
+        (format!("/bots/{unknown}"), "Bot not found"),
+        ("/bots/not-an-id".to_owned(), "Bot not found"),
+        (format!("/deals/{unknown}"), "Deal not found"),
+        ("/deals/not-an-id".to_owned(), "Deal not found"),
+    ] {
+        let page = app.get(&path, Some(&cookie)).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(page.text.contains(text), "{path}");
+    }
+    let dashboard = app.get("/dashboard", Some(&cookie)).await;
+    assert!(dashboard.text.contains("href=\"/bots\"") && dashboard.text.contains("href=\"/deals\""), "the nav");
+}
+
+/// A bot's page and its deal's page answer for their owner only, and the deal's chart is an SVG of
+/// the pair with a marker for each order: the base order filled, the safety orders and the take
+/// profit waiting on the book.
+#[tokio::test]
+async fn a_bot_and_its_deal_have_pages_and_the_deal_chart_marks_its_orders() {
+    crate::logs::install();
+    let app = crate::spawn_app_with(Backend::Sqlite, |config| {
+        config.engine_interval = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let cookie = app.signed_in("xia@example.com", PASSWORD).await;
+    let account =
+        app.post("/api/v1/exchange-accounts", json!({"exchange": "paper", "name": "Paper"}), Some(&cookie)).await;
+    assert_eq!(account.status, 201, "{}", account.text);
+    let account = account.json["id"].as_str().unwrap().to_owned();
+    app.venue.paper.set_price("BTCUSDT", domain::Decimal::new(30_000, 0)).expect("the paper market moves");
+    let body = json!({
+        "type": "dca", "name": "Ladder <i>", "exchange_account_id": account, "pairs": ["USDT_BTC"], "enabled": true,
+        "base_order_volume": "100", "safety_order_volume": "100", "max_safety_orders": 3,
+        "active_safety_orders_count": 2, "safety_order_step_percentage": "1", "take_profit": "1",
+        "strategy_list": [{"strategy": "manual"}],
+    });
+    let bot = app.post("/api/v1/bots", body, Some(&cookie)).await;
+    assert_eq!(bot.status, 201, "{}", bot.text);
+    let bot = bot.json["id"].as_str().unwrap().to_owned();
+
+    let bot_path = format!("/bots/{bot}");
+    assert_eq!(app.get(&bot_path, None).await.header("location"), Some("/"), "signed out");
+    let page = app.get(&bot_path, Some(&cookie)).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    for marker in
+        [&format!("data-bot=\"{bot}\""), "Start new deal", "Profit per day", "Webhook secret", "data-deals-list"]
+    {
+        assert!(page.text.contains(marker), "{marker}");
+    }
+    assert!(!page.text.contains("Ladder <i>") && page.text.contains("Ladder &#60;i&#62;"), "the name is escaped");
+    assert_no_inline_script(&page.text, &bot_path);
+
+    let started = app.post(&format!("/api/v1/bots/{bot}/start_new_deal"), json!({}), Some(&cookie)).await;
+    assert_eq!(started.status, 200, "{}", started.text);
+    let deal = started.json["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let shown = app.get(&format!("/api/v1/deals/{deal}"), Some(&cookie)).await.json;
+        let open = |role: &str| {
+            shown["orders"].as_array().unwrap().iter().filter(|o| o["role"] == role && o["state"] == "open").count()
+        };
+        if shown["status"] == "bought" && open("safety") == 2 && open("take_profit") == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "waited 20 s for the deal to buy: {shown:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+
+    let deal_path = format!("/deals/{deal}");
+    assert_eq!(app.get(&deal_path, None).await.header("location"), Some("/"), "signed out");
+    let page = app.get(&deal_path, Some(&cookie)).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    for marker in [
+        &format!("data-deal=\"{deal}\""),
+        "Deal on BTC / USDT",
+        &format!("href=\"/bots/{bot}\""),
+        "Ladder &#60;i&#62;",
+        "Close at market",
+        "Add funds",
+        "data-chart",
+    ] {
+        assert!(page.text.contains(marker), "{marker}");
+    }
+    assert_no_inline_script(&page.text, &deal_path);
+
+    let chart_path = format!("/api/v1/deals/{deal}/chart.svg");
+    let chart = app.get(&chart_path, Some(&cookie)).await;
+    assert_eq!(chart.status, 200, "{}", chart.text);
+    assert_eq!(chart.header("content-type"), Some("image/svg+xml; charset=utf-8"));
+    assert!(chart.text.starts_with("<svg") && chart.text.ends_with("</svg>") && chart.text.contains("USDT_BTC"));
+    assert_eq!(chart.text.matches("<polygon class=\"marker buy filled\"").count(), 1, "the base order: {}", chart.text);
+    assert_eq!(chart.text.matches("<polygon class=\"marker buy open\"").count(), 2, "two safety orders");
+    assert_eq!(chart.text.matches("<polygon class=\"marker sell open\"").count(), 1, "the take profit");
+    assert!(chart.text.contains(">SO2<") && chart.text.contains(">TP<") && chart.text.contains(">BO<"));
+    assert!(!chart.text.contains("script"));
+    let limited = app.get(&format!("{chart_path}?limit=10"), Some(&cookie)).await;
+    assert_eq!(limited.status, 200);
+    let unknown = app.get(&format!("{chart_path}?cachebust=1"), Some(&cookie)).await;
+    assert_eq!(unknown.status, 422, "query parameters are checked");
+    assert_eq!(app.get(&chart_path, None).await.status, 401);
+
+    let other = app.signed_in("yan@example.com", PASSWORD).await;
+    assert_eq!(app.get(&bot_path, Some(&other)).await.status, 404, "another user's bot");
+    assert_eq!(app.get(&deal_path, Some(&other)).await.status, 404, "another user's deal");
+    assert_eq!(app.get(&chart_path, Some(&other)).await.status, 404, "another user's chart");
+}

@@ -1,0 +1,831 @@
+//! The bot runtime of this node: it leases bots from the store, feeds the engine prices, the
+//! venue's order reports and the timer, saves every deal the engine changed, and only then carries
+//! out its commands — each placement through the order guard, audited, under the intent's
+//! deterministic client order id (ARCHITECTURE.md invariant 5).
+//!
+//! One cycle runs every `ServerConfig::engine_interval` and whenever a user command or a pushed
+//! order update wakes it. A cycle holds the runner's lock from start to end, so the engine sees one
+//! event at a time and a user command never interleaves with a cycle.
+//!
+//! Crash safety: an intent is saved (`pending`) before its order is sent. At every cycle a pending
+//! intent is looked up at the venue by client order id: found, it takes the venue's state; not
+//! found, the venue's clock is noted, and once it has passed that mark by the receive window and a
+//! second, no request signed before the mark can still be accepted, so the intent is `not_placed`
+//! and the engine asks for the order again under a new id. Nothing is ever resent under the same
+//! id, and an order whose answer was lost is never sent twice.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{
+    Asset, Bot, BotId, DealId, Decimal, ExchangeAccountId, IntentState, OrderIntent, OrderKind, Pair, Price, Qty,
+    Timestamp, UserId,
+};
+use engine::{BotState, Command, DealBook, Engine, EngineError, Event, OrderUpdate, UserCommand};
+use exchange::{
+    ClientOrderId, Exchange, ExchangeError, OrderAmount, OrderEvent, OrderReport, OrderRequest, OrderType, Ticker,
+    TimeInForce, VenueOrderRef,
+};
+use futures_util::StreamExt as _;
+use serde_json::json;
+use store::{DealFilter, ExchangeAccountRecord, ExchangeAccountStatus};
+use tokio::sync::{Mutex, Notify, mpsc};
+
+use crate::ApiError;
+use crate::api::bots::bot_settings;
+use crate::extract::ClientInfo;
+use crate::keys;
+use crate::order_guard;
+use crate::state::AppState;
+
+/// How long past the venue-clock mark of a first miss an unseen order counts as never placed:
+/// Binance's receive window (5 s) and a second.
+const UNSEEN_GRACE_MS: i64 = 6_000;
+/// How long a cycle's market rules are trusted before they are fetched again.
+const MARKET_REFRESH: Duration = Duration::from_secs(3_600);
+/// How often an account's open orders on a pair are polled (weight 6 at Binance).
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How long to wait before opening a venue's order stream again after it ended.
+const STREAM_RETRY: Duration = Duration::from_secs(5);
+
+/// An order update the venue pushed for one of this node's accounts.
+type Pushed = (ExchangeAccountId, OrderEvent);
+
+/// This node's bot runtime.
+pub struct Runner {
+    node: String,
+    inner: Mutex<RunnerState>,
+    wake: Notify,
+    pushed_tx: mpsc::UnboundedSender<Pushed>,
+    pushed_rx: Mutex<Option<mpsc::UnboundedReceiver<Pushed>>>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+struct Link {
+    record: ExchangeAccountRecord,
+    exchange: Arc<dyn Exchange>,
+    /// The task reading the venue's user data stream; it ends with the link.
+    stream: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.stream.abort();
+    }
+}
+
+#[derive(Default)]
+struct RunnerState {
+    /// One engine per venue: prices and market rules are the venue's.
+    engines: HashMap<String, Engine>,
+    bot_venue: HashMap<BotId, String>,
+    accounts: HashMap<ExchangeAccountId, Link>,
+    /// Client order id → the venue's clock when the order was first looked for and not found.
+    unseen: HashMap<String, Timestamp>,
+    tickers: HashMap<(String, Pair), Ticker>,
+    markets_at: HashMap<(String, Pair), Timestamp>,
+    /// When each account's open orders on a pair were last polled (wall time: a budget of the
+    /// venue's request weight, not of the app's clock).
+    polled_at: HashMap<(ExchangeAccountId, Pair), std::time::Instant>,
+}
+
+fn engine_client() -> ClientInfo {
+    ClientInfo { ip: std::net::IpAddr::from([0, 0, 0, 0]), user_agent: "bulwark (bot engine)".to_owned() }
+}
+
+impl Runner {
+    pub fn new(node: String) -> Runner {
+        let (pushed_tx, pushed_rx) = mpsc::unbounded_channel();
+        Runner {
+            node,
+            inner: Mutex::new(RunnerState::default()),
+            wake: Notify::new(),
+            pushed_tx,
+            pushed_rx: Mutex::new(Some(pushed_rx)),
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Asks for a cycle now (a bot was enabled, an order update arrived).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Runs cycles until the task is dropped. Started by `serve`.
+pub async fn run(state: AppState) {
+    let Some(mut pushed) = state.runner.pushed_rx.lock().await.take() else {
+        tracing::error!("the bot engine is already running in this process");
+        return;
+    };
+    let mut tick = tokio::time::interval(state.config.engine_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let result = tokio::select! {
+            _ = tick.tick() => cycle(&state).await,
+            () = state.runner.wake.notified() => cycle(&state).await,
+            Some((account, event)) = pushed.recv() => on_pushed(&state, account, event).await,
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "a bot engine cycle did not complete");
+        }
+    }
+}
+
+/// An order update pushed by the venue: applied at once, so a fill moves the deal without waiting
+/// for the next poll.
+async fn on_pushed(state: &AppState, account: ExchangeAccountId, event: OrderEvent) -> Result<(), ApiError> {
+    let mut rs = state.runner.inner.lock().await;
+    let Some(link) = rs.accounts.get(&account) else { return Ok(()) };
+    let venue = link.record.exchange.clone();
+    let exchange = Arc::clone(&link.exchange);
+    let Some(engine) = rs.engines.get(&venue) else { return Ok(()) };
+    let Some(deal) = engine.deal_of_order(&event.client_order_id) else { return Ok(()) };
+    let Some(order) = engine.deal(deal).and_then(|b| b.order(&event.client_order_id)).cloned() else {
+        return Ok(());
+    };
+    let report = OrderReport {
+        venue_symbol: event.venue_symbol,
+        venue_order_id: event.venue_order_id,
+        client_order_id: event.client_order_id,
+        side: event.side,
+        status: event.status,
+        price: event.price,
+        orig_qty: event.orig_qty,
+        executed_qty: event.executed_qty,
+        cumulative_quote_qty: event.cumulative_quote_qty,
+        // The fees of a settled order come from the trade history (one event carries one fill).
+        fills: Vec::new(),
+        updated_at: event.at,
+    };
+    let update = update_of(&*exchange, &order, &report).await;
+    process(state, &mut rs, &venue, Event::Order(update)).await?;
+    Ok(())
+}
+
+/// Reads an account's pushed order updates into the runner until the link is dropped; while the
+/// stream is down (or the venue has none) polling alone keeps deals moving.
+fn follow_stream(
+    state: &AppState,
+    account: ExchangeAccountId,
+    exchange: Arc<dyn Exchange>,
+) -> tokio::task::JoinHandle<()> {
+    let tx = state.runner.pushed_tx.clone();
+    tokio::spawn(async move {
+        loop {
+            match exchange.order_events().await {
+                Ok(Some(mut stream)) => {
+                    while let Some(item) = stream.next().await {
+                        match item {
+                            Ok(event) => {
+                                if tx.send((account, event)).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(err) => {
+                                tracing::debug!(exchange_account = %account, error = %err, "the order stream ended");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(None) => return,
+                Err(err) => tracing::debug!(exchange_account = %account, error = %err, "the order stream did not open"),
+            }
+            tokio::time::sleep(STREAM_RETRY).await;
+        }
+    })
+}
+
+/// One cycle: leases, prices, reconciliation with the venue, the timer.
+///
+/// # Errors
+/// When the store fails; the next cycle starts over from the store.
+pub async fn cycle(state: &AppState) -> Result<(), ApiError> {
+    let mut rs = state.runner.inner.lock().await;
+    sync_bots(state, &mut rs).await?;
+    tick_prices(state, &mut rs).await?;
+    reconcile(state, &mut rs).await?;
+    let venues: Vec<String> = rs.engines.keys().cloned().collect();
+    for venue in venues {
+        process(state, &mut rs, &venue, Event::Timer).await?;
+        if let Some(engine) = rs.engines.get_mut(&venue) {
+            engine.drop_settled();
+        }
+    }
+    Ok(())
+}
+
+/// Claims the bots this node should run and loads the ones it did not hold yet with their open
+/// deals; forgets the ones it lost.
+async fn sync_bots(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiError> {
+    let now = state.now();
+    let until = now.plus(state.config.bot_lease);
+    let claimed = state.store.claim_bots(&state.runner.node, now, until).await?;
+    let ids: HashSet<BotId> = claimed.iter().map(|b| b.id).collect();
+    let lost: Vec<(BotId, String)> =
+        rs.bot_venue.iter().filter(|(id, _)| !ids.contains(id)).map(|(id, v)| (*id, v.clone())).collect();
+    for (bot, venue) in lost {
+        if let Some(engine) = rs.engines.get_mut(&venue) {
+            engine.remove_bot(bot);
+        }
+        rs.bot_venue.remove(&bot);
+    }
+    // The accounts' status may have changed (a key check paused one).
+    let accounts: Vec<(UserId, ExchangeAccountId)> =
+        rs.accounts.values().map(|l| (l.record.user_id, l.record.id)).collect();
+    for (user, id) in accounts {
+        match state.store.exchange_account(user, id).await? {
+            Some(record) => {
+                if let Some(link) = rs.accounts.get_mut(&id) {
+                    link.record = record;
+                }
+            }
+            None => {
+                rs.accounts.remove(&id);
+            }
+        }
+    }
+    let mut fresh = Vec::new();
+    for bot in claimed {
+        let Some(venue) = link_account(state, rs, bot.user_id, bot.exchange_account_id).await? else { continue };
+        let settings = match bot_settings(&bot.settings) {
+            Ok(settings) => settings,
+            Err(err) => {
+                tracing::warn!(bot = %bot.id, error = %err.message(), "a stored bot's settings do not parse");
+                continue;
+            }
+        };
+        let known = rs.bot_venue.contains_key(&bot.id);
+        let engine = engine_for(state, rs, &venue);
+        let last_closed_at = match engine.bot(bot.id) {
+            Some(existing) => existing.last_closed_at,
+            None => None,
+        };
+        let id = bot.id;
+        let user = bot.user_id;
+        engine.upsert_bot(BotState { bot, settings, last_closed_at });
+        if !known {
+            rs.bot_venue.insert(id, venue);
+            fresh.push((id, user));
+        }
+    }
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<BotId> = fresh.iter().map(|(id, _)| *id).collect();
+    for (id, user) in &fresh {
+        let recent = state.store.deals(*user, &DealFilter { bot_id: Some(*id), status: None, limit: 5 }).await?;
+        let last = recent.iter().filter_map(|(d, _)| d.closed_at).max();
+        if let Some(venue) = rs.bot_venue.get(id).cloned()
+            && let Some(engine) = rs.engines.get_mut(&venue)
+            && let Some(current) = engine.bot(*id).cloned()
+        {
+            engine.upsert_bot(BotState { last_closed_at: last, ..current });
+        }
+    }
+    for (deal, orders) in state.store.open_deals(&ids).await? {
+        let Some(venue) = rs.bot_venue.get(&deal.bot_id).cloned() else { continue };
+        ensure_market(rs, &venue, deal.exchange_account_id, &deal.pair, now).await;
+        if let Some(engine) = rs.engines.get_mut(&venue) {
+            engine.insert_deal(DealBook { deal, orders });
+        }
+    }
+    Ok(())
+}
+
+fn engine_for<'a>(state: &AppState, rs: &'a mut RunnerState, venue: &str) -> &'a mut Engine {
+    rs.engines.entry(venue.to_owned()).or_insert_with(|| {
+        let random = Arc::clone(&state.random);
+        Engine::new(Box::new(move || {
+            let mut bytes = [0u8; 16];
+            random.fill(&mut bytes);
+            DealId::from_random_bytes(bytes)
+        }))
+    })
+}
+
+/// Opens the port of an account once; returns its venue.
+async fn link_account(
+    state: &AppState,
+    rs: &mut RunnerState,
+    user: UserId,
+    id: ExchangeAccountId,
+) -> Result<Option<String>, ApiError> {
+    if let Some(link) = rs.accounts.get(&id) {
+        return Ok(Some(link.record.exchange.clone()));
+    }
+    let Some(record) = state.store.exchange_account(user, id).await? else { return Ok(None) };
+    let exchange = match keys::open_account(state, &record) {
+        Ok(exchange) => exchange,
+        Err(err) => {
+            tracing::warn!(exchange_account = %id, error = %err, "a bot's exchange account cannot be opened");
+            return Ok(None);
+        }
+    };
+    let venue = record.exchange.clone();
+    let stream = follow_stream(state, id, Arc::clone(&exchange));
+    rs.accounts.insert(id, Link { record, exchange, stream });
+    Ok(Some(venue))
+}
+
+/// Loads (or refreshes, hourly) a pair's market rules into its venue's engine.
+async fn ensure_market(rs: &mut RunnerState, venue: &str, account: ExchangeAccountId, pair: &Pair, now: Timestamp) {
+    let key = (venue.to_owned(), pair.clone());
+    let fresh = rs.markets_at.get(&key).is_some_and(|at| now.since(*at) < MARKET_REFRESH);
+    if fresh && rs.engines.get(venue).is_some_and(|e| e.has_market(pair)) {
+        return;
+    }
+    let Some(link) = rs.accounts.get(&account) else { return };
+    match link.exchange.markets(std::slice::from_ref(pair)).await {
+        Ok(markets) => {
+            if let Some(market) = markets.into_iter().find(|m| m.pair == *pair)
+                && let Some(engine) = rs.engines.get_mut(venue)
+            {
+                engine.set_market(pair.clone(), market.filters);
+                rs.markets_at.insert(key, now);
+            }
+        }
+        Err(err) => tracing::debug!(pair = %pair.to_3commas(), error = %err, "fetching market rules failed"),
+    }
+}
+
+/// The pairs each venue's engine needs prices for, with an account to ask through.
+fn pairs_in_use(rs: &RunnerState) -> Vec<(String, ExchangeAccountId, Pair)> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (venue, engine) in &rs.engines {
+        for id in engine.bot_ids() {
+            let Some(state) = engine.bot(id) else { continue };
+            for pair in &state.bot.pairs {
+                if seen.insert((venue.clone(), pair.clone())) {
+                    out.push((venue.clone(), state.bot.exchange_account_id, pair.clone()));
+                }
+            }
+        }
+        for book in engine.deals() {
+            if seen.insert((venue.clone(), book.deal.pair.clone())) {
+                out.push((venue.clone(), book.deal.exchange_account_id, book.deal.pair.clone()));
+            }
+        }
+    }
+    out
+}
+
+async fn tick_prices(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiError> {
+    let now = state.now();
+    for (venue, account, pair) in pairs_in_use(rs) {
+        ensure_market(rs, &venue, account, &pair, now).await;
+        let Some(link) = rs.accounts.get(&account) else { continue };
+        match link.exchange.ticker(&pair).await {
+            Ok(ticker) => {
+                let price = ticker.last_price;
+                rs.tickers.insert((venue.clone(), pair.clone()), ticker);
+                if price > Decimal::ZERO {
+                    process(state, rs, &venue, Event::Tick { pair, price }).await?;
+                }
+            }
+            Err(err) => tracing::debug!(pair = %pair.to_3commas(), error = %err, "fetching a price failed"),
+        }
+    }
+    Ok(())
+}
+
+/// Asks the venue about every order the engine does not know the end of: pending intents by
+/// client order id, open ones through the pair's open orders (polling, the fallback of the user
+/// data stream).
+async fn reconcile(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiError> {
+    let mut pending = Vec::new();
+    let mut open: HashMap<(String, ExchangeAccountId, Pair), Vec<OrderIntent>> = HashMap::new();
+    for (venue, engine) in &rs.engines {
+        for book in engine.deals() {
+            for order in &book.orders {
+                match order.state {
+                    IntentState::Pending => pending.push((venue.clone(), order.clone())),
+                    IntentState::Open => open
+                        .entry((venue.clone(), order.exchange_account_id, order.pair.clone()))
+                        .or_default()
+                        .push(order.clone()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (venue, order) in pending {
+        let Some(link) = rs.accounts.get(&order.exchange_account_id) else { continue };
+        let exchange = Arc::clone(&link.exchange);
+        let Ok(id) = ClientOrderId::parse(&order.client_order_id) else { continue };
+        match exchange.query_order(&order.pair, &VenueOrderRef::Client(id)).await {
+            Ok(report) => {
+                rs.unseen.remove(&order.client_order_id);
+                let update = update_of(&*exchange, &order, &report).await;
+                process(state, rs, &venue, Event::Order(update)).await?;
+            }
+            Err(ExchangeError::OrderNotFound) => {
+                let Ok(venue_now) = exchange.server_time().await else { continue };
+                let first = *rs.unseen.entry(order.client_order_id.clone()).or_insert(venue_now);
+                if venue_now.as_unix_millis() - first.as_unix_millis() >= UNSEEN_GRACE_MS {
+                    rs.unseen.remove(&order.client_order_id);
+                    let event = Event::NotPlaced { client_order_id: order.client_order_id.clone() };
+                    process(state, rs, &venue, event).await?;
+                }
+            }
+            Err(err) => tracing::debug!(order = %order.client_order_id, error = %err, "looking up an order failed"),
+        }
+    }
+    for ((venue, account, pair), orders) in open {
+        // The stream brings fills at once; polling is the fallback, so it spends little weight.
+        let key = (account, pair.clone());
+        if rs.polled_at.get(&key).is_some_and(|at| at.elapsed() < POLL_EVERY) {
+            continue;
+        }
+        rs.polled_at.insert(key, std::time::Instant::now());
+        let Some(link) = rs.accounts.get(&account) else { continue };
+        let exchange = Arc::clone(&link.exchange);
+        let Ok(on_book) = exchange.open_orders(&pair).await else { continue };
+        let on_book: HashMap<&str, &OrderReport> = on_book.iter().map(|r| (r.client_order_id.as_str(), r)).collect();
+        for order in orders {
+            let update = match on_book.get(order.client_order_id.as_str()) {
+                Some(report) if report.executed_qty == order.executed_qty => continue,
+                Some(report) => update_of(&*exchange, &order, report).await,
+                None => {
+                    let Ok(id) = ClientOrderId::parse(&order.client_order_id) else { continue };
+                    match exchange.query_order(&pair, &VenueOrderRef::Client(id)).await {
+                        Ok(report) => update_of(&*exchange, &order, &report).await,
+                        Err(err) => {
+                            tracing::debug!(order = %order.client_order_id, error = %err, "looking up an order failed");
+                            continue;
+                        }
+                    }
+                }
+            };
+            process(state, rs, &venue, Event::Order(update)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The engine's view of a venue report, with the fees split by asset: from the report's fills
+/// when it has them, else (for an order that traded and will not trade any more) from the
+/// account's trade history.
+async fn update_of(exchange: &dyn Exchange, order: &OrderIntent, report: &OrderReport) -> OrderUpdate {
+    let base = &order.pair.base;
+    let quote = &order.pair.quote;
+    let mut fee_base = Decimal::ZERO;
+    let mut fee_quote = Decimal::ZERO;
+    let mut add = |asset: &Asset, amount: Decimal| {
+        if asset == base {
+            fee_base += amount;
+        } else if asset == quote {
+            fee_quote += amount;
+        }
+    };
+    if !report.fills.is_empty() {
+        for fill in &report.fills {
+            add(&fill.commission_asset, fill.commission);
+        }
+    } else if !report.executed_qty.is_zero() && report.status.is_terminal() {
+        match exchange.my_trades(&order.pair, None).await {
+            Ok(trades) => {
+                for trade in trades.iter().filter(|t| t.venue_order_id == report.venue_order_id) {
+                    add(&trade.commission_asset, trade.commission);
+                }
+            }
+            Err(err) => tracing::debug!(error = %err, "reading the fees of an order failed"),
+        }
+    }
+    OrderUpdate {
+        client_order_id: order.client_order_id.clone(),
+        venue_order_id: report.venue_order_id.clone(),
+        status: report.status,
+        executed_qty: report.executed_qty,
+        executed_quote: report.cumulative_quote_qty,
+        fee_base,
+        fee_quote,
+    }
+}
+
+/// Feeds `event` to a venue's engine, then everything that follows from it: saves the deals that
+/// changed, then carries out the commands, whose answers are events again.
+async fn process(state: &AppState, rs: &mut RunnerState, venue: &str, event: Event) -> Result<Vec<DealId>, ApiError> {
+    let mut queue = VecDeque::from([event]);
+    let mut first = true;
+    let mut touched = Vec::new();
+    while let Some(event) = queue.pop_front() {
+        let now = state.now();
+        let Some(engine) = rs.engines.get_mut(venue) else { return Ok(touched) };
+        let output = match engine.handle(now, event) {
+            Ok(output) => output,
+            Err(err) if first => return Err(engine_error(&err)),
+            Err(err) => {
+                tracing::warn!(error = %err, "the engine did not take a follow-up event");
+                continue;
+            }
+        };
+        if first {
+            touched.clone_from(&output.changed);
+        }
+        first = false;
+        let mut lost = HashSet::new();
+        for id in &output.changed {
+            let Some(book) = engine.deal(*id) else { continue };
+            let saved = state.store.save_deal(&state.runner.node, now, &book.deal, &book.orders, &[]).await?;
+            if !saved {
+                lost.insert(book.deal.bot_id);
+            }
+        }
+        for bot in &lost {
+            tracing::warn!(bot = %bot, "this node lost the bot's lease; another node runs it now");
+            engine.remove_bot(*bot);
+            rs.bot_venue.remove(bot);
+        }
+        for (deal, command) in output.commands {
+            let Some(engine) = rs.engines.get(venue) else { break };
+            let Some(book) = engine.deal(deal) else { continue };
+            let (id, bot_id) = match &command {
+                Command::Place(id) | Command::Cancel(id) => (id.clone(), book.deal.bot_id),
+            };
+            if lost.contains(&bot_id) {
+                continue;
+            }
+            let Some(order) = book.order(&id).cloned() else { continue };
+            let follow = match command {
+                Command::Place(_) => place(state, rs, venue, &order).await?,
+                Command::Cancel(_) => cancel(rs, &order).await,
+            };
+            queue.extend(follow);
+        }
+    }
+    Ok(touched)
+}
+
+/// Sends a recorded intent through the order guard.
+async fn place(
+    state: &AppState,
+    rs: &mut RunnerState,
+    venue: &str,
+    order: &OrderIntent,
+) -> Result<Vec<Event>, ApiError> {
+    let refused = |reason: String| vec![Event::Refused { client_order_id: order.client_order_id.clone(), reason }];
+    let Some(link) = rs.accounts.get(&order.exchange_account_id) else {
+        return Ok(refused("account_unavailable: the exchange account is gone".to_owned()));
+    };
+    let record = link.record.clone();
+    let exchange = Arc::clone(&link.exchange);
+    let bot = order.deal_id.and_then(|deal| rs.engines.get(venue).and_then(|e| e.deal(deal))).map(|b| b.deal.bot_id);
+    if record.status != ExchangeAccountStatus::Active {
+        let reason = "account_paused: trading on this exchange account is paused; check the key again".to_owned();
+        if let Some(bot) = bot {
+            disable_bot(state, rs, venue, bot, "account_paused").await?;
+        }
+        return Ok(refused(reason));
+    }
+    let key = (venue.to_owned(), order.pair.clone());
+    let ticker = match rs.tickers.get(&key) {
+        Some(ticker) => ticker.clone(),
+        None => match exchange.ticker(&order.pair).await {
+            Ok(ticker) => {
+                rs.tickers.insert(key, ticker.clone());
+                ticker
+            }
+            // Left pending: the next cycle looks it up and, not finding it, asks again.
+            Err(_) => return Ok(Vec::new()),
+        },
+    };
+    let now = state.now();
+    let client = engine_client();
+    if let Err(refusal) = order_guard::check(state, &record, order, &ticker, now).await? {
+        let detail = json!({
+            "exchange_account_id": record.id, "client_order_id": order.client_order_id,
+            "bot_id": bot, "deal_id": order.deal_id, "pair": order.pair.to_3commas(),
+            "side": order.side.as_str().to_ascii_lowercase(), "code": refusal.code(), "reason": refusal.to_string(),
+        });
+        state.store.append_audit(&state.audit(Some(record.user_id), "order.refused", &client, detail)).await?;
+        if let Some(bot) = bot {
+            disable_bot(state, rs, venue, bot, refusal.code()).await?;
+        }
+        return Ok(refused(format!("{}: {refusal}", refusal.code())));
+    }
+    let Some(request) = request_of(order) else {
+        return Ok(refused("invalid_order: the order cannot be expressed to the venue".to_owned()));
+    };
+    let detail = json!({
+        "exchange_account_id": record.id, "exchange": record.exchange, "client_order_id": order.client_order_id,
+        "bot_id": bot, "deal_id": order.deal_id, "pair": order.pair.to_3commas(),
+        "side": order.side.as_str().to_ascii_lowercase(), "type": order.kind.as_str(),
+    });
+    state.store.append_audit(&state.audit(Some(record.user_id), "exchange_key.used", &client, detail)).await?;
+    match exchange.place_order(&request).await {
+        Ok(report) => Ok(vec![Event::Order(update_of(&*exchange, order, &report).await)]),
+        Err(ExchangeError::NotPlaced) => Ok(vec![Event::NotPlaced { client_order_id: order.client_order_id.clone() }]),
+        Err(
+            err @ (ExchangeError::FilterFailure(_)
+            | ExchangeError::OrderRejected { .. }
+            | ExchangeError::InvalidRequest { .. }
+            | ExchangeError::InvalidApiKey { .. }
+            | ExchangeError::InvalidSignature),
+        ) => Ok(refused(format!("venue_refused: {err}"))),
+        Err(err) => {
+            // Unknown outcome or not sent (rate limit, unreachable): the intent stays pending and the
+            // next cycle resolves it by lookup.
+            tracing::info!(order = %order.client_order_id, error = %err, "an order's outcome is left to reconciliation");
+            Ok(Vec::new())
+        }
+    }
+}
+
+fn request_of(order: &OrderIntent) -> Option<OrderRequest> {
+    let order_type = match order.kind {
+        OrderKind::Limit => OrderType::Limit { price: Price::new(order.price).ok()?, time_in_force: TimeInForce::Gtc },
+        OrderKind::Market => OrderType::Market,
+    };
+    let amount = match (order.quantity, order.quote_amount) {
+        (Some(qty), _) => OrderAmount::Base(Qty::new(qty).ok()?),
+        (None, Some(quote)) => OrderAmount::Quote(Qty::new(quote).ok()?),
+        (None, None) => return None,
+    };
+    Some(OrderRequest {
+        pair: order.pair.clone(),
+        side: order.side,
+        order_type,
+        amount,
+        client_order_id: ClientOrderId::parse(&order.client_order_id).ok()?,
+    })
+}
+
+async fn cancel(rs: &RunnerState, order: &OrderIntent) -> Vec<Event> {
+    let Some(link) = rs.accounts.get(&order.exchange_account_id) else { return Vec::new() };
+    let exchange = Arc::clone(&link.exchange);
+    let Ok(id) = ClientOrderId::parse(&order.client_order_id) else { return Vec::new() };
+    let reference = VenueOrderRef::Client(id);
+    let report = match exchange.cancel_order(&order.pair, &reference).await {
+        Ok(report) => Ok(report),
+        // Already filled or gone: what the venue says about it now settles it.
+        Err(ExchangeError::CancelRejected(_) | ExchangeError::OrderNotFound) => {
+            exchange.query_order(&order.pair, &reference).await
+        }
+        Err(err) => Err(err),
+    };
+    match report {
+        Ok(report) => vec![Event::Order(update_of(&*exchange, order, &report).await)],
+        Err(err) => {
+            // Asked again by the engine's timer.
+            tracing::debug!(order = %order.client_order_id, error = %err, "a cancel did not go through");
+            Vec::new()
+        }
+    }
+}
+
+/// Stops a bot that caused a refusal: disabled with the reason, audited; its open deals go on.
+async fn disable_bot(
+    state: &AppState,
+    rs: &mut RunnerState,
+    venue: &str,
+    bot: BotId,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let Some(engine) = rs.engines.get_mut(venue) else { return Ok(()) };
+    let Some(current) = engine.bot(bot).cloned() else { return Ok(()) };
+    if !current.bot.enabled {
+        return Ok(());
+    }
+    let mut updated: Bot = current.bot.clone();
+    updated.enabled = false;
+    updated.disabled_reason = Some(reason.to_owned());
+    updated.updated_at = state.now();
+    let detail = json!({ "bot_id": bot, "reason": reason });
+    let audit = state.audit(Some(updated.user_id), "bot.disabled", &engine_client(), detail);
+    state.store.update_bot(&updated, &audit).await?;
+    engine.upsert_bot(BotState { bot: updated, ..current });
+    Ok(())
+}
+
+fn engine_error(err: &EngineError) -> ApiError {
+    use axum::http::StatusCode;
+    let refused = |status, code, message: &str| ApiError::Refused { status, code, message: message.to_owned() };
+    match err {
+        EngineError::Unknown => ApiError::NotFound,
+        EngineError::BotDisabled => refused(StatusCode::CONFLICT, "bot_disabled", "Enable the bot first."),
+        EngineError::MaxActiveDeals(n) => ApiError::Refused {
+            status: StatusCode::CONFLICT,
+            code: "max_active_deals",
+            message: format!("The bot already runs {n} deals, its max_active_deals."),
+        },
+        EngineError::PairBusy => refused(
+            StatusCode::CONFLICT,
+            "pair_busy",
+            "Every pair of the bot has as many deals as allowed_deals_on_same_pair allows.",
+        ),
+        EngineError::UnknownPair => {
+            ApiError::InvalidInput { field: "pair", message: "The bot does not trade this pair.".to_owned() }
+        }
+        EngineError::NoMarket | EngineError::Deal(engine::DealError::NoPrice) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "market_unavailable",
+            "The pair's price is not known yet; try again in a moment.",
+        ),
+        EngineError::Deal(engine::DealError::NotOpen) => {
+            refused(StatusCode::CONFLICT, "deal_not_open", "The deal is already closing or closed.")
+        }
+        EngineError::Deal(engine::DealError::BelowFilters(why)) => {
+            ApiError::OrderRejected(format!("The order does not fit the market's rules ({why})."))
+        }
+    }
+}
+
+/// Carries out a user's command for one of their bots on this node; returns the deals it changed
+/// (for `StartDeal`, the new deal).
+///
+/// # Errors
+/// 404 for a bot or deal this node does not run for the user, 409 for what the engine refuses.
+pub async fn command(
+    state: &AppState,
+    user: UserId,
+    bot: BotId,
+    command: UserCommand,
+) -> Result<Vec<DealId>, ApiError> {
+    let mut rs = state.runner.inner.lock().await;
+    if !rs.bot_venue.contains_key(&bot) {
+        sync_bots(state, &mut rs).await?;
+    }
+    let venue = rs.bot_venue.get(&bot).cloned().ok_or(ApiError::Refused {
+        status: axum::http::StatusCode::CONFLICT,
+        code: "bot_not_running",
+        message: "This bot is not running on this server right now (disabled without open deals, or run by another \
+                  node); try again shortly."
+            .to_owned(),
+    })?;
+    let Some(state_of_bot) = rs.engines.get(&venue).and_then(|e| e.bot(bot)) else { return Err(ApiError::NotFound) };
+    if state_of_bot.bot.user_id != user {
+        return Err(ApiError::NotFound);
+    }
+    // Fresh prices for the pairs the command may trade.
+    let account = state_of_bot.bot.exchange_account_id;
+    let mut pairs = state_of_bot.bot.pairs.clone();
+    if let UserCommand::CloseAtMarket { deal } | UserCommand::Cancel { deal } | UserCommand::AddFunds { deal, .. } =
+        &command
+    {
+        let engine = rs.engines.get(&venue).ok_or(ApiError::NotFound)?;
+        let book = engine.deal(*deal).ok_or(ApiError::NotFound)?;
+        if book.deal.bot_id != bot {
+            return Err(ApiError::NotFound);
+        }
+        pairs = vec![book.deal.pair.clone()];
+    }
+    let now = state.now();
+    for pair in pairs {
+        ensure_market(&mut rs, &venue, account, &pair, now).await;
+        let Some(link) = rs.accounts.get(&account) else { continue };
+        if let Ok(ticker) = link.exchange.ticker(&pair).await {
+            let price = ticker.last_price;
+            rs.tickers.insert((venue.clone(), pair.clone()), ticker);
+            if let Some(engine) = rs.engines.get_mut(&venue)
+                && price > Decimal::ZERO
+            {
+                // Only the price: a tick here must not start deals of other bots before the command.
+                engine.set_market_price(&pair, price);
+            }
+        }
+    }
+    process(state, &mut rs, &venue, Event::User(command)).await
+}
+
+/// The kill switch's work on this node (TR-2): every deal of the user's bots is canceled (its
+/// open orders canceled at the venue), and the ports of the user's accounts are dropped, so no
+/// key of theirs is opened again until a bot runs. The bots are already disabled in the store.
+///
+/// # Errors
+/// When the store fails.
+pub async fn kill(state: &AppState, user: UserId) -> Result<usize, ApiError> {
+    let mut rs = state.runner.inner.lock().await;
+    sync_bots(state, &mut rs).await?;
+    let bots: Vec<(BotId, String)> = rs
+        .bot_venue
+        .iter()
+        .filter(|(id, venue)| rs.engines.get(*venue).and_then(|e| e.bot(**id)).is_some_and(|b| b.bot.user_id == user))
+        .map(|(id, venue)| (*id, venue.clone()))
+        .collect();
+    let mut deals = 0;
+    for (bot, venue) in &bots {
+        deals += rs.engines.get(venue).map_or(0, |e| e.active_deals(*bot));
+        process(state, &mut rs, venue, Event::User(UserCommand::CancelAll { bot: *bot })).await?;
+    }
+    let still_open: HashSet<ExchangeAccountId> = rs
+        .engines
+        .values()
+        .flat_map(|e| {
+            e.deals().filter(|d| d.orders.iter().any(|o| !o.state.is_final())).map(|d| d.deal.exchange_account_id)
+        })
+        .collect();
+    rs.accounts.retain(|id, link| link.record.user_id != user || still_open.contains(id));
+    Ok(deals)
+}

@@ -114,7 +114,9 @@ pub struct Engine {
     bots_by_pair: HashMap<Pair, Vec<BotId>>,
     /// Deals in memory per bot.
     deals_by_bot: HashMap<BotId, Vec<DealId>>,
-    by_client_id: HashMap<String, DealId>,
+    /// Deals by the deal part of their orders' client order ids (`bw-<22 hex>-<seq>`): one key per
+    /// deal rather than per order, so the map stays small and never rehashes mid-candle.
+    by_id_prefix: HashMap<String, DealId>,
     new_id: IdSource,
 }
 
@@ -133,7 +135,7 @@ impl Engine {
             deals_by_pair: HashMap::new(),
             bots_by_pair: HashMap::new(),
             deals_by_bot: HashMap::new(),
-            by_client_id: HashMap::new(),
+            by_id_prefix: HashMap::new(),
             new_id,
         }
     }
@@ -202,9 +204,7 @@ impl Engine {
     /// Takes a deal loaded from storage.
     pub fn insert_deal(&mut self, book: DealBook) {
         let id = book.deal.id;
-        for order in &book.orders {
-            self.by_client_id.insert(order.client_order_id.clone(), id);
-        }
+        self.by_id_prefix.insert(id_prefix(id), id);
         self.deals_by_pair.entry(book.deal.pair.clone()).or_default().push(id);
         self.deals_by_bot.entry(book.deal.bot_id).or_default().push(id);
         self.deals.insert(id, book);
@@ -212,9 +212,7 @@ impl Engine {
 
     fn forget_deal(&mut self, id: DealId) {
         if let Some(book) = self.deals.remove(&id) {
-            for order in &book.orders {
-                self.by_client_id.remove(&order.client_order_id);
-            }
+            self.by_id_prefix.remove(&id_prefix(id));
             if let Some(list) = self.deals_by_pair.get_mut(&book.deal.pair) {
                 list.retain(|d| *d != id);
             }
@@ -234,7 +232,9 @@ impl Engine {
 
     /// The deal an order belongs to.
     pub fn deal_of_order(&self, client_order_id: &str) -> Option<DealId> {
-        self.by_client_id.get(client_order_id).copied()
+        let prefix = client_order_id.strip_prefix("bw-")?.split('-').next()?;
+        let deal = *self.by_id_prefix.get(prefix)?;
+        self.deals.get(&deal)?.order(client_order_id).map(|_| deal)
     }
 
     /// Open deals of a bot (not finished).
@@ -346,7 +346,7 @@ impl Engine {
             _ => book.apply(&ctx, event.clone()).unwrap_or_default(),
         };
         if fingerprint(book) != before || !commands.is_empty() {
-            Self::collect(book, commands, out, &mut self.by_client_id);
+            Self::collect(book, commands, out);
         }
         if book.deal.status.is_finished()
             && let Some(bot) = self.bots.get_mut(&book.deal.bot_id)
@@ -362,7 +362,7 @@ impl Engine {
         let ctx = Ctx { settings: &bot.settings, filters: &market.filters, now, price: market.price };
         let was_finished = book.deal.status.is_finished();
         let commands = book.apply(&ctx, event)?;
-        Self::collect(book, commands, out, &mut self.by_client_id);
+        Self::collect(book, commands, out);
         if !was_finished
             && book.deal.status.is_finished()
             && let Some(bot) = self.bots.get_mut(&book.deal.bot_id)
@@ -372,13 +372,8 @@ impl Engine {
         Ok(())
     }
 
-    fn collect(book: &DealBook, commands: Vec<Command>, out: &mut Output, by_client_id: &mut HashMap<String, DealId>) {
+    fn collect(book: &DealBook, commands: Vec<Command>, out: &mut Output) {
         let id = book.deal.id;
-        for command in &commands {
-            if let Command::Place(client_order_id) = command {
-                by_client_id.insert(client_order_id.clone(), id);
-            }
-        }
         if !out.changed.contains(&id) {
             out.changed.push(id);
         }
@@ -464,7 +459,8 @@ impl Engine {
         };
         let ctx = Ctx { settings: &state.settings, filters: &market.filters, now, price: market.price };
         let (book, commands) = DealBook::open(new, &ctx);
-        Self::collect(&book, commands, out, &mut self.by_client_id);
+        Self::collect(&book, commands, out);
+        self.by_id_prefix.insert(id_prefix(id), id);
         self.deals_by_pair.entry(pair).or_default().push(id);
         self.deals_by_bot.entry(bot).or_default().push(id);
         self.deals.insert(id, book);
@@ -495,6 +491,12 @@ impl Engine {
             let _ = self.open_deal(now, bot, pair.clone(), out);
         }
     }
+}
+
+/// The deal part of its orders' client order ids (see `domain::OrderIntent::client_order_id_for`).
+fn id_prefix(deal: DealId) -> String {
+    let sample = domain::OrderIntent::client_order_id_for(deal, 0);
+    sample.trim_start_matches("bw-").trim_end_matches("-0").to_owned()
 }
 
 fn stop_loss_on(settings: &BotSettings) -> bool {

@@ -260,6 +260,10 @@ impl DealBook {
                         commands.push(Command::Cancel(order.client_order_id.clone()));
                     }
                 }
+                if before == DealStatus::Bought && self.deal.status == before {
+                    // Time alone changes nothing else of an open deal: its orders move on reports.
+                    return Ok(commands);
+                }
             }
         }
         self.advance(ctx, &mut commands);

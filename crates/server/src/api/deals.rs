@@ -393,6 +393,16 @@ pub async fn start_new_deal(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let bot = owned_bot(&state, &authed, &id).await?;
+    if !bot.enabled {
+        return Err(ApiError::Refused {
+            status: StatusCode::CONFLICT,
+            code: "bot_disabled",
+            message: match &bot.disabled_reason {
+                Some(reason) => format!("The bot is disabled ({reason}); enable it first."),
+                None => "The bot is disabled; enable it first.".to_owned(),
+            },
+        });
+    }
     // The body is optional: none, or `{"pair": "USDT_BTC"}`.
     let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
         StartBody::default()

@@ -76,6 +76,8 @@ pub fn router(state: AppState) -> Router {
         .route("/bots/{id}/enable", post(api::deals::enable))
         .route("/bots/{id}/disable", post(api::deals::disable))
         .route("/bots/{id}/start_new_deal", post(api::deals::start_new_deal))
+        .route("/bots/{id}/panic_sell_all_deals", post(api::deals::panic_sell_all_deals))
+        .route("/bots/{id}/cancel_all_deals", post(api::deals::cancel_all_deals))
         .route("/deals", get(api::deals::deals))
         .route("/deals/{id}", get(api::deals::deal))
         .route("/deals/{id}/chart.svg", get(api::deals::chart))

@@ -77,6 +77,10 @@ impl TestVenue {
         let client = Arc::new(BinanceClient::new(binance, Arc::new(WallClock)).expect("binance client"));
         let mut paper_config = SimConfig::default_for_tests();
         paper_config.accounts.clear();
+        // Binance takes 50 orders per 10 s and account; the tests' paper market takes more, so a run
+        // of hundreds of deals (the fault test) is paced by the app, not by that limit. The limit
+        // itself is tested against exchange-sim's own configuration.
+        paper_config.limits.orders_per_10s = 1_000;
         let paper = Arc::new(ExchangeSim::spawn(paper_config).await.expect("paper market"));
         let mut paper_binance = BinanceConfig::new(paper.base_url().parse().expect("paper url"));
         paper_binance.request_timeout = Duration::from_secs(5);

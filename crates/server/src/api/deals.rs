@@ -422,6 +422,43 @@ pub async fn start_new_deal(
     Ok(axum::Json(deal_json(&deal, &orders, &Amounts::new(&authed, Some(true)))).into_response())
 }
 
+async fn all_deals(
+    state: &AppState,
+    client: &ClientInfo,
+    authed: &Authed,
+    id: &str,
+    panic_sell: bool,
+) -> Result<Response, ApiError> {
+    let bot = owned_bot(state, authed, id).await?;
+    let command =
+        if panic_sell { UserCommand::PanicSellAll { bot: bot.id } } else { UserCommand::CancelAll { bot: bot.id } };
+    let changed = runner::command(state, authed.user.id, bot.id, command).await?;
+    let kind = if panic_sell { "bot.panic_sell_all_deals" } else { "bot.cancel_all_deals" };
+    let detail = json!({ "bot_id": bot.id, "deals": changed.len() });
+    state.store.append_audit(&state.audit(Some(authed.user.id), kind, client, detail)).await?;
+    Ok(axum::Json(json!({ "deals": changed.len() })).into_response())
+}
+
+/// `POST /api/v1/bots/{id}/panic_sell_all_deals`: every open deal of the bot closes at market.
+pub async fn panic_sell_all_deals(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    all_deals(&state, &client, &authed, &id, true).await
+}
+
+/// `POST /api/v1/bots/{id}/cancel_all_deals`: every open deal of the bot is canceled.
+pub async fn cancel_all_deals(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    all_deals(&state, &client, &authed, &id, false).await
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DealsQuery {

@@ -112,8 +112,14 @@ fn assert_no_duplicates_and_nothing_left(app: &TestApp, deal: &Value) {
     assert_eq!(seen, sent, "every order the deal sent is at the venue, once");
 }
 
+/// Replays one one-minute candle from the market's price to `value` (large volume, so no resting
+/// order is left unfilled for want of it): the simulator fills what the candle reaches.
 fn price(app: &TestApp, value: i64) {
-    app.venue.paper.set_price("BTCUSDT", Decimal::new(value, 0)).expect("the paper market moves");
+    let to = Decimal::new(value, 0);
+    let from = app.venue.paper.price("BTCUSDT").expect("the paper market lists BTCUSDT");
+    let minute = app.venue.paper.server_time_ms().div_euclid(60_000) * 60_000;
+    let candle = exchange_sim::Candle::new(minute, from, from.max(to), from.min(to), to, Decimal::new(1_000, 0));
+    app.venue.paper.apply_candle("BTCUSDT", &candle).expect("the paper market replays the candle");
 }
 
 pub async fn a_long_deal_completes_at_take_profit_after_safety_orders(backend: Backend) {
@@ -243,6 +249,29 @@ async fn close_at_market_and_cancel_by_hand() {
 }
 
 #[tokio::test]
+async fn panic_sell_all_and_cancel_all_deals_of_a_bot() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = app.signed_in("all@example.com", PASSWORD).await;
+    let account = paper_account(&app, &cookie, json!({"USDT": "10000"})).await;
+    price(&app, 30_000);
+    let bot =
+        create_bot(&app, &cookie, bot_body(&account, json!({"max_active_deals": 2, "allowed_deals_on_same_pair": 2})))
+            .await;
+    for (action, status) in [("panic_sell_all_deals", "panic_sold"), ("cancel_all_deals", "canceled")] {
+        let deals = [start(&app, &cookie, &bot).await, start(&app, &cookie, &bot).await];
+        for deal in &deals {
+            wait_deal(&app, &cookie, deal, "bought", |d| count(d, "take_profit", "open") == 1).await;
+        }
+        let reply = app.post(&format!("/api/v1/bots/{bot}/{action}"), json!({}), Some(&cookie)).await;
+        assert_eq!((reply.status, &reply.json["deals"]), (200, &json!(2)), "{}", reply.text);
+        for deal in &deals {
+            let done = wait_deal(&app, &cookie, deal, status, |d| d["status"] == status).await;
+            assert_no_duplicates_and_nothing_left(&app, &done);
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_order_guard_refuses_an_order_outside_policy_and_stops_the_bot() {
     let app = app(Backend::Sqlite).await;
     let cookie = app.signed_in("guard@example.com", PASSWORD).await;
@@ -311,4 +340,189 @@ async fn fills_pushed_by_the_venue_move_the_deal_without_polling() {
             && count(d, "take_profit", "open") == 1
     })
     .await;
+}
+
+/// `spec`: "with exchange-sim injecting 5xx, timeouts, 429 and lost responses, 200 deals finish
+/// with zero duplicate orders". A nonstop bot runs 10 deals at a time while the price swings
+/// between 30,000 and 31,000 (every swing up fills the take profits) and the paper market fails
+/// order requests in turn: a 500, a performed order whose answer is a 503, a 504 or a dropped
+/// connection, a 429, and now and then a request that hangs until the client gives up.
+#[tokio::test]
+async fn two_hundred_deals_under_venue_faults_send_no_order_twice() {
+    use exchange_sim::{Fault, LostReply};
+    logs::install();
+    let app = spawn_app_with(Backend::Sqlite, |config| config.engine_interval = Duration::from_millis(100)).await;
+    let cookie = app.signed_in("faults@example.com", PASSWORD).await;
+    let account = paper_account(&app, &cookie, json!({"USDT": "1000000"})).await;
+    price(&app, 30_000);
+    let body = bot_body(
+        &account,
+        json!({
+            "base_order_volume": "20", "safety_order_volume": "20", "max_safety_orders": 1,
+            "active_safety_orders_count": 1, "take_profit": "0.3", "max_active_deals": 10,
+            "allowed_deals_on_same_pair": 10, "strategy_list": [{"strategy": "nonstop"}],
+        }),
+    );
+    let bot = create_bot(&app, &cookie, body).await;
+    let order_path = "/api/v3/order";
+    let started = tokio::time::Instant::now();
+    let mut high = false;
+    let mut round = 0u32;
+    let completed = loop {
+        let fault = match round % 6 {
+            0 => Fault::ServerError { path: order_path.to_owned() },
+            1 => Fault::LostResponse { path: order_path.to_owned(), reply: LostReply::ServiceUnavailable },
+            2 => Fault::LostResponse { path: order_path.to_owned(), reply: LostReply::GatewayTimeout },
+            3 => Fault::LostResponse { path: order_path.to_owned(), reply: LostReply::ConnectionDropped },
+            4 => Fault::RateLimited { retry_after_secs: 1 },
+            _ if round % 18 == 5 => Fault::LostResponse { path: order_path.to_owned(), reply: LostReply::Hang },
+            _ => Fault::Latency { ms: 200 },
+        };
+        app.venue.paper.inject(fault);
+        // Wait until the bot runs its 10 deals and they are quiet: bought, each with one take
+        // profit resting, nothing pending, and every order the deal thinks open still resting
+        // at the venue (so the runner has seen every fill the last move made).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deals = loop {
+            let reply = app.get(&format!("/api/v1/deals?bot_id={bot}&limit=1000&reveal=true"), Some(&cookie)).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            let deals = reply.json.as_array().unwrap().clone();
+            let resting: BTreeSet<String> = app
+                .venue
+                .paper
+                .api_keys()
+                .iter()
+                .flat_map(|key| app.venue.paper.orders(key))
+                .filter(|o| {
+                    matches!(o.status, exchange_sim::OrderStatus::New | exchange_sim::OrderStatus::PartiallyFilled)
+                })
+                .map(|o| o.client_order_id)
+                .collect();
+            let open: Vec<&Value> = deals
+                .iter()
+                .filter(|d| !["completed", "panic_sold", "canceled", "failed"].contains(&d["status"].as_str().unwrap()))
+                .collect();
+            let quiet = open.len() == 10
+                && open.iter().all(|d| {
+                    d["status"] == "bought"
+                        && count(d, "take_profit", "open") == 1
+                        && d["orders"].as_array().unwrap().iter().all(|o| {
+                            o["state"] != "pending"
+                                && o["cancel_requested"] == false
+                                && (o["state"] != "open" || resting.contains(o["client_order_id"].as_str().unwrap()))
+                        })
+                });
+            if quiet || tokio::time::Instant::now() > deadline {
+                break deals;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            !deals.iter().any(|d| d["status"] == "failed"),
+            "a deal failed: {:#}",
+            deals.iter().find(|d| d["status"] == "failed").unwrap()
+        );
+        let completed = deals.iter().filter(|d| d["status"] == "completed").count();
+        if completed >= 200 {
+            break completed;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "only {completed} deals completed in 10 minutes");
+        high = !high;
+        price(&app, if high { 31_000 } else { 30_000 });
+        // Time passes for the app too, so cancels the venue's rate limit turned away are asked
+        // again (every 10 s of the app's clock).
+        app.clock.advance(Duration::from_secs(11));
+        round += 1;
+    };
+    assert!(completed >= 200);
+    assert_eq!(app.post(&format!("/api/v1/bots/{bot}/disable"), json!({}), Some(&cookie)).await.status, 200);
+
+    // The venue saw each client order id once, and holds every order the deals say they sent.
+    let key = app.venue.paper.api_keys().into_iter().last().expect("the paper account");
+    let at_venue = app.venue.paper.orders(&key);
+    let mut ids = BTreeSet::new();
+    for order in &at_venue {
+        assert!(ids.insert(order.client_order_id.clone()), "order {} reached the venue twice", order.client_order_id);
+    }
+    let deals = app.get(&format!("/api/v1/deals?bot_id={bot}&limit=1000"), Some(&cookie)).await.json;
+    let mut sent = 0;
+    let mut not_placed = 0;
+    for deal in deals.as_array().unwrap() {
+        for order in deal["orders"].as_array().unwrap() {
+            let id = order["client_order_id"].as_str().unwrap();
+            match order["state"].as_str().unwrap() {
+                "not_placed" => {
+                    not_placed += 1;
+                    assert!(!ids.contains(id), "{id} was declared not placed but the venue has it");
+                }
+                "pending" => {}
+                _ => {
+                    sent += 1;
+                    assert!(ids.contains(id), "{id} is not at the venue: {order}");
+                }
+            }
+        }
+    }
+    eprintln!(
+        "fault run: {completed} deals completed in {round} swings, {sent} orders sent, {not_placed} not placed, {} orders at the venue, {:?}",
+        at_venue.len(),
+        started.elapsed()
+    );
+    assert!(sent >= 600, "at least base, take profit and a safety order per deal: {sent}");
+}
+
+/// TR-2: the kill switch stops every bot at once, cancels what they have on the book, revokes
+/// their webhook secrets and ends the other sessions; afterwards nothing is signed for them.
+#[tokio::test]
+async fn the_kill_switch_stops_every_bot_and_cancels_their_orders() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = app.signed_in("kill@example.com", PASSWORD).await;
+    let other_session = app.login("kill@example.com", PASSWORD).await;
+    let account = paper_account(&app, &cookie, json!({"USDT": "10000"})).await;
+    price(&app, 30_000);
+    let bot = create_bot(&app, &cookie, bot_body(&account, json!({}))).await;
+    let nonstop =
+        create_bot(&app, &cookie, bot_body(&account, json!({"strategy_list": [{"strategy": "nonstop"}]}))).await;
+    let deal = start(&app, &cookie, &bot).await;
+    wait_deal(&app, &cookie, &deal, "the ladder", |d| {
+        count(d, "take_profit", "open") == 1 && count(d, "safety", "open") == 2
+    })
+    .await;
+
+    app.clock.advance(Duration::from_secs(6 * 60));
+    let refused = app.post("/api/v1/kill-switch", json!({}), Some(&cookie)).await;
+    assert_eq!((refused.status, refused.code()), (403, "reauth_required"));
+    let reauth = app.post("/api/v1/auth/reauth", json!({"password": PASSWORD}), Some(&cookie)).await;
+    let cookie = reauth.session_cookie().unwrap();
+    let killed = app.post("/api/v1/kill-switch", json!({}), Some(&cookie)).await;
+    assert_eq!(killed.status, 200, "{}", killed.text);
+    assert_eq!(killed.json["bots_disabled"], 2);
+    assert_eq!(killed.json["sessions_ended"], 1);
+
+    let canceled = wait_deal(&app, &cookie, &deal, "the deal canceled", |d| d["status"] == "canceled").await;
+    assert_no_duplicates_and_nothing_left(&app, &canceled);
+    for id in [&bot, &nonstop] {
+        let shown = app.get(&format!("/api/v1/bots/{id}"), Some(&cookie)).await.json;
+        assert_eq!((shown["enabled"].as_bool(), shown["disabled_reason"].as_str()), (Some(false), Some("kill_switch")));
+    }
+    assert_eq!(app.get("/api/v1/me", Some(&other_session)).await.status, 401, "the other session ended");
+    let secrets = app.store.webhook_secrets(bot.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!((secrets.current, secrets.previous), (None, None), "webhook secrets revoked");
+
+    // Nothing more is signed for these bots: no deal starts, the market moving changes nothing.
+    let key = app.venue.paper.api_keys().into_iter().last().unwrap();
+    let sent = app.venue.paper.orders(&key).len();
+    let again = app.post(&format!("/api/v1/bots/{bot}/start_new_deal"), json!({}), Some(&cookie)).await;
+    assert_eq!((again.status, again.code()), (409, "bot_disabled"), "{}", again.text);
+    price(&app, 29_000);
+    price(&app, 31_000);
+    // An absence needs a window: 40 runner cycles (50 ms each) in which the nonstop bot would
+    // have started a deal had it still been enabled.
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < until {
+        assert_eq!(app.venue.paper.orders(&key).len(), sent, "no order was sent after the kill switch");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let audit = app.get("/api/v1/audit-log", Some(&cookie)).await.json;
+    assert!(audit.as_array().unwrap().iter().any(|e| e["kind"] == "kill_switch"));
 }

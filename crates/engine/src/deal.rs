@@ -136,7 +136,8 @@ fn live(order: &OrderIntent) -> bool {
     matches!(order.state, IntentState::Pending | IntentState::Open)
 }
 
-fn intent_state(status: OrderStatus) -> IntentState {
+/// Where an order the venue reports in `status` stands for Bulwark.
+pub fn intent_state(status: OrderStatus) -> IntentState {
     match status {
         OrderStatus::New | OrderStatus::PartiallyFilled => IntentState::Open,
         OrderStatus::Filled => IntentState::Filled,

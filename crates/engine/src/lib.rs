@@ -12,5 +12,5 @@ pub mod guard;
 pub mod settings;
 
 pub use bots::{BotState, Engine, EngineError, Event, Output, UserCommand};
-pub use deal::{Command, Ctx, DealBook, DealError, DealEvent, NewDeal, OrderUpdate};
+pub use deal::{Command, Ctx, DealBook, DealError, DealEvent, NewDeal, OrderUpdate, intent_state};
 pub use settings::{BotSettings, StartCondition};

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::{Decimal, IntentState, OrderIntent, OrderKind, OrderRole, OrderStatus, Pair, Price, Qty, Side};
+use domain::{Decimal, IntentState, OrderIntent, OrderKind, OrderRole, Pair, Price, Qty, Side};
 use exchange::{
     ClientOrderId, Exchange, ExchangeError, OrderAmount, OrderReport, OrderRequest, OrderType, TimeInForce, Trade,
     VenueOrderRef,
@@ -368,12 +368,7 @@ pub async fn place(
     intent.updated_at = state.now();
     match &result {
         Ok(report) => {
-            intent.state = match report.status {
-                OrderStatus::New | OrderStatus::PartiallyFilled => IntentState::Open,
-                OrderStatus::Filled => IntentState::Filled,
-                OrderStatus::Canceled | OrderStatus::Expired => IntentState::Canceled,
-                OrderStatus::Rejected => IntentState::Rejected,
-            };
+            intent.state = engine::intent_state(report.status);
             intent.venue_order_id = Some(report.venue_order_id.clone());
             intent.executed_qty = report.executed_qty;
             intent.executed_quote = report.cumulative_quote_qty;

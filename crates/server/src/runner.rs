@@ -266,33 +266,25 @@ async fn sync_bots(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiErro
             }
         };
         let known = rs.bot_venue.contains_key(&bot.id);
-        let engine = engine_for(state, rs, &venue);
-        let last_closed_at = match engine.bot(bot.id) {
+        // The cooldown runs from the bot's last closed deal: kept in memory, read once on loading.
+        let last_closed_at = match rs.engines.get(&venue).and_then(|e| e.bot(bot.id)) {
             Some(existing) => existing.last_closed_at,
-            None => None,
+            None => {
+                let filter = DealFilter { bot_id: Some(bot.id), status: None, limit: 5 };
+                state.store.deals(bot.user_id, &filter).await?.iter().filter_map(|(d, _)| d.closed_at).max()
+            }
         };
         let id = bot.id;
-        let user = bot.user_id;
-        engine.upsert_bot(BotState { bot, settings, last_closed_at });
+        engine_for(state, rs, &venue).upsert_bot(BotState { bot, settings, last_closed_at });
         if !known {
             rs.bot_venue.insert(id, venue);
-            fresh.push((id, user));
+            fresh.push(id);
         }
     }
     if fresh.is_empty() {
         return Ok(());
     }
-    let ids: Vec<BotId> = fresh.iter().map(|(id, _)| *id).collect();
-    for (id, user) in &fresh {
-        let recent = state.store.deals(*user, &DealFilter { bot_id: Some(*id), status: None, limit: 5 }).await?;
-        let last = recent.iter().filter_map(|(d, _)| d.closed_at).max();
-        if let Some(venue) = rs.bot_venue.get(id).cloned()
-            && let Some(engine) = rs.engines.get_mut(&venue)
-            && let Some(current) = engine.bot(*id).cloned()
-        {
-            engine.upsert_bot(BotState { last_closed_at: last, ..current });
-        }
-    }
+    let ids = fresh;
     for (deal, orders) in state.store.open_deals(&ids).await? {
         let Some(venue) = rs.bot_venue.get(&deal.bot_id).cloned() else { continue };
         ensure_market(rs, &venue, deal.exchange_account_id, &deal.pair, now).await;

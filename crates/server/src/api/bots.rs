@@ -9,8 +9,8 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use domain::{
-    DcaError, DcaPlan, DcaSettings, DcaSettingsInput, Decimal, OrderKind, Pair, Price, RoundedPlan, Strategy,
-    TakeProfitType, VolumeType,
+    DcaError, DcaPlan, DcaSettings, DcaSettingsInput, Decimal, OrderKind, Price, RoundedPlan, Strategy, TakeProfitType,
+    VolumeType,
 };
 use engine::{BotSettings, StartCondition};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::ApiError;
 use crate::api::exchange_accounts::owned;
+use crate::api::shown::{pair_of, text};
 use crate::extract::{ApiJson, decimal_text};
 use crate::keys;
 use crate::session::Authed;
@@ -157,10 +158,6 @@ pub async fn preview(
     Ok(axum::Json(plan_json(&plan, rounded.as_ref())).into_response())
 }
 
-fn text(value: Decimal) -> String {
-    value.normalize().to_string()
-}
-
 fn plan_json(plan: &DcaPlan, rounded: Option<&RoundedPlan>) -> Value {
     let Some(rounded) = rounded else {
         let orders: Vec<Value> = plan
@@ -229,10 +226,7 @@ async fn rounded_for(
     pair: &str,
     plan: &DcaPlan,
 ) -> Result<RoundedPlan, ApiError> {
-    let pair = Pair::parse_3commas(pair).map_err(|_| ApiError::InvalidInput {
-        field: "pair",
-        message: "Write the pair quote first, as USDT_BTC.".to_owned(),
-    })?;
+    let pair = pair_of(pair)?;
     let account = owned(state, authed, id).await?;
     let exchange = keys::open_account(state, &account)?;
     let not_listed =

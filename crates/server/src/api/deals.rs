@@ -16,36 +16,13 @@ use store::{DealFilter, ExchangeAccountStatus};
 use crate::ApiError;
 use crate::api::bots::{SettingsFields, bot_settings, split_settings};
 use crate::api::exchange_accounts::owned;
+use crate::api::shown::{Amounts, pair_of, text};
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, StepUp, decimal_text};
 use crate::runner;
 use crate::session::Authed;
 use crate::state::AppState;
 
-const MASK: &str = "***";
 const MAX_PAIRS: usize = 200;
-
-/// Amounts of money as strings, or the mask while the user hides balances.
-struct Amounts {
-    masked: bool,
-}
-
-impl Amounts {
-    fn new(authed: &Authed, reveal: Option<bool>) -> Amounts {
-        Amounts { masked: authed.user.hide_balances && reveal != Some(true) }
-    }
-
-    fn show(&self, value: Decimal) -> Value {
-        if self.masked { Value::from(MASK) } else { Value::from(value.normalize().to_string()) }
-    }
-
-    fn maybe(&self, value: Option<Decimal>) -> Value {
-        value.map_or(Value::Null, |v| self.show(v))
-    }
-}
-
-fn text(value: Decimal) -> String {
-    value.normalize().to_string()
-}
 
 fn bot_id(raw: &str) -> Result<BotId, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound)
@@ -411,10 +388,7 @@ pub async fn start_new_deal(
     };
     let pair = match body.pair {
         None => None,
-        Some(raw) => Some(Pair::parse_3commas(&raw).map_err(|_| ApiError::InvalidInput {
-            field: "pair",
-            message: "Write the pair quote first, as USDT_BTC.".to_owned(),
-        })?),
+        Some(raw) => Some(pair_of(&raw)?),
     };
     let changed = runner::command(&state, authed.user.id, bot.id, UserCommand::StartDeal { bot: bot.id, pair }).await?;
     let id = changed.first().copied().ok_or_else(|| ApiError::internal("starting a deal changed no deal"))?;

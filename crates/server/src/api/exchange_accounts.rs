@@ -298,8 +298,6 @@ pub struct BalancesQuery {
     reveal: Option<bool>,
 }
 
-const MASK: &str = "***";
-
 /// `GET /api/v1/exchange-accounts/{id}/balances`: amounts as strings, masked as `"***"` while the
 /// user hides balances, unless `?reveal=true`.
 pub async fn balances(
@@ -311,11 +309,10 @@ pub async fn balances(
     let account = owned(&state, &authed, &id).await?;
     let exchange = keys::open_account(&state, &account)?;
     let balances = exchange.balances().await.map_err(|err| keys::venue_error(&err))?;
-    let masked = authed.user.hide_balances && query.reveal != Some(true);
-    let amount = |value: Decimal| if masked { MASK.to_owned() } else { value.normalize().to_string() };
+    let amounts = crate::api::shown::Amounts::new(&authed, query.reveal);
     let body: Vec<Value> = balances
         .into_iter()
-        .map(|b| json!({ "asset": b.asset, "free": amount(b.free), "locked": amount(b.locked) }))
+        .map(|b| json!({ "asset": b.asset, "free": amounts.show(b.free), "locked": amounts.show(b.locked) }))
         .collect();
     Ok(axum::Json(body).into_response())
 }

@@ -5,5 +5,6 @@ pub mod auth;
 pub mod bots;
 pub mod deals;
 pub mod exchange_accounts;
+pub mod shown;
 pub mod trading;
 pub mod two_factor;

@@ -22,13 +22,12 @@ use store::{ExchangeAccountRecord, ExchangeAccountStatus};
 
 use crate::ApiError;
 use crate::api::exchange_accounts::owned;
+use crate::api::shown::{Amounts, pair_of};
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, decimal_text};
 use crate::keys;
 use crate::order_guard;
 use crate::session::Authed;
 use crate::state::AppState;
-
-const MASK: &str = "***";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,28 +37,6 @@ pub struct PairQuery {
     reveal: Option<bool>,
     #[serde(default)]
     limit: Option<u16>,
-}
-
-fn pair_of(raw: &str) -> Result<Pair, ApiError> {
-    Pair::parse_3commas(raw).map_err(|_| ApiError::InvalidInput {
-        field: "pair",
-        message: "Write the pair quote first, as USDT_BTC.".to_owned(),
-    })
-}
-
-/// Amounts of money as strings, or the mask while the user hides balances.
-struct Amounts {
-    masked: bool,
-}
-
-impl Amounts {
-    fn new(authed: &Authed, reveal: Option<bool>) -> Amounts {
-        Amounts { masked: authed.user.hide_balances && reveal != Some(true) }
-    }
-
-    fn show(&self, value: Decimal) -> String {
-        if self.masked { MASK.to_owned() } else { value.normalize().to_string() }
-    }
 }
 
 fn side_name(side: Side) -> &'static str {

@@ -185,7 +185,54 @@ pub struct OrderIntent {
     pub updated_at: Timestamp,
 }
 
+/// What a new order is, before it is recorded: [`OrderIntent::pending`] makes the intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub client_order_id: String,
+    pub user_id: UserId,
+    pub exchange_account_id: ExchangeAccountId,
+    pub pair: Pair,
+    pub deal_id: Option<DealId>,
+    pub seq: u32,
+    pub role: OrderRole,
+    pub safety_index: u32,
+    pub side: Side,
+    pub kind: OrderKind,
+    pub price: Decimal,
+    pub quantity: Option<Decimal>,
+    pub quote_amount: Option<Decimal>,
+}
+
 impl OrderIntent {
+    /// The intent of `order`, recorded at `now` and not yet sent: pending, nothing executed.
+    pub fn pending(order: NewOrder, now: Timestamp) -> OrderIntent {
+        OrderIntent {
+            client_order_id: order.client_order_id,
+            user_id: order.user_id,
+            exchange_account_id: order.exchange_account_id,
+            pair: order.pair,
+            deal_id: order.deal_id,
+            seq: order.seq,
+            role: order.role,
+            safety_index: order.safety_index,
+            side: order.side,
+            kind: order.kind,
+            price: order.price,
+            quantity: order.quantity,
+            quote_amount: order.quote_amount,
+            state: IntentState::Pending,
+            cancel_requested: false,
+            venue_order_id: None,
+            executed_qty: Decimal::ZERO,
+            executed_quote: Decimal::ZERO,
+            fee_base: Decimal::ZERO,
+            fee_quote: Decimal::ZERO,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The deterministic client order id of order `seq` of deal `deal`.
     pub fn client_order_id_for(deal: DealId, seq: u32) -> String {
         let hex = deal.as_uuid().simple().to_string();

@@ -17,7 +17,8 @@ pub use dca::{
     RoundedPlan, Strategy, TakeProfitType, VolumeType,
 };
 pub use deal::{
-    Bot, CloseReason, Deal, DealStatus, IntentState, OrderIntent, OrderKind, OrderRole, TradingPolicy, UnknownName,
+    Bot, CloseReason, Deal, DealStatus, IntentState, NewOrder, OrderIntent, OrderKind, OrderRole, TradingPolicy,
+    UnknownName,
 };
 pub use email::{Email, EmailError};
 pub use ids::{AuditId, BackupCodeId, BotId, DealId, ExchangeAccountId, SessionId, UserId};

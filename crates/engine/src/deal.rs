@@ -8,8 +8,8 @@
 //! recorded again, and a new order only follows when the one before it is settled.
 
 use domain::{
-    CloseReason, DcaPlan, Deal, DealId, DealStatus, Decimal, IntentState, MarketFilters, OrderIntent, OrderKind,
-    OrderRole, OrderStatus, Pair, Price, Side, Strategy, Timestamp,
+    CloseReason, DcaPlan, Deal, DealId, DealStatus, Decimal, IntentState, MarketFilters, NewOrder, OrderIntent,
+    OrderKind, OrderRole, OrderStatus, Pair, Price, Side, Strategy, Timestamp,
 };
 
 use crate::settings::BotSettings;
@@ -426,31 +426,24 @@ impl DealBook {
         let seq = self.deal.next_seq;
         self.deal.next_seq += 1;
         let client_order_id = OrderIntent::client_order_id_for(self.deal.id, seq);
-        self.orders.push(OrderIntent {
-            client_order_id: client_order_id.clone(),
-            user_id: self.deal.user_id,
-            exchange_account_id: self.deal.exchange_account_id,
-            pair: self.deal.pair.clone(),
-            deal_id: Some(self.deal.id),
-            seq,
-            role,
-            safety_index,
-            side,
-            kind,
-            price,
-            quantity,
-            quote_amount,
-            state: IntentState::Pending,
-            cancel_requested: false,
-            venue_order_id: None,
-            executed_qty: Decimal::ZERO,
-            executed_quote: Decimal::ZERO,
-            fee_base: Decimal::ZERO,
-            fee_quote: Decimal::ZERO,
-            error: None,
-            created_at: now,
-            updated_at: now,
-        });
+        self.orders.push(OrderIntent::pending(
+            NewOrder {
+                client_order_id: client_order_id.clone(),
+                user_id: self.deal.user_id,
+                exchange_account_id: self.deal.exchange_account_id,
+                pair: self.deal.pair.clone(),
+                deal_id: Some(self.deal.id),
+                seq,
+                role,
+                safety_index,
+                side,
+                kind,
+                price,
+                quantity,
+                quote_amount,
+            },
+            now,
+        ));
         client_order_id
     }
 

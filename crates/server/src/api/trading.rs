@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::{Decimal, IntentState, OrderIntent, OrderKind, OrderRole, Pair, Price, Qty, Side};
+use domain::{Decimal, IntentState, NewOrder, OrderIntent, OrderKind, OrderRole, Pair, Price, Qty, Side};
 use exchange::{
     ClientOrderId, Exchange, ExchangeError, OrderAmount, OrderReport, OrderRequest, OrderType, TimeInForce, Trade,
     VenueOrderRef,
@@ -301,31 +301,24 @@ pub async fn place(
         (_, OrderAmount::Base(q)) => (OrderKind::Limit, Some(q.get()), None),
         (_, OrderAmount::Quote(q)) => (OrderKind::Limit, None, Some(q.get())),
     };
-    let mut intent = OrderIntent {
-        client_order_id: client_order_id.as_str().to_owned(),
-        user_id: authed.user.id,
-        exchange_account_id: account.id,
-        pair: pair.clone(),
-        deal_id: None,
-        seq: 0,
-        role: OrderRole::Manual,
-        safety_index: 0,
-        side,
-        kind,
-        price: check_price,
-        quantity,
-        quote_amount,
-        state: IntentState::Pending,
-        cancel_requested: false,
-        venue_order_id: None,
-        executed_qty: Decimal::ZERO,
-        executed_quote: Decimal::ZERO,
-        fee_base: Decimal::ZERO,
-        fee_quote: Decimal::ZERO,
-        error: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut intent = OrderIntent::pending(
+        NewOrder {
+            client_order_id: client_order_id.as_str().to_owned(),
+            user_id: authed.user.id,
+            exchange_account_id: account.id,
+            pair: pair.clone(),
+            deal_id: None,
+            seq: 0,
+            role: OrderRole::Manual,
+            safety_index: 0,
+            side,
+            kind,
+            price: check_price,
+            quantity,
+            quote_amount,
+        },
+        now,
+    );
     let ticker = exchange.ticker(&pair).await.map_err(|err| order_error(&err))?;
     if let Err(refusal) = order_guard::check(&state, &account, &intent, &ticker, now).await? {
         let detail = json!({

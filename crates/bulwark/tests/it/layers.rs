@@ -8,7 +8,7 @@ fn layer(name: &str) -> Option<u8> {
     Some(match name {
         "domain" => 0,
         // store-sql depends on no workspace crate; it is the SQL the two store adapters share.
-        "auth" | "store" | "store-sql" | "exchange" | "vault" => 1,
+        "auth" | "store" | "store-sql" | "exchange" | "vault" | "webhook" => 1,
         "store-sqlite" | "store-postgres" | "mail" | "exchange-binance" | "exchange-sim" => 2,
         "engine" => 3,
         "server" => 4,

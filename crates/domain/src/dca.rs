@@ -4,13 +4,15 @@
 //! Everything is `Decimal` and checked: a plan whose numbers leave `Decimal`'s range, or whose
 //! safety orders would reach a price of zero or shrink below what `Decimal` can tell apart, is
 //! refused with a `DcaError` naming the setting to change, never a panic. Volumes are in the quote
-//! currency in this version; the base-currency and percent volume types are refused.
+//! or the base currency (each order's own type); the `percent` and `xbt` volume types are refused.
+//! How a deal exits (take-profit steps, trailing, stop loss) is in [`crate::exits`].
 
 use std::fmt;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
+use crate::exits::{self, ExitSettings, StopLoss, TakeProfitStep, TakeProfitTarget};
 use crate::market::{FilterViolation, MarketFilters, Price, Side};
 
 /// The most safety orders a bot may have (3Commas' limit).
@@ -25,7 +27,7 @@ pub enum DcaError {
     OutOfRange { field: &'static str, min: Decimal, max: Decimal },
     #[error("{field} must be one of {expected}")]
     UnknownValue { field: &'static str, expected: &'static str },
-    #[error("{field}: only quote_currency volumes are supported for now")]
+    #[error("{field}: percent and xbt volumes are not supported; give the volume in quote_currency or base_currency")]
     UnsupportedVolumeType { field: &'static str },
     #[error("{field}: {reason}")]
     Unworkable { field: &'static str, reason: &'static str },
@@ -100,7 +102,9 @@ impl FromStr for TakeProfitType {
     }
 }
 
-/// `base_order_volume_type` / `safety_order_volume_type`. Only `QuoteCurrency` plans in this version.
+/// `base_order_volume_type` / `safety_order_volume_type`: an order's volume in the quote currency
+/// (its cost) or in the base currency (its quantity). `Percent` and `Xbt` are named so they can be
+/// refused clearly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VolumeType {
     QuoteCurrency,
@@ -142,11 +146,13 @@ pub struct DcaSettingsInput {
     pub strategy: Strategy,
 }
 
-/// Checked DCA settings. Volumes are in the quote currency.
+/// Checked DCA settings: the plan, and how a deal exits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DcaSettings {
     base_order_volume: Decimal,
+    base_order_volume_type: VolumeType,
     safety_order_volume: Decimal,
+    safety_order_volume_type: VolumeType,
     max_safety_orders: u32,
     active_safety_orders_count: u32,
     safety_order_step_percentage: Decimal,
@@ -155,6 +161,15 @@ pub struct DcaSettings {
     take_profit: Decimal,
     take_profit_type: TakeProfitType,
     strategy: Strategy,
+    exits: ExitSettings,
+}
+
+/// A volume type a plan can be built with.
+fn supported(field: &'static str, kind: VolumeType) -> Result<VolumeType, DcaError> {
+    match kind {
+        VolumeType::QuoteCurrency | VolumeType::BaseCurrency => Ok(kind),
+        VolumeType::Percent | VolumeType::Xbt => Err(DcaError::UnsupportedVolumeType { field }),
+    }
 }
 
 impl DcaSettings {
@@ -170,13 +185,9 @@ impl DcaSettings {
             if value > Decimal::ZERO { Ok(()) } else { Err(DcaError::NotPositive { field }) }
         };
         positive("base_order_volume", input.base_order_volume)?;
-        if input.base_order_volume_type != VolumeType::QuoteCurrency {
-            return Err(DcaError::UnsupportedVolumeType { field: "base_order_volume_type" });
-        }
+        let base_order_volume_type = supported("base_order_volume_type", input.base_order_volume_type)?;
         positive("safety_order_volume", input.safety_order_volume)?;
-        if input.safety_order_volume_type != VolumeType::QuoteCurrency {
-            return Err(DcaError::UnsupportedVolumeType { field: "safety_order_volume_type" });
-        }
+        let safety_order_volume_type = supported("safety_order_volume_type", input.safety_order_volume_type)?;
         if input.max_safety_orders > MAX_SAFETY_ORDERS {
             return Err(DcaError::OutOfRange {
                 field: "max_safety_orders",
@@ -205,7 +216,9 @@ impl DcaSettings {
         }
         Ok(DcaSettings {
             base_order_volume: input.base_order_volume,
+            base_order_volume_type,
             safety_order_volume: input.safety_order_volume,
+            safety_order_volume_type,
             max_safety_orders: input.max_safety_orders,
             active_safety_orders_count: input.active_safety_orders_count,
             safety_order_step_percentage: input.safety_order_step_percentage,
@@ -214,14 +227,91 @@ impl DcaSettings {
             take_profit: input.take_profit,
             take_profit_type: input.take_profit_type,
             strategy: input.strategy,
+            exits: ExitSettings::default(),
         })
     }
 
-    /// The take-profit price of a deal that spent `spent` quote for `coins` base (a short deal:
-    /// received `spent` quote for `coins` sold), with a base order of `bo` quote: the formula of
-    /// [`DcaPlan::new`] applied to actual fills. `None` when it leaves `Decimal`'s range.
+    /// Adds how deals exit: take-profit steps (which then replace `take_profit`), trailing on the
+    /// last target, and the stop loss.
+    ///
+    /// # Errors
+    /// `DcaError` naming the field: steps breaking [`exits::check_steps`]; a trailing deviation
+    /// breaking [`exits::check_trailing`] against the last target; `sl_to_breakeven_enabled`
+    /// without two steps or more (a single target ends the deal, so there is nothing after it to
+    /// protect).
+    pub fn with_exits(mut self, exits: ExitSettings) -> Result<DcaSettings, DcaError> {
+        if !exits.take_profit_steps.is_empty() {
+            exits::check_steps(&exits.take_profit_steps, self.strategy)?;
+        }
+        self.exits = exits;
+        if let Some(deviation) = self.exits.trailing_deviation {
+            let last = self.targets().last().map_or(self.take_profit, |s| s.profit_percentage);
+            exits::check_trailing(deviation, last, self.strategy)?;
+        }
+        if self.exits.stop_loss.to_breakeven() && self.exits.take_profit_steps.len() < 2 {
+            return Err(DcaError::Unworkable {
+                field: "sl_to_breakeven_enabled",
+                reason: "moving the stop loss to breakeven needs take_profit_steps with two steps or more",
+            });
+        }
+        Ok(self)
+    }
+
+    /// The take-profit steps: the configured ones, or one step of 100 % at `take_profit`.
+    pub fn targets(&self) -> Vec<TakeProfitStep> {
+        if self.exits.take_profit_steps.is_empty() {
+            vec![TakeProfitStep { amount_percentage: Decimal::ONE_HUNDRED, profit_percentage: self.take_profit }]
+        } else {
+            self.exits.take_profit_steps.clone()
+        }
+    }
+
+    /// The take-profit targets of a deal that spent `spent` quote for `coins` base (a short deal:
+    /// received `spent` quote for `coins` sold), with a base order of `bo` quote: each step's
+    /// profit in the formula of [`DcaPlan::new`], applied to actual fills. `None` when one leaves
+    /// `Decimal`'s range.
+    pub fn take_profit_targets(&self, bo: Decimal, spent: Decimal, coins: Decimal) -> Option<Vec<TakeProfitTarget>> {
+        self.targets()
+            .iter()
+            .zip(1u32..)
+            .map(|(step, index)| {
+                let price = tp_formula(self.strategy, self.take_profit_type, step.profit_percentage, bo, spent, coins)?;
+                Some(TakeProfitTarget {
+                    step: index,
+                    amount_percentage: step.amount_percentage,
+                    profit_percentage: step.profit_percentage,
+                    price,
+                })
+            })
+            .collect()
+    }
+
+    /// The first take-profit target's price (the only one without steps); see
+    /// [`DcaSettings::take_profit_targets`].
     pub fn take_profit_price(&self, bo: Decimal, spent: Decimal, coins: Decimal) -> Option<Decimal> {
-        tp_formula(self.strategy, self.take_profit_type, self.take_profit, bo, spent, coins)
+        self.take_profit_targets(bo, spent, coins)?.first().map(|t| t.price)
+    }
+
+    pub fn base_order_volume_type(&self) -> VolumeType {
+        self.base_order_volume_type
+    }
+
+    pub fn safety_order_volume_type(&self) -> VolumeType {
+        self.safety_order_volume_type
+    }
+
+    /// `trailing_deviation` when trailing is on: the last target trails instead of resting on the
+    /// book, and closes at market.
+    pub fn trailing_deviation(&self) -> Option<Decimal> {
+        self.exits.trailing_deviation
+    }
+
+    pub fn stop_loss(&self) -> &StopLoss {
+        &self.exits.stop_loss
+    }
+
+    pub fn take_profit_steps(&self) -> &[TakeProfitStep] {
+        &self.exits.take_profit_steps
     }
 
     pub fn base_order_volume(&self) -> Decimal {
@@ -299,9 +389,12 @@ pub struct DcaOrder {
     /// Base bought (long) or sold (short) so far.
     pub total_base: Decimal,
     pub average_price: Decimal,
+    /// The first take-profit target's price (the only one without steps).
     pub take_profit_price: Decimal,
-    /// How far the price must move from this order's price to reach the take profit, in percent:
-    /// up for a long deal, down for a short one.
+    /// Every target's price, first to last (one without steps).
+    pub take_profit_targets: Vec<Decimal>,
+    /// How far the price must move from this order's price to reach the first take-profit target,
+    /// in percent: up for a long deal, down for a short one.
     pub bounce_percent: Decimal,
 }
 
@@ -309,7 +402,7 @@ pub struct DcaOrder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DcaPlan {
     strategy: Strategy,
-    take_profit: Decimal,
+    targets: Vec<TakeProfitStep>,
     take_profit_type: TakeProfitType,
     orders: Vec<DcaOrder>,
 }
@@ -318,9 +411,11 @@ impl DcaPlan {
     /// The plan of a deal whose base order fills at `start_price`.
     ///
     /// Safety order k sits D_k = d·(1 + s + … + s^(k−1)) % from the base order's price (below for a
-    /// long bot, above for a short one) and is V·v^(k−1) quote large. The take profit is
+    /// long bot, above for a short one) and is V·v^(k−1) large, in the quote or the base currency
+    /// as `safety_order_volume_type` says (the base order likewise). The take profit is
     /// `total`: avg·(1 ± TP/100), or `base`: (spent ± BO·TP/100)/coins, with − for a short deal (it
-    /// buys back the base it sold, keeping TP % of the quote received, or of the base order's).
+    /// buys back the base it sold, keeping TP % of the quote received, or of the base order's);
+    /// with take-profit steps, each step's profit in the same formula.
     ///
     /// # Errors
     /// `DcaError::Unworkable` naming the setting to change when the numbers leave `Decimal`'s range,
@@ -336,13 +431,17 @@ impl DcaPlan {
             field,
             reason: "an order's size in the base asset rounds to zero at this price",
         };
-        let bo = settings.base_order_volume;
-        let bo_base = bo.checked_div(p0).filter(|q| !q.is_zero()).ok_or_else(|| too_small("base_order_volume"))?;
+        let (bo, bo_base) = sized(settings.base_order_volume_type, settings.base_order_volume, p0)
+            .ok_or_else(|| too_large("base_order_volume"))?;
+        if bo_base.is_zero() || bo.is_zero() {
+            return Err(too_small("base_order_volume"));
+        }
         let mut orders = Vec::with_capacity(settings.max_safety_orders as usize + 1);
         let mut total_quote = bo;
         let mut total_base = bo_base;
         let average = p0;
-        let take_profit_price = checked_take_profit(settings, bo, total_quote, total_base, average)?;
+        let targets = checked_take_profit(settings, bo, total_quote, total_base, average)?;
+        let take_profit_price = targets[0];
         orders.push(DcaOrder {
             kind: DcaOrderKind::Base,
             index: 0,
@@ -356,6 +455,7 @@ impl DcaPlan {
             average_price: average,
             bounce_percent: bounce(strategy, p0, take_profit_price).ok_or(too_large("take_profit"))?,
             take_profit_price,
+            take_profit_targets: targets,
         });
         let d = settings.safety_order_step_percentage;
         let s = settings.martingale_step_coefficient;
@@ -403,14 +503,15 @@ impl DcaPlan {
                     reason: "the safety orders' prices become too close to tell apart",
                 });
             }
-            let size_quote = settings
+            let volume = settings
                 .safety_order_volume
                 .checked_mul(volume_power)
                 .ok_or(too_large("martingale_volume_coefficient"))?;
-            let size_base = size_quote
-                .checked_div(price)
-                .filter(|q| !q.is_zero())
-                .ok_or_else(|| too_small("safety_order_volume"))?;
+            let (size_quote, size_base) = sized(settings.safety_order_volume_type, volume, price)
+                .ok_or_else(|| too_large("safety_order_volume"))?;
+            if size_base.is_zero() || size_quote.is_zero() {
+                return Err(too_small("safety_order_volume"));
+            }
             total_quote = total_quote.checked_add(size_quote).ok_or(too_large("safety_order_volume"))?;
             total_base = total_base.checked_add(size_base).ok_or(too_large("safety_order_volume"))?;
             let average_price = total_quote.checked_div(total_base).ok_or(too_large("safety_order_volume"))?;
@@ -425,7 +526,8 @@ impl DcaPlan {
                     reason: "the safety orders become too small to move the average price",
                 });
             }
-            let take_profit_price = checked_take_profit(settings, bo, total_quote, total_base, average_price)?;
+            let targets = checked_take_profit(settings, bo, total_quote, total_base, average_price)?;
+            let take_profit_price = targets[0];
             orders.push(DcaOrder {
                 kind: DcaOrderKind::Safety,
                 index: k,
@@ -439,9 +541,10 @@ impl DcaPlan {
                 average_price,
                 bounce_percent: bounce(strategy, price, take_profit_price).ok_or(too_large("take_profit"))?,
                 take_profit_price,
+                take_profit_targets: targets,
             });
         }
-        Ok(DcaPlan { strategy, take_profit: settings.take_profit, take_profit_type: settings.take_profit_type, orders })
+        Ok(DcaPlan { strategy, targets: settings.targets(), take_profit_type: settings.take_profit_type, orders })
     }
 
     pub fn strategy(&self) -> Strategy {
@@ -493,19 +596,26 @@ impl DcaPlan {
                 total_base = total_base.saturating_add(quantity);
             }
             let average_price = total_quote.checked_div(total_base);
-            let take_profit_price = average_price
-                .and_then(|_| {
-                    tp_formula(
-                        self.strategy,
-                        self.take_profit_type,
-                        self.take_profit,
-                        base_order_quote,
-                        total_quote,
-                        total_base,
-                    )
-                })
-                .filter(|p| *p > Decimal::ZERO)
-                .map(|p| filters.round_price(p, exit_side));
+            let take_profit_targets: Vec<Decimal> = match average_price {
+                None => Vec::new(),
+                Some(_) => self
+                    .targets
+                    .iter()
+                    .map_while(|step| {
+                        tp_formula(
+                            self.strategy,
+                            self.take_profit_type,
+                            step.profit_percentage,
+                            base_order_quote,
+                            total_quote,
+                            total_base,
+                        )
+                        .filter(|p| *p > Decimal::ZERO)
+                        .map(|p| filters.round_price(p, exit_side))
+                    })
+                    .collect(),
+            };
+            let take_profit_price = take_profit_targets.first().copied();
             orders.push(RoundedOrder {
                 kind: order.kind,
                 index: order.index,
@@ -517,6 +627,7 @@ impl DcaPlan {
                 total_base,
                 average_price,
                 take_profit_price,
+                take_profit_targets,
                 violation,
             });
         }
@@ -538,7 +649,10 @@ pub struct RoundedOrder {
     pub total_base: Decimal,
     /// `None` while nothing could be bought or sold (every quantity so far rounded to zero).
     pub average_price: Option<Decimal>,
+    /// The first take-profit target, rounded to the tick on the exit's side.
     pub take_profit_price: Option<Decimal>,
+    /// Every target, rounded (empty while nothing was bought or sold).
+    pub take_profit_targets: Vec<Decimal>,
     /// The filter this order breaks; `None` when the venue would take it.
     pub violation: Option<FilterViolation>,
 }
@@ -560,27 +674,43 @@ impl RoundedPlan {
     }
 }
 
-/// The take-profit price, which must lie on the profitable side of the average price.
+/// An order's volume as (quote, base) at `price`: a quote volume is its cost, a base volume its
+/// quantity. `None` when it leaves `Decimal`'s range.
+fn sized(kind: VolumeType, volume: Decimal, price: Decimal) -> Option<(Decimal, Decimal)> {
+    match kind {
+        VolumeType::BaseCurrency => Some((volume.checked_mul(price)?, volume)),
+        _ => Some((volume, volume.checked_div(price)?)),
+    }
+}
+
+/// Every take-profit target's price, each on the profitable side of the average price.
 fn checked_take_profit(
     settings: &DcaSettings,
     bo: Decimal,
     spent: Decimal,
     coins: Decimal,
     average: Decimal,
-) -> Result<Decimal, DcaError> {
-    let price = tp_formula(settings.strategy, settings.take_profit_type, settings.take_profit, bo, spent, coins)
-        .ok_or(DcaError::Unworkable { field: "take_profit", reason: "the plan's numbers are too large to compute" })?;
-    let profitable = match settings.strategy {
-        Strategy::Long => price > average,
-        Strategy::Short => price > Decimal::ZERO && price < average,
-    };
-    if !profitable {
-        return Err(DcaError::Unworkable {
-            field: "take_profit",
-            reason: "the take profit is too small to tell apart from the average price",
-        });
+) -> Result<Vec<Decimal>, DcaError> {
+    let field = if settings.exits.take_profit_steps.is_empty() { "take_profit" } else { "take_profit_steps" };
+    let targets = settings
+        .take_profit_targets(bo, spent, coins)
+        .ok_or(DcaError::Unworkable { field, reason: "the plan's numbers are too large to compute" })?;
+    let mut prices = Vec::with_capacity(targets.len());
+    for target in targets {
+        let price = target.price;
+        let profitable = match settings.strategy {
+            Strategy::Long => price > average,
+            Strategy::Short => price > Decimal::ZERO && price < average,
+        };
+        if !profitable {
+            return Err(DcaError::Unworkable {
+                field,
+                reason: "the take profit is too small to tell apart from the average price",
+            });
+        }
+        prices.push(price);
     }
-    Ok(price)
+    Ok(prices)
 }
 
 /// `spec/dca.md`: total → avg·(1 + TP/100); base → (spent + BO·TP/100)/coins. A short deal mirrors
@@ -751,10 +881,7 @@ mod tests {
             (DcaSettingsInput { take_profit: dec("0"), ..good() }, "take_profit"),
             (DcaSettingsInput { take_profit: dec("100"), strategy: Strategy::Short, ..good() }, "take_profit"),
             (DcaSettingsInput { base_order_volume_type: VolumeType::Percent, ..good() }, "base_order_volume_type"),
-            (
-                DcaSettingsInput { safety_order_volume_type: VolumeType::BaseCurrency, ..good() },
-                "safety_order_volume_type",
-            ),
+            (DcaSettingsInput { safety_order_volume_type: VolumeType::Xbt, ..good() }, "safety_order_volume_type"),
         ];
         for (input, field) in cases {
             assert_eq!(DcaSettings::new(input).unwrap_err().field(), field);
@@ -764,6 +891,93 @@ mod tests {
         assert_eq!(VolumeType::parse("safety_order_volume_type", "x").unwrap_err().field(), "safety_order_volume_type");
         let none = DcaSettingsInput { max_safety_orders: 0, active_safety_orders_count: 0, ..good() };
         assert_eq!(DcaSettings::new(none).map(|s| s.max_safety_orders()), Ok(0));
+    }
+
+    /// Base-currency volumes fix each order's quantity; its cost follows the price.
+    #[test]
+    fn base_currency_volumes_fix_the_quantity() {
+        let mut raw = input("0.1", "0.1", 2, "1", "1", "2", "1", Strategy::Long);
+        raw.base_order_volume_type = VolumeType::BaseCurrency;
+        raw.safety_order_volume_type = VolumeType::BaseCurrency;
+        let long = plan(raw, "100");
+        let rows: Vec<_> = long.orders().iter().map(|o| (o.price, o.size_base, o.size_quote)).collect();
+        assert_eq!(
+            rows,
+            [
+                (dec("100"), dec("0.1"), dec("10")),
+                (dec("99"), dec("0.1"), dec("9.9")),
+                (dec("98"), dec("0.2"), dec("19.6"))
+            ]
+        );
+        let last = &long.orders()[2];
+        assert_eq!((last.total_quote, last.total_base), (dec("39.5"), dec("0.4")));
+        assert_eq!(last.average_price, dec("98.75"));
+        assert_eq!(last.take_profit_price, dec("99.7375"));
+        // Mixed: a quote-sized base order and base-sized safety orders.
+        let mut mixed = input("10", "0.1", 1, "1", "1", "1", "1", Strategy::Short);
+        mixed.safety_order_volume_type = VolumeType::BaseCurrency;
+        let mixed = plan(mixed, "100");
+        assert_eq!((mixed.orders()[1].price, mixed.orders()[1].size_quote), (dec("101"), dec("10.1")));
+    }
+
+    fn steps(raw: &[(&str, &str)]) -> Vec<TakeProfitStep> {
+        raw.iter().map(|(a, p)| TakeProfitStep { amount_percentage: dec(a), profit_percentage: dec(p) }).collect()
+    }
+
+    /// Example A with two take-profit steps: every row carries both targets, the first one is the
+    /// row's take profit.
+    #[test]
+    fn take_profit_steps_price_every_target() {
+        let settings = DcaSettings::new(input("10", "10", 3, "1", "1", "1", "1", Strategy::Long))
+            .unwrap()
+            .with_exits(ExitSettings {
+                take_profit_steps: steps(&[("50", "1"), ("50", "2")]),
+                ..ExitSettings::default()
+            })
+            .unwrap();
+        let plan = DcaPlan::new(&settings, Price::new(dec("100")).unwrap()).unwrap();
+        let got: Vec<Vec<String>> =
+            plan.orders().iter().map(|o| o.take_profit_targets.iter().map(|p| places(*p, 4)).collect()).collect();
+        assert_eq!(
+            got,
+            [["101.0000", "102.0000"], ["100.4925", "101.4874"], ["99.9832", "100.9731"], ["99.4722", "100.4571"],]
+        );
+        assert_eq!(plan.orders()[3].take_profit_price, plan.orders()[3].take_profit_targets[0]);
+        let targets = settings.take_profit_targets(dec("10"), dec("20"), dec("0.2")).unwrap();
+        assert_eq!(targets.iter().map(|t| (t.step, t.price)).collect::<Vec<_>>(), [(1, dec("101")), (2, dec("102"))]);
+        let rounded = plan.rounded(&btcusdt_filters());
+        assert_eq!(rounded.orders[0].take_profit_targets.len(), 2);
+    }
+
+    #[test]
+    fn exit_settings_are_checked_together() {
+        let base = || DcaSettings::new(input("10", "10", 3, "1", "1", "1", "1", Strategy::Long)).unwrap();
+        let breakeven = StopLoss::new(dec("5"), 0, false, true, crate::StopLossType::StopLoss).unwrap();
+        let err = base().with_exits(ExitSettings { stop_loss: breakeven, ..ExitSettings::default() }).unwrap_err();
+        assert_eq!(err.field(), "sl_to_breakeven_enabled");
+        let ok = base().with_exits(ExitSettings {
+            take_profit_steps: steps(&[("50", "1"), ("50", "2")]),
+            stop_loss: breakeven,
+            trailing_deviation: Some(dec("1.5")),
+        });
+        assert!(ok.is_ok());
+        // Trailing 1.5 % is checked against the last step (2 %), not `take_profit` (1 %).
+        let err = base()
+            .with_exits(ExitSettings { trailing_deviation: Some(dec("1.5")), ..ExitSettings::default() })
+            .unwrap_err();
+        assert_eq!(err.field(), "trailing_deviation");
+        let err = base()
+            .with_exits(ExitSettings {
+                take_profit_steps: steps(&[("60", "1"), ("30", "2")]),
+                ..ExitSettings::default()
+            })
+            .unwrap_err();
+        assert_eq!(err.field(), "take_profit_steps");
+        let settings = ok.unwrap();
+        assert_eq!(settings.trailing_deviation(), Some(dec("1.5")));
+        assert!(settings.stop_loss().to_breakeven());
+        assert_eq!(settings.targets().len(), 2);
+        assert_eq!(base().targets(), steps(&[("100", "1")]));
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub struct OrderIntent {
     /// Sequence number within the deal (0 for a manual order).
     pub seq: u32,
     pub role: OrderRole,
-    /// 1-based index of a safety order; 0 for other roles.
+    /// 1-based index of a safety order or of a take-profit step; 0 for other roles.
     pub safety_index: u32,
     pub side: Side,
     pub kind: OrderKind,
@@ -294,6 +294,12 @@ pub struct Deal {
     pub stop_loss_since: Option<Timestamp>,
     /// Quote gained (or lost) once the deal closed, net of fees paid in quote.
     pub profit_quote: Option<Decimal>,
+    /// The best price since the deal bought (highest for a long deal, lowest for a short one): a
+    /// trailing stop loss follows it.
+    pub best_price: Option<Decimal>,
+    /// The best price since the last take-profit target was reached, while a trailing take profit
+    /// is armed; `None` while it is not.
+    pub trailing_peak: Option<Decimal>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub closed_at: Option<Timestamp>,

@@ -8,6 +8,7 @@ mod clock;
 mod dca;
 mod deal;
 mod email;
+mod exits;
 mod ids;
 mod market;
 
@@ -21,6 +22,10 @@ pub use deal::{
     UnknownName,
 };
 pub use email::{Email, EmailError};
+pub use exits::{
+    ExitSettings, MAX_TAKE_PROFIT_STEPS, StopLoss, StopLossType, TakeProfitStep, TakeProfitTarget, better, check_steps,
+    reached, trailing_exit,
+};
 pub use ids::{AuditId, BackupCodeId, BotId, DealId, ExchangeAccountId, SessionId, UserId};
 pub use market::{
     Asset, FilterViolation, MarketError, MarketFilters, OrderStatus, Pair, Price, Qty, Rounding, Side, round_to_step,

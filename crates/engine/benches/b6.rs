@@ -47,8 +47,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use domain::{
-    Bot, BotId, DcaSettings, DcaSettingsInput, DealId, Decimal, ExchangeAccountId, MarketFilters, OrderKind, OrderRole,
-    OrderStatus, Pair, Side, Strategy, TakeProfitType, Timestamp, UserId, VolumeType,
+    Bot, BotId, DcaSettings, DcaSettingsInput, DealId, Decimal, ExchangeAccountId, ExitSettings, MarketFilters,
+    OrderKind, OrderRole, OrderStatus, Pair, Side, StopLoss, StopLossType, Strategy, TakeProfitType, Timestamp, UserId,
+    VolumeType,
 };
 use engine::{BotSettings, BotState, Command, Engine, Event, OrderUpdate, Output, StartCondition};
 
@@ -415,10 +416,12 @@ fn bot_settings(j: usize) -> BotSettings {
             take_profit_type: TakeProfitType::Total,
             strategy,
         })
+        .and_then(|dca| {
+            let stop_loss = StopLoss::new(stop_loss, 0, false, false, StopLossType::StopLoss)?;
+            dca.with_exits(ExitSettings { stop_loss, ..ExitSettings::default() })
+        })
         .expect("Example A-like settings"),
         start_order_type: OrderKind::Market,
-        stop_loss_percentage: stop_loss,
-        stop_loss_timeout_seconds: 0,
         cooldown_seconds: 0,
         max_active_deals: 1,
         allowed_deals_on_same_pair: 1,
@@ -441,7 +444,7 @@ fn settings_json(pair: &Pair, s: &BotSettings) -> String {
         d.martingale_volume_coefficient(),
         d.take_profit(),
         if d.strategy() == Strategy::Long { "long" } else { "short" },
-        s.stop_loss_percentage,
+        s.dca.stop_loss().percentage(),
     )
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use domain::{Bot, BotId, DealId, Decimal, MarketFilters, Pair, Timestamp};
+use domain::{Bot, BotId, CloseReason, DealId, Decimal, MarketFilters, Pair, StopLossType, Timestamp};
 
 use crate::deal::{Command, Ctx, DealBook, DealError, DealEvent, NewDeal, OrderUpdate};
 use crate::settings::{BotSettings, StartCondition};
@@ -79,10 +79,12 @@ pub enum EngineError {
     Deal(#[from] DealError),
 }
 
-/// What to do after an event: save `changed` (in this order), then carry out `commands`.
+/// What to do after an event: save `changed` (in this order), disable the bots in `disable`
+/// (a stop loss of type `stop_loss_and_disable_bot` fired), then carry out `commands`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Output {
     pub changed: Vec<DealId>,
+    pub disable: Vec<BotId>,
     pub commands: Vec<(DealId, Command)>,
 }
 
@@ -332,15 +334,18 @@ impl Engine {
             (
                 b.deal.status,
                 b.deal.stop_loss_since,
+                b.deal.best_price,
+                b.deal.trailing_peak,
                 b.deal.next_seq,
                 b.orders.iter().filter(|o| o.cancel_requested).count(),
             )
         };
         let before = fingerprint(book);
+        let reason_before = book.deal.close_reason;
         let ctx = Ctx { settings: &bot.settings, filters: &market.filters, now, price: market.price };
         let needs_advance = !matches!(book.deal.status, domain::DealStatus::Bought | domain::DealStatus::Canceled);
         let commands = match event {
-            DealEvent::Price(_) | DealEvent::Candle { .. } if !needs_advance && !stop_loss_on(&bot.settings) => {
+            DealEvent::Price(_) | DealEvent::Candle { .. } if !needs_advance && !watches_prices(&bot.settings) => {
                 return;
             }
             _ => book.apply(&ctx, event.clone()).unwrap_or_default(),
@@ -348,6 +353,7 @@ impl Engine {
         if fingerprint(book) != before || !commands.is_empty() {
             Self::collect(book, commands, out);
         }
+        Self::note_stop_loss(bot, reason_before, book, out);
         if book.deal.status.is_finished()
             && let Some(bot) = self.bots.get_mut(&book.deal.bot_id)
         {
@@ -361,8 +367,10 @@ impl Engine {
         let market = self.markets.get(&book.deal.pair).ok_or(EngineError::NoMarket)?;
         let ctx = Ctx { settings: &bot.settings, filters: &market.filters, now, price: market.price };
         let was_finished = book.deal.status.is_finished();
+        let reason_before = book.deal.close_reason;
         let commands = book.apply(&ctx, event)?;
         Self::collect(book, commands, out);
+        Self::note_stop_loss(bot, reason_before, book, out);
         if !was_finished
             && book.deal.status.is_finished()
             && let Some(bot) = self.bots.get_mut(&book.deal.bot_id)
@@ -370,6 +378,17 @@ impl Engine {
             bot.last_closed_at = Some(now);
         }
         Ok(())
+    }
+
+    /// A stop loss that just fired asks for its bot to be disabled when its type says so.
+    fn note_stop_loss(bot: &BotState, before: Option<CloseReason>, book: &DealBook, out: &mut Output) {
+        let fired = before != Some(CloseReason::StopLoss) && book.deal.close_reason == Some(CloseReason::StopLoss);
+        if fired
+            && bot.settings.dca.stop_loss().kind() == StopLossType::StopLossAndDisableBot
+            && !out.disable.contains(&bot.bot.id)
+        {
+            out.disable.push(bot.bot.id);
+        }
     }
 
     fn collect(book: &DealBook, commands: Vec<Command>, out: &mut Output) {
@@ -499,6 +518,7 @@ fn id_prefix(deal: DealId) -> String {
     sample.trim_start_matches("bw-").trim_end_matches("-0").to_owned()
 }
 
-fn stop_loss_on(settings: &BotSettings) -> bool {
-    settings.stop_loss_percentage > Decimal::ZERO
+/// Whether prices matter to a bought deal: a stop loss or a trailing take profit watches them.
+fn watches_prices(settings: &BotSettings) -> bool {
+    settings.dca.stop_loss().is_on() || settings.dca.trailing_deviation().is_some()
 }

@@ -9,7 +9,8 @@
 
 use domain::{
     CloseReason, DcaPlan, Deal, DealId, DealStatus, Decimal, IntentState, MarketFilters, NewOrder, OrderIntent,
-    OrderKind, OrderRole, OrderStatus, Pair, Price, Side, Strategy, Timestamp,
+    OrderKind, OrderRole, OrderStatus, Pair, Price, Side, Strategy, TakeProfitTarget, Timestamp, VolumeType, better,
+    reached, trailing_exit,
 };
 
 use crate::settings::BotSettings;
@@ -164,6 +165,8 @@ impl DealBook {
             next_seq: 0,
             stop_loss_since: None,
             profit_quote: None,
+            best_price: None,
+            trailing_peak: None,
             created_at: ctx.now,
             updated_at: ctx.now,
             closed_at: None,
@@ -192,19 +195,22 @@ impl DealBook {
         let before = self.deal.status;
         match event {
             DealEvent::Price(price) => {
-                self.watch_stop_loss(ctx, price);
-                if before == DealStatus::Bought && self.deal.status == before {
+                self.watch_stop_loss(ctx, price, price);
+                let triggered = self.watch_trailing(ctx, price);
+                if before == DealStatus::Bought && self.deal.status == before && !triggered {
                     // A price moves nothing else of an open deal: the venue fills its orders.
                     return Ok(commands);
                 }
             }
-            DealEvent::Candle { high, low, .. } => {
-                let adverse = match self.deal.strategy {
-                    Strategy::Long => low,
-                    Strategy::Short => high,
+            DealEvent::Candle { high, low, close } => {
+                let (adverse, favourable) = match self.deal.strategy {
+                    Strategy::Long => (low, high),
+                    Strategy::Short => (high, low),
                 };
-                self.watch_stop_loss(ctx, adverse);
-                if before == DealStatus::Bought && self.deal.status == before {
+                self.watch_stop_loss(ctx, adverse, favourable);
+                // The candle's best price counts for the peak; the exit is judged at its close.
+                let triggered = self.watch_trailing(ctx, favourable) || self.trailing_triggered(ctx, close);
+                if before == DealStatus::Bought && self.deal.status == before && !triggered {
                     return Ok(commands);
                 }
             }
@@ -250,7 +256,7 @@ impl DealBook {
             DealEvent::AddFunds { quote } => self.add_funds(ctx, quote, &mut commands)?,
             DealEvent::Timer => {
                 if let Some(price) = ctx.price {
-                    self.watch_stop_loss(ctx, price);
+                    self.watch_stop_loss(ctx, price, price);
                 }
                 for order in &mut self.orders {
                     if order.cancel_requested
@@ -340,13 +346,44 @@ impl DealBook {
         spent.checked_div(coins)
     }
 
-    /// The take-profit price of the completed entries, before rounding.
+    /// The take-profit price of the completed entries, before rounding (the first target's).
     pub fn take_profit_price(&self, settings: &BotSettings) -> Option<Decimal> {
+        self.take_profit_targets(settings)?.first().map(|t| t.price)
+    }
+
+    /// Every take-profit target of the completed entries, before rounding.
+    pub fn take_profit_targets(&self, settings: &BotSettings) -> Option<Vec<TakeProfitTarget>> {
         let (spent, coins, bo) = self.entry_totals();
         if coins.is_zero() {
             return None;
         }
-        settings.dca.take_profit_price(bo, spent, coins)
+        settings.dca.take_profit_targets(bo, spent, coins)
+    }
+
+    /// The price that would trigger the deal's stop loss now (`None` without one, or before the
+    /// deal bought).
+    pub fn stop_loss_price(&self, settings: &BotSettings) -> Option<Decimal> {
+        let average = self.average_price()?;
+        settings.dca.stop_loss().trigger(self.deal.strategy, average, self.deal.best_price, self.exiting())
+    }
+
+    /// Base bought (long, net of base fees) or sold (short) by the completed entries: what the
+    /// take-profit steps share out.
+    fn entry_basis(&self) -> Decimal {
+        self.orders
+            .iter()
+            .filter(|o| is_entry(o.role) && completed(o))
+            .map(|o| match self.deal.strategy {
+                Strategy::Long => o.net_base(),
+                Strategy::Short => o.executed_qty,
+            })
+            .sum()
+    }
+
+    /// Some take profit traded: the deal began to exit (safety orders of a multi-step take profit
+    /// stop; a stop loss to breakeven arms).
+    fn exiting(&self) -> bool {
+        self.orders.iter().any(|o| o.role == OrderRole::TakeProfit && !o.executed_qty.is_zero())
     }
 
     /// Quote gained by the deal: what the exits brought in less what the entries cost (long), or
@@ -365,33 +402,65 @@ impl DealBook {
         profit
     }
 
-    fn watch_stop_loss(&mut self, ctx: &Ctx<'_>, adverse: Decimal) {
-        let sl = ctx.settings.stop_loss_percentage;
-        if self.deal.status != DealStatus::Bought || sl <= Decimal::ZERO {
+    /// Checks the stop loss against `adverse` (the worst price seen) with the best price known
+    /// before it, then lets a trailing stop loss follow `favourable` (the best price seen).
+    fn watch_stop_loss(&mut self, ctx: &Ctx<'_>, adverse: Decimal, favourable: Decimal) {
+        let sl = ctx.settings.dca.stop_loss();
+        if self.deal.status != DealStatus::Bought || !sl.is_on() {
             return;
         }
+        let strategy = self.deal.strategy;
         let Some(average) = self.average_price() else { return };
-        let hundred = Decimal::ONE_HUNDRED;
-        let crossed = match self.deal.strategy {
-            Strategy::Long => average
-                .checked_mul(hundred - sl)
-                .and_then(|x| x.checked_div(hundred))
-                .is_some_and(|trigger| adverse <= trigger),
-            Strategy::Short => average
-                .checked_mul(hundred + sl)
-                .and_then(|x| x.checked_div(hundred))
-                .is_some_and(|trigger| adverse >= trigger),
-        };
-        if !crossed {
+        let trigger = sl.trigger(strategy, average, self.deal.best_price, self.exiting());
+        if sl.trailing() {
+            self.deal.best_price = Some(self.deal.best_price.map_or(favourable, |b| better(strategy, b, favourable)));
+        }
+        if !trigger.is_some_and(|t| sl.crossed(strategy, t, adverse)) {
             self.deal.stop_loss_since = None;
             return;
         }
         let since = *self.deal.stop_loss_since.get_or_insert(ctx.now);
         let waited = ctx.now.as_unix_millis() - since.as_unix_millis();
-        if waited >= i64::from(ctx.settings.stop_loss_timeout_seconds) * 1000 {
+        if waited >= i64::from(sl.timeout_seconds()) * 1000 {
             self.deal.status = DealStatus::PanicSellPending;
             self.deal.close_reason = Some(CloseReason::StopLoss);
         }
+    }
+
+    /// Arms a trailing take profit once `favourable` reaches the last target and follows its peak
+    /// from then on; true when the current price has come back far enough to close.
+    fn watch_trailing(&mut self, ctx: &Ctx<'_>, favourable: Decimal) -> bool {
+        if ctx.settings.dca.trailing_deviation().is_none() || self.deal.status != DealStatus::Bought {
+            return false;
+        }
+        let strategy = self.deal.strategy;
+        match self.deal.trailing_peak {
+            Some(peak) => self.deal.trailing_peak = Some(better(strategy, peak, favourable)),
+            None => {
+                let Some(last) = self.take_profit_targets(ctx.settings).and_then(|t| t.last().copied()) else {
+                    return false;
+                };
+                if !reached(strategy, favourable, last.price) {
+                    return false;
+                }
+                self.deal.trailing_peak = Some(favourable);
+            }
+        }
+        ctx.price.is_some_and(|price| self.trailing_triggered(ctx, price))
+    }
+
+    /// Whether an armed trailing take profit closes at `price`: back by `trailing_deviation` from
+    /// its peak, or at the average entry price at the latest.
+    fn trailing_triggered(&self, ctx: &Ctx<'_>, price: Decimal) -> bool {
+        let (Some(deviation), Some(peak)) = (ctx.settings.dca.trailing_deviation(), self.deal.trailing_peak) else {
+            return false;
+        };
+        let Some(average) = self.average_price() else { return false };
+        let strategy = self.deal.strategy;
+        trailing_exit(strategy, deviation, peak, average).is_some_and(|exit| match strategy {
+            Strategy::Long => price <= exit,
+            Strategy::Short => price >= exit,
+        })
     }
 
     fn add_funds(&mut self, ctx: &Ctx<'_>, quote: Decimal, commands: &mut Vec<Command>) -> Result<(), DealError> {
@@ -520,13 +589,13 @@ impl DealBook {
                 }
             }
             DealStatus::Bought => {
-                if self.orders.iter().any(|o| o.role == OrderRole::TakeProfit && o.state == IntentState::Filled) {
+                if self.exits_done(ctx) {
                     self.finish(ctx.now, DealStatus::Completed, CloseReason::TakeProfit);
                     self.cancel_live(ctx.now, commands, is_entry);
                     return;
                 }
                 self.place_safety_orders(ctx, commands);
-                self.place_take_profit(ctx, commands);
+                self.manage_exits(ctx, commands);
             }
             DealStatus::CancelPending => {
                 if self.cancel_live(ctx.now, commands, |_| true) {
@@ -578,7 +647,17 @@ impl DealBook {
         let side = self.deal.strategy.entry_side();
         let bo = settings.dca.base_order_volume();
         let filters = ctx.filters;
+        let in_base = settings.dca.base_order_volume_type() == VolumeType::BaseCurrency;
         let (kind, price, amount, qty) = match (settings.start_order_type, side) {
+            (OrderKind::Market, _) if in_base => {
+                let qty = filters.round_qty(bo);
+                (OrderKind::Market, price, (Some(qty), None), qty)
+            }
+            (OrderKind::Limit, _) if in_base => {
+                let limit = filters.round_price(price, side);
+                let qty = filters.round_qty(bo);
+                (OrderKind::Limit, limit, (Some(qty), None), qty)
+            }
             (OrderKind::Market, Side::Buy) => {
                 let qty = filters.round_qty(bo.checked_div(price).unwrap_or_default());
                 (OrderKind::Market, price, (None, Some(bo)), qty)
@@ -608,6 +687,11 @@ impl DealBook {
 
     fn place_safety_orders(&mut self, ctx: &Ctx<'_>, commands: &mut Vec<Command>) {
         let settings = ctx.settings;
+        if settings.dca.take_profit_steps().len() > 1 && self.exiting() {
+            // Once a multi-step take profit began to sell, the deal no longer averages in.
+            self.cancel_live(ctx.now, commands, |role| role == OrderRole::Safety);
+            return;
+        }
         let safety = || self.orders.iter().filter(|o| o.role == OrderRole::Safety);
         // A refused safety order stops the ladder: the user sees why, nothing is retried blindly.
         if safety().any(|o| o.state == IntentState::Rejected) {
@@ -648,35 +732,137 @@ impl DealBook {
         }
     }
 
-    fn place_take_profit(&mut self, ctx: &Ctx<'_>, commands: &mut Vec<Command>) {
+    /// What each take-profit step still has to sell (long) or buy back (short): its share of the
+    /// completed entries (the last step takes what the others leave, so rounding leaves nothing
+    /// behind; a share too small for the market's minimum joins the next step) less what its
+    /// orders already traded, with the step's target.
+    fn exit_plan(&self, ctx: &Ctx<'_>) -> Option<Vec<(TakeProfitTarget, Decimal)>> {
+        let targets = self.take_profit_targets(ctx.settings)?;
+        let basis = self.entry_basis();
+        let filters = ctx.filters;
         let side = exit_side(self.deal.strategy);
-        let qty = ctx.filters.round_qty(self.position(true));
-        let Some(price) = self.take_profit_price(ctx.settings).map(|p| ctx.filters.round_price(p, side)) else {
-            return;
+        let placeable = |target: &TakeProfitTarget, qty: Decimal| {
+            filters.check(filters.round_price(target.price, side), qty).is_ok()
         };
-        let current = self.orders.iter().rev().find(|o| o.role == OrderRole::TakeProfit);
-        if let Some(tp) = current {
-            let same = tp.quantity == Some(qty) && tp.price == price;
-            match tp.state {
-                IntentState::Pending => return,
-                IntentState::Open => {
-                    if !same && !tp.cancel_requested {
-                        let id = tp.client_order_id.clone();
-                        if let Some(tp) = self.order_mut(&id) {
-                            tp.cancel_requested = true;
-                            tp.updated_at = ctx.now;
-                        }
-                        commands.push(Command::Cancel(id));
-                    }
-                    return;
-                }
-                IntentState::Rejected if same => return,
-                _ => {}
+        let n = targets.len();
+        let mut desired = vec![Decimal::ZERO; n];
+        let mut assigned = Decimal::ZERO;
+        let mut carried = Decimal::ZERO;
+        for (i, target) in targets.iter().enumerate() {
+            let share = if i + 1 == n {
+                basis - assigned
+            } else {
+                basis.checked_mul(target.amount_percentage)?.checked_div(Decimal::ONE_HUNDRED)? + carried
+            };
+            let qty = filters.round_qty(share.max(Decimal::ZERO));
+            if i + 1 < n && !placeable(target, qty) {
+                // Too small for the market on its own: this step's share goes to the next one.
+                carried = share;
+                continue;
             }
+            carried = Decimal::ZERO;
+            desired[i] = qty;
+            assigned += qty;
         }
-        if qty <= Decimal::ZERO || ctx.filters.check(price, qty).is_err() {
-            return;
+        if n > 1
+            && !placeable(&targets[n - 1], desired[n - 1])
+            && let Some(j) = (0..n - 1).rev().find(|&j| !desired[j].is_zero())
+        {
+            // The last share, too small alone, joins the nearest step before it that has one.
+            let last = std::mem::take(&mut desired[n - 1]);
+            desired[j] += last;
         }
-        self.place(ctx, commands, OrderRole::TakeProfit, 0, side, OrderKind::Limit, price, (Some(qty), None));
+        // Never more in all than the deal holds, whatever earlier shares already traded.
+        let mut held = filters.round_qty(self.position(true).max(Decimal::ZERO));
+        let mut plan = Vec::with_capacity(n);
+        for (target, desired) in targets.into_iter().zip(desired) {
+            let executed: Decimal = self
+                .orders
+                .iter()
+                .filter(|o| o.role == OrderRole::TakeProfit && step_of(o) == target.step)
+                .map(|o| o.executed_qty)
+                .sum();
+            let remaining = filters.round_qty((desired - executed).max(Decimal::ZERO)).min(held);
+            held -= remaining;
+            plan.push((target, remaining));
+        }
+        Some(plan)
     }
+
+    /// The take profit is done: something traded, no exit order is working, and every step has
+    /// nothing left that the market would take.
+    fn exits_done(&self, ctx: &Ctx<'_>) -> bool {
+        if !self.exiting() || self.orders.iter().any(|o| o.role == OrderRole::TakeProfit && live(o)) {
+            return false;
+        }
+        let Some(plan) = self.exit_plan(ctx) else { return false };
+        let side = exit_side(self.deal.strategy);
+        plan.iter().all(|(target, remaining)| {
+            let price = ctx.filters.round_price(target.price, side);
+            remaining.is_zero() || ctx.filters.check(price, *remaining).is_err()
+        })
+    }
+
+    /// Places, resizes (cancel confirmed first) or, trailing, triggers the take-profit steps.
+    fn manage_exits(&mut self, ctx: &Ctx<'_>, commands: &mut Vec<Command>) {
+        let side = exit_side(self.deal.strategy);
+        let filters = ctx.filters;
+        let Some(plan) = self.exit_plan(ctx) else { return };
+        let trailing = ctx.settings.dca.trailing_deviation().is_some();
+        let last_step = plan.last().map_or(0, |(t, _)| t.step);
+        for (target, remaining) in plan {
+            let current = self
+                .orders
+                .iter()
+                .rev()
+                .find(|o| o.role == OrderRole::TakeProfit && step_of(o) == target.step)
+                .cloned();
+            if trailing && target.step == last_step {
+                // The trailing step never rests on the book: it closes at market when triggered.
+                let busy = current
+                    .as_ref()
+                    .is_some_and(|o| live(o) || (o.state == IntentState::Rejected && o.quantity == Some(remaining)));
+                let Some(price) = ctx.price else { continue };
+                if busy
+                    || !self.trailing_triggered(ctx, price)
+                    || remaining.is_zero()
+                    || filters.check(price, remaining).is_err()
+                {
+                    continue;
+                }
+                let amount = (Some(remaining), None);
+                self.place(ctx, commands, OrderRole::TakeProfit, target.step, side, OrderKind::Market, price, amount);
+                continue;
+            }
+            let price = filters.round_price(target.price, side);
+            if let Some(order) = current {
+                match order.state {
+                    IntentState::Pending => continue,
+                    IntentState::Open => {
+                        let left = order.quantity.unwrap_or_default() - order.executed_qty;
+                        if (left != remaining || order.price != price) && !order.cancel_requested {
+                            if let Some(order) = self.order_mut(&order.client_order_id) {
+                                order.cancel_requested = true;
+                                order.updated_at = ctx.now;
+                            }
+                            commands.push(Command::Cancel(order.client_order_id.clone()));
+                        }
+                        continue;
+                    }
+                    IntentState::Rejected if order.quantity == Some(remaining) && order.price == price => continue,
+                    _ => {}
+                }
+            }
+            if remaining.is_zero() || filters.check(price, remaining).is_err() {
+                continue;
+            }
+            let amount = (Some(remaining), None);
+            self.place(ctx, commands, OrderRole::TakeProfit, target.step, side, OrderKind::Limit, price, amount);
+        }
+    }
+}
+
+/// The take-profit step an order belongs to (orders recorded before steps existed carry 0: step 1).
+fn step_of(order: &OrderIntent) -> u32 {
+    order.safety_index.max(1)
 }

@@ -1,6 +1,6 @@
 //! A DCA bot's settings beyond the plan: how deals start, stop and overlap.
 
-use domain::{DcaSettings, Decimal, OrderKind};
+use domain::{DcaSettings, OrderKind};
 
 /// How a bot's deals start (`strategy_list` in 3Commas).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,15 +26,11 @@ impl StartCondition {
 /// Everything the engine needs to run a DCA bot's deals, already checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BotSettings {
-    /// The plan: sizes, safety orders, take profit, strategy.
+    /// The plan: sizes, safety orders, strategy, and the exits (take-profit steps, trailing, stop
+    /// loss).
     pub dca: DcaSettings,
     /// `start_order_type`: the base order as a market or a limit order at the current price.
     pub start_order_type: OrderKind,
-    /// `stop_loss_percentage` from the average entry price; zero is off.
-    pub stop_loss_percentage: Decimal,
-    /// `stop_loss_timeout_in_seconds` when `stop_loss_timeout_enabled`: how long the price must stay
-    /// past the stop loss before the deal closes. Zero closes at once.
-    pub stop_loss_timeout_seconds: u32,
     /// `cooldown`: seconds between a bot's deal closing and its next deal starting.
     pub cooldown_seconds: u32,
     /// `max_active_deals`.

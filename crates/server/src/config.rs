@@ -107,6 +107,9 @@ pub struct ServerConfig {
     pub housekeeping_every: Duration,
     /// How often the bot engine's cycle runs (prices, order reconciliation, the timer).
     pub engine_interval: Duration,
+    /// How often the manual orders whose outcome is not known yet (pending, or open at the venue)
+    /// are looked up at their venues (`manual_orders`, run by every node).
+    pub manual_order_interval: Duration,
     /// How long a node's lease on a bot lasts; renewed every cycle. A node that dies loses its
     /// bots to the others after this long.
     pub bot_lease: Duration,
@@ -139,6 +142,7 @@ impl ServerConfig {
             vault_refresh: Duration::from_secs(30),
             housekeeping_every: Duration::from_secs(600),
             engine_interval: Duration::from_secs(1),
+            manual_order_interval: Duration::from_secs(5),
             bot_lease: Duration::from_secs(30),
             node_id: "node".to_owned(),
         }

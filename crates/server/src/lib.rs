@@ -12,6 +12,7 @@ pub mod extract;
 mod hashing;
 mod keys;
 pub mod live_vault;
+pub mod manual_orders;
 pub mod middleware;
 mod order_guard;
 mod pages;
@@ -137,8 +138,9 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, with the client's socket address
-/// available to handlers. Also runs the housekeeping loop (expired-session purge) and the vault's
-/// refresh loop (key ring reload and the rewrap job of a rotation).
+/// available to handlers. Also runs the housekeeping loop (expired-session purge), the vault's
+/// refresh loop (key ring reload and the rewrap job of a rotation), the bot runner and the
+/// reconciliation of manual orders.
 ///
 /// # Errors
 /// The IO error that stopped the server.
@@ -150,12 +152,14 @@ pub async fn serve(
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let vault_refresh = tokio::spawn(state.vault.clone().run_refresh());
     let engine = tokio::spawn(runner::run(state.clone()));
+    let manual_orders = tokio::spawn(manual_orders::run(state.clone()));
     let state_for_release = state.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     housekeeping.abort();
     vault_refresh.abort();
     engine.abort();
+    manual_orders.abort();
     // Let another node take this node's bots at once rather than when the leases run out.
     let _ = state_for_release.store.release_bots(state_for_release.runner.node()).await;
     result

@@ -424,9 +424,7 @@ async fn reconcile(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiErro
             }
             Err(ExchangeError::OrderNotFound) => {
                 let Ok(venue_now) = exchange.server_time().await else { continue };
-                let first = *rs.unseen.entry(order.client_order_id.clone()).or_insert(venue_now);
-                if venue_now.as_unix_millis() - first.as_unix_millis() >= UNSEEN_GRACE_MS {
-                    rs.unseen.remove(&order.client_order_id);
+                if missing_long_enough(&mut rs.unseen, &order.client_order_id, venue_now) {
                     let event = Event::NotPlaced { client_order_id: order.client_order_id.clone() };
                     process(state, rs, &venue, event).await?;
                 }
@@ -466,10 +464,29 @@ async fn reconcile(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiErro
     Ok(())
 }
 
+/// Notes that the order `client_order_id` was looked for at the venue and not found, with the
+/// venue's clock at `venue_now`, and tells whether it has been missing long enough to count as
+/// never placed: the venue's clock has passed the first miss by the receive window and a second
+/// (`UNSEEN_GRACE_MS`), so no request signed before that miss can still be accepted. `unseen`
+/// keeps each missing order's first miss (venue time); the entry goes once the answer is yes.
+/// Shared with the manual-order reconciler (`manual_orders`).
+pub(crate) fn missing_long_enough(
+    unseen: &mut HashMap<String, Timestamp>,
+    client_order_id: &str,
+    venue_now: Timestamp,
+) -> bool {
+    let first = *unseen.entry(client_order_id.to_owned()).or_insert(venue_now);
+    let missing = venue_now.as_unix_millis() - first.as_unix_millis() >= UNSEEN_GRACE_MS;
+    if missing {
+        unseen.remove(client_order_id);
+    }
+    missing
+}
+
 /// The engine's view of a venue report, with the fees split by asset: from the report's fills
 /// when it has them, else (for an order that traded and will not trade any more) from the
-/// account's trade history.
-async fn update_of(exchange: &dyn Exchange, order: &OrderIntent, report: &OrderReport) -> OrderUpdate {
+/// account's trade history. Shared with manual orders (`manual_orders::reported`).
+pub(crate) async fn update_of(exchange: &dyn Exchange, order: &OrderIntent, report: &OrderReport) -> OrderUpdate {
     let base = &order.pair.base;
     let quote = &order.pair.quote;
     let mut fee_base = Decimal::ZERO;
@@ -539,6 +556,11 @@ async fn process(state: &AppState, rs: &mut RunnerState, venue: &str, event: Eve
             tracing::warn!(bot = %bot, "this node lost the bot's lease; another node runs it now");
             engine.remove_bot(*bot);
             rs.bot_venue.remove(bot);
+        }
+        for bot in &output.disable {
+            if !lost.contains(bot) {
+                disable_bot(state, rs, venue, *bot, "stop_loss").await?;
+            }
         }
         for (deal, command) in output.commands {
             let Some(engine) = rs.engines.get(venue) else { break };

@@ -600,7 +600,7 @@ macro_rules! impl_store {
                 )
             }
 
-            const DEAL_FIELDS: [&str; 17] = [
+            const DEAL_FIELDS: [&str; 19] = [
                 "id",
                 "bot_id",
                 "user_id",
@@ -614,6 +614,8 @@ macro_rules! impl_store {
                 "next_seq",
                 "stop_loss_since",
                 "profit_quote",
+                "best_price",
+                "trailing_peak",
                 "created_seq",
                 "created_at",
                 "updated_at",
@@ -672,6 +674,8 @@ macro_rules! impl_store {
                     next_seq: get_u32(row, "next_seq")?,
                     stop_loss_since: get::<Option<i64>>(row, "stop_loss_since")?.map(ts),
                     profit_quote: get_opt_dec(row, "profit_quote")?,
+                    best_price: get_opt_dec(row, "best_price")?,
+                    trailing_peak: get_opt_dec(row, "trailing_peak")?,
                     created_at: ts(get(row, "created_at")?),
                     updated_at: ts(get(row, "updated_at")?),
                     closed_at: get::<Option<i64>>(row, "closed_at")?.map(ts),
@@ -816,14 +820,15 @@ macro_rules! impl_store {
                 }
                 let written = sqlx::query(
                     "INSERT INTO deals (id, bot_id, user_id, exchange_account_id, pair, strategy, status, close_reason, \
-                       settings, base_price, next_seq, stop_loss_since, profit_quote, created_seq, created_at, updated_at, \
-                       closed_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                       (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM deals), $14, $15, $16) \
+                       settings, base_price, next_seq, stop_loss_since, profit_quote, best_price, trailing_peak, \
+                       created_seq, created_at, updated_at, closed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                       (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM deals), $16, $17, $18) \
                      ON CONFLICT (id) DO UPDATE SET pair = excluded.pair, strategy = excluded.strategy, \
                        status = excluded.status, close_reason = excluded.close_reason, settings = excluded.settings, \
                        base_price = excluded.base_price, next_seq = excluded.next_seq, \
                        stop_loss_since = excluded.stop_loss_since, profit_quote = excluded.profit_quote, \
+                       best_price = excluded.best_price, trailing_peak = excluded.trailing_peak, \
                        updated_at = excluded.updated_at, closed_at = excluded.closed_at \
                      WHERE deals.bot_id = excluded.bot_id AND deals.user_id = excluded.user_id \
                        AND deals.exchange_account_id = excluded.exchange_account_id",
@@ -841,6 +846,8 @@ macro_rules! impl_store {
                 .bind(u32_param(deal.next_seq))
                 .bind(deal.stop_loss_since.map(|t| t.as_unix_millis()))
                 .bind(opt_dec(deal.profit_quote))
+                .bind(opt_dec(deal.best_price))
+                .bind(opt_dec(deal.trailing_peak))
                 .bind(deal.created_at.as_unix_millis())
                 .bind(deal.updated_at.as_unix_millis())
                 .bind(deal.closed_at.map(|t| t.as_unix_millis()))
@@ -2287,6 +2294,70 @@ macro_rules! impl_store {
                 }
                 .await;
                 sql_impl::end_tx(tx, result, |_| true).await
+            }
+
+            async fn advance_order(&self, order: &::domain::OrderIntent) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    // Locked until commit (PostgreSQL; SQLite's write transaction holds the whole
+                    // database), so a concurrent update waits and then compares with this one's.
+                    let sql = format!(
+                        "SELECT {} FROM orders o WHERE o.client_order_id = $1 AND o.user_id = $2 \
+                         AND o.exchange_account_id = $3 AND o.deal_id IS NULL{}",
+                        sql_impl::order_columns(),
+                        sql_impl::for_update()
+                    );
+                    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(order.client_order_id.as_str())
+                        .bind(order.user_id.to_string())
+                        .bind(order.exchange_account_id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?
+                    else {
+                        return Ok(false);
+                    };
+                    if !::store::is_forward_update(&sql_impl::order(&row)?, order) {
+                        return Ok(false);
+                    }
+                    sqlx::query(
+                        "UPDATE orders SET state = $2, venue_order_id = COALESCE($3, venue_order_id), \
+                           executed_qty = $4, executed_quote = $5, fee_base = $6, fee_quote = $7, error = $8, \
+                           updated_at = $9 \
+                         WHERE client_order_id = $1",
+                    )
+                    .bind(order.client_order_id.as_str())
+                    .bind(order.state.as_str())
+                    .bind(order.venue_order_id.as_deref())
+                    .bind(sql_impl::dec(order.executed_qty))
+                    .bind(sql_impl::dec(order.executed_quote))
+                    .bind(sql_impl::dec(order.fee_base))
+                    .bind(sql_impl::dec(order.fee_quote))
+                    .bind(order.error.as_deref())
+                    .bind(order.updated_at.as_unix_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                    Ok(true)
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |written| *written).await
+            }
+
+            async fn unresolved_manual_orders(&self) -> ::store::StoreResult<Vec<::domain::OrderIntent>> {
+                use $crate::sqlx;
+                // `deal_id IS NULL` goes through the `orders_deal` index: only manual orders are
+                // read, never the bots' (which are most of the table).
+                let sql = format!(
+                    "SELECT {} FROM orders o \
+                     WHERE o.deal_id IS NULL AND o.state IN ('pending', 'open') AND o.role = 'manual' \
+                     ORDER BY o.created_at, o.client_order_id",
+                    sql_impl::order_columns()
+                );
+                let rows =
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(sql_impl::map_err)?;
+                rows.iter().map(sql_impl::order).collect()
             }
 
             async fn orders_since(

@@ -63,6 +63,8 @@ macro_rules! store_contract_tests {
             a_finished_deal_with_live_orders_still_needs_running,
             concurrent_claims_never_share_a_bot,
             manual_orders_are_recorded_and_counted_since,
+            unresolved_manual_orders_are_listed_until_the_venue_settles_them,
+            manual_orders_only_move_forward_even_when_updated_at_once,
             trading_policies_are_set_per_account_by_its_owner,
             the_kill_switch_stops_bots_revokes_webhooks_and_ends_other_sessions,
             deleting_an_exchange_account_removes_its_bots_deals_orders_and_policy,
@@ -1085,6 +1087,8 @@ fn new_deal(bot: &Bot, status: DealStatus, created: Timestamp) -> Deal {
         base_price: None,
         next_seq: 0,
         stop_loss_since: None,
+        best_price: None,
+        trailing_peak: None,
         profit_quote: None,
         created_at: created,
         updated_at: created,
@@ -1280,6 +1284,8 @@ pub async fn deals_and_orders_round_trip_every_value_exactly(store: &dyn Store) 
         deal.base_price = Some(dec(["123456.123456789", "0.00000001", "27000.50"][i % 3]));
         deal.profit_quote = (i % 2 == 1).then(|| dec("-0.00000001"));
         deal.stop_loss_since = (i % 3 == 0).then(|| at(11));
+        deal.best_price = (i % 2 == 0).then(|| dec("101.23000001"));
+        deal.trailing_peak = (i % 4 == 0).then(|| dec("0.00000001"));
         deal.closed_at = status.is_finished().then(|| at(12));
         deal.next_seq = i32 * 7;
         deal.settings = format!(r#"{{"deal":{i},"note":"ünïcödé 'quoted'"}}"#);
@@ -1674,6 +1680,139 @@ pub async fn manual_orders_are_recorded_and_counted_since(store: &dyn Store) {
     assert_eq!(since(account, 0).await[1].state, IntentState::Pending);
     assert!(since(others_account, 0).await.is_empty());
     assert!(!audit_kinds(store, other).await.contains(&"order.hijack".to_owned()));
+}
+
+pub async fn unresolved_manual_orders_are_listed_until_the_venue_settles_them(store: &dyn Store) {
+    let (user, account, bot) = bot_owner(store, "unresolved@example.com").await;
+    let (other, others_account, _) = bot_owner(store, "unresolved-other@example.com").await;
+    assert!(store.unresolved_manual_orders().await.unwrap().is_empty());
+    let pending = manual_order(user, account, "u-pending", at(30));
+    let mut open = manual_order(other, others_account, "u-open", at(10));
+    open.state = IntentState::Open;
+    open.venue_order_id = Some("41".to_owned());
+    let late = manual_order(user, account, "u-late", at(30));
+    let mut settled = Vec::new();
+    for (i, state) in [IntentState::Filled, IntentState::Canceled, IntentState::Rejected, IntentState::NotPlaced]
+        .into_iter()
+        .enumerate()
+    {
+        let mut order = manual_order(user, account, &format!("u-settled-{i}"), at(5));
+        order.state = state;
+        settled.push(order);
+    }
+    for order in [&pending, &open, &late].into_iter().chain(&settled) {
+        store.record_order(order, None).await.unwrap();
+    }
+    // A deal's pending order is the runner's to resolve, not the manual reconciler's.
+    assert_eq!(claim_all(store).await.len(), 2);
+    let deal = new_deal(&bot, DealStatus::BaseOrderPlaced, at(1));
+    assert!(save_as(store, NODE_A, at(1), &deal, &[new_order(&deal, 0, OrderRole::Base)]).await);
+
+    let listed = || async { store.unresolved_manual_orders().await.unwrap() };
+    assert_eq!(listed().await, [open.clone(), late.clone(), pending.clone()], "every user's, oldest first");
+
+    let mut filled = pending.clone();
+    filled.state = IntentState::Filled;
+    filled.venue_order_id = Some("42".to_owned());
+    filled.executed_qty = dec("0.02777777");
+    filled.executed_quote = dec("49.99999999");
+    filled.fee_quote = dec("0.04999999");
+    filled.updated_at = at(40);
+    assert!(store.advance_order(&filled).await.unwrap());
+    let mut not_placed = late.clone();
+    not_placed.state = IntentState::NotPlaced;
+    not_placed.updated_at = at(40);
+    assert!(store.advance_order(&not_placed).await.unwrap());
+    assert_eq!(listed().await, [open]);
+    let rows = store.orders_since(account, at(30)).await.unwrap();
+    assert_eq!(rows, [not_placed, filled], "written exactly, creation time kept");
+}
+
+pub async fn manual_orders_only_move_forward_even_when_updated_at_once(store: &dyn Store) {
+    let (user, account, bot) = bot_owner(store, "forward@example.com").await;
+    let (other, others_account, _) = bot_owner(store, "forward-other@example.com").await;
+    let order = manual_order(user, account, "f-1", at(10));
+    store.record_order(&order, None).await.unwrap();
+    let stored = || async { store.orders_since(account, at(10)).await.unwrap().remove(0) };
+    let report = |state: IntentState, qty: &str, quote: &str, when: i64| {
+        let mut next = order.clone();
+        next.state = state;
+        next.venue_order_id = Some("900".to_owned());
+        next.executed_qty = dec(qty);
+        next.executed_quote = dec(quote);
+        next.updated_at = at(when);
+        next
+    };
+
+    let half = report(IntentState::Open, "0.01", "18", 20);
+    assert!(store.advance_order(&half).await.unwrap());
+    assert!(store.advance_order(&half).await.unwrap(), "the same report again changes nothing");
+    assert_eq!(stored().await, half);
+    // Back to pending, or less executed than stored: refused, nothing written.
+    assert!(!store.advance_order(&report(IntentState::Pending, "0.01", "18", 21)).await.unwrap());
+    assert!(!store.advance_order(&report(IntentState::Open, "0.005", "18", 21)).await.unwrap());
+    assert!(!store.advance_order(&report(IntentState::Open, "0.01", "17.99", 21)).await.unwrap());
+    assert!(!store.advance_order(&report(IntentState::Canceled, "0", "0", 21)).await.unwrap());
+    assert_eq!(stored().await, half);
+    // A report without the venue's id keeps the one stored.
+    let mut more = report(IntentState::Open, "0.02", "36", 22);
+    more.venue_order_id = None;
+    assert!(store.advance_order(&more).await.unwrap());
+    more.venue_order_id = Some("900".to_owned());
+    assert_eq!(stored().await, more);
+    // Final: never changed again, not even to another final state or with more executed.
+    let mut filled = report(IntentState::Filled, "0.03", "54", 23);
+    filled.fee_base = dec("0.00003");
+    assert!(store.advance_order(&filled).await.unwrap());
+    for late in [
+        report(IntentState::Filled, "0.03", "54", 24),
+        report(IntentState::Canceled, "0.03", "54", 24),
+        report(IntentState::Filled, "0.04", "72", 24),
+        report(IntentState::Open, "0.03", "54", 24),
+    ] {
+        assert!(!store.advance_order(&late).await.unwrap(), "{:?}", late.state);
+    }
+    assert_eq!(stored().await, filled);
+
+    // Only the order's own user and account, and only orders outside any deal.
+    let theirs = manual_order(other, others_account, "f-theirs", at(10));
+    store.record_order(&theirs, None).await.unwrap();
+    let mut hijack = theirs.clone();
+    hijack.user_id = user;
+    hijack.exchange_account_id = account;
+    hijack.state = IntentState::Canceled;
+    assert!(!store.advance_order(&hijack).await.unwrap());
+    assert!(!store.advance_order(&manual_order(user, account, "f-unknown", at(10))).await.unwrap());
+    assert_eq!(claim_all(store).await.len(), 2);
+    let deal = new_deal(&bot, DealStatus::BaseOrderPlaced, at(1));
+    let base = new_order(&deal, 0, OrderRole::Base);
+    assert!(save_as(store, NODE_A, at(1), &deal, std::slice::from_ref(&base)).await);
+    let mut deal_fill = base.clone();
+    deal_fill.state = IntentState::Filled;
+    assert!(!store.advance_order(&deal_fill).await.unwrap(), "a deal's orders are written under its lease only");
+    assert_eq!(store.deal(user, deal.id).await.unwrap().unwrap().1, [base]);
+    assert_eq!(store.orders_since(others_account, at(0)).await.unwrap(), [theirs]);
+
+    // Two nodes reporting at once, in either order: the order ends filled, never open again.
+    for round in 0..6 {
+        let order = manual_order(user, account, &format!("f-race-{round}"), at(100));
+        store.record_order(&order, None).await.unwrap();
+        let mut open = order.clone();
+        open.state = IntentState::Open;
+        open.executed_qty = dec("0.01");
+        open.executed_quote = dec("18");
+        let mut done = order.clone();
+        done.state = IntentState::Filled;
+        done.executed_qty = dec("0.03");
+        done.executed_quote = dec("54");
+        let (first, second) = if round % 2 == 0 { (&open, &done) } else { (&done, &open) };
+        let (a, b) = tokio::join!(store.advance_order(first), store.advance_order(second));
+        let written = [a.unwrap(), b.unwrap()];
+        let now = store.orders_since(account, at(100)).await.unwrap();
+        let row = now.iter().find(|o| o.client_order_id == order.client_order_id).unwrap();
+        assert_eq!(row, &done, "round {round}: {written:?}");
+        assert!(written.contains(&true));
+    }
 }
 
 pub async fn trading_policies_are_set_per_account_by_its_owner(store: &dyn Store) {

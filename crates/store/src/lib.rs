@@ -12,7 +12,9 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::{Bot, BotId, Deal, DealId, ExchangeAccountId, OrderIntent, SessionId, Timestamp, TradingPolicy, UserId};
+use domain::{
+    Bot, BotId, Deal, DealId, ExchangeAccountId, IntentState, OrderIntent, SessionId, Timestamp, TradingPolicy, UserId,
+};
 
 pub use records::{
     AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountRecord,
@@ -354,6 +356,18 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// another deal's.
     async fn record_order(&self, order: &OrderIntent, audit: Option<&AuditRecord>) -> StoreResult<()>;
 
+    /// Writes what the venue reported about a manual order already recorded — its state, venue
+    /// order id (kept when `order` has none), executed amounts, fees, error and `updated_at` — if
+    /// the report moves it forward ([`is_forward_update`]) from the stored row, read and written
+    /// in one transaction. `false` (nothing written) otherwise, and when no order outside any deal
+    /// has this client order id, user and account. So a late, repeated or concurrent report (the
+    /// placing request's answer, or the lookup of another node) never moves an order back.
+    async fn advance_order(&self, order: &OrderIntent) -> StoreResult<bool>;
+
+    /// Every manual order (outside any deal) of every user whose outcome is not known yet: state
+    /// `pending` or `open`, oldest first. What the manual-order reconciler looks up at the venues.
+    async fn unresolved_manual_orders(&self) -> StoreResult<Vec<OrderIntent>>;
+
     /// The account's orders created at or after `since`, from every path, oldest first.
     async fn orders_since(&self, account: ExchangeAccountId, since: Timestamp) -> StoreResult<Vec<OrderIntent>>;
 
@@ -400,6 +414,18 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn ping(&self) -> StoreResult<()>;
 }
 
+/// Whether `next` may replace `current` as what is known of one order: never out of a final
+/// state, never from open back to pending, never with a smaller executed amount (base or quote).
+/// Repeating an update is harmless: the same report of an unfinished order is forward (writing
+/// it changes nothing), and a finished order is never written again.
+pub fn is_forward_update(current: &OrderIntent, next: &OrderIntent) -> bool {
+    let back_to_pending = current.state == IntentState::Open && next.state == IntentState::Pending;
+    !current.state.is_final()
+        && !back_to_pending
+        && next.executed_qty >= current.executed_qty
+        && next.executed_quote >= current.executed_quote
+}
+
 /// Whether a block ending at `until` is a lock: `throttle_hit` stores a lock as `now +
 /// Duration::MAX`, which saturates at the last representable instant.
 pub fn is_lock(until: Timestamp) -> bool {
@@ -419,4 +445,64 @@ pub fn throttle_block(rule: &ThrottleRule, failures: u32) -> Option<Duration> {
     let doublings = (failures / rule.limit - 1).min(30);
     let block = rule.base_block.saturating_mul(1u32 << doublings);
     Some(block.min(rule.max_block))
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{Decimal, NewOrder, OrderKind, OrderRole, Pair, Side};
+
+    use super::*;
+
+    fn order(state: IntentState, executed_qty: i64, executed_quote: i64) -> OrderIntent {
+        let new = NewOrder {
+            client_order_id: "bw-m-1".to_owned(),
+            user_id: UserId::from_random_bytes([1; 16]),
+            exchange_account_id: ExchangeAccountId::from_random_bytes([2; 16]),
+            pair: Pair::parse_3commas("USDT_BTC").expect("pair"),
+            deal_id: None,
+            seq: 0,
+            role: OrderRole::Manual,
+            safety_index: 0,
+            side: Side::Buy,
+            kind: OrderKind::Limit,
+            price: Decimal::new(30_000, 0),
+            quantity: Some(Decimal::new(2, 0)),
+            quote_amount: None,
+        };
+        let mut order = OrderIntent::pending(new, Timestamp::from_unix_millis(0));
+        order.state = state;
+        order.executed_qty = Decimal::new(executed_qty, 0);
+        order.executed_quote = Decimal::new(executed_quote, 0);
+        order
+    }
+
+    #[test]
+    fn an_update_never_moves_an_order_back() {
+        use IntentState::{Canceled, Filled, NotPlaced, Open, Pending, Rejected};
+        let forward = [
+            (order(Pending, 0, 0), order(Pending, 0, 0)),
+            (order(Pending, 0, 0), order(Open, 0, 0)),
+            (order(Pending, 0, 0), order(NotPlaced, 0, 0)),
+            (order(Pending, 0, 0), order(Filled, 2, 60)),
+            (order(Open, 1, 30), order(Open, 1, 30)),
+            (order(Open, 1, 30), order(Open, 2, 60)),
+            (order(Open, 1, 30), order(Canceled, 1, 30)),
+        ];
+        for (current, next) in &forward {
+            assert!(is_forward_update(current, next), "{:?} -> {:?}", current.state, next.state);
+        }
+        let backward = [
+            (order(Open, 0, 0), order(Pending, 0, 0)),
+            (order(Open, 1, 30), order(Open, 0, 30)),
+            (order(Open, 1, 30), order(Open, 1, 29)),
+            (order(Open, 1, 30), order(Filled, 0, 0)),
+            (order(Filled, 2, 60), order(Filled, 2, 60)),
+            (order(Canceled, 1, 30), order(Filled, 2, 60)),
+            (order(Rejected, 0, 0), order(Open, 0, 0)),
+            (order(NotPlaced, 0, 0), order(Open, 0, 0)),
+        ];
+        for (current, next) in &backward {
+            assert!(!is_forward_update(current, next), "{:?} -> {:?}", current.state, next.state);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 use domain::{CloseReason, DealStatus, Decimal, IntentState, OrderRole, Side, Strategy};
 use engine::{Command, DealEvent, OrderUpdate};
 
-use crate::venue::{Harness, dec, settings};
+use crate::venue::{Harness, dec, settings, stop_loss, with_exits};
 
 fn roles(h: &Harness) -> Vec<(OrderRole, u32)> {
     h.book.orders.iter().map(|o| (o.role, o.safety_index)).collect()
@@ -91,8 +91,7 @@ fn a_short_deal_sells_first_and_buys_back_lower() {
 
 #[test]
 fn a_stop_loss_closes_at_market_with_a_loss() {
-    let mut s = settings(Strategy::Long);
-    s.stop_loss_percentage = dec("3");
+    let s = with_exits(settings(Strategy::Long), stop_loss("3", 0));
     let mut h = Harness::open(s, "100");
     h.settle();
     h.move_to("97.5");
@@ -110,9 +109,7 @@ fn a_stop_loss_closes_at_market_with_a_loss() {
 
 #[test]
 fn a_stop_loss_with_a_timeout_waits_for_the_price_to_stay_below() {
-    let mut s = settings(Strategy::Long);
-    s.stop_loss_percentage = dec("1");
-    s.stop_loss_timeout_seconds = 60;
+    let s = with_exits(settings(Strategy::Long), stop_loss("1", 60));
     let mut h = Harness::open(s, "100");
     h.settle();
     h.move_to("98.5");

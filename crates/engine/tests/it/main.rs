@@ -3,6 +3,7 @@
 //! received, like exchange-sim. The model is only the engine's counterpart here; the real venue
 //! path (adapter, exchange-sim over HTTP) is tested in the server's end-to-end tests.
 
+mod exits;
 mod lifecycle;
 mod properties;
 mod venue;

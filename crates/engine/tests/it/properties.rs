@@ -1,9 +1,12 @@
-use domain::{DealStatus, Decimal, OrderRole, OrderStatus, Side, Strategy as Direction};
+use domain::{
+    DealStatus, Decimal, ExitSettings, OrderRole, OrderStatus, Side, StopLoss, StopLossType, Strategy as Direction,
+    TakeProfitStep,
+};
 use engine::DealEvent;
 use proptest::prelude::{Just, ProptestConfig, any, prop_assert, prop_assert_eq, prop_oneof, proptest};
 use proptest::strategy::Strategy as _;
 
-use crate::venue::{Harness, settings};
+use crate::venue::{Harness, settings, with_exits};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -33,11 +36,12 @@ proptest! {
     fn deals_keep_their_invariants(
         short in any::<bool>(),
         stop_loss in 0u32..6,
+        exits in 0u8..6,
         steps in proptest::collection::vec(step(), 1..40),
     ) {
         let strategy = if short { Direction::Short } else { Direction::Long };
-        let mut s = settings(strategy);
-        s.stop_loss_percentage = Decimal::from(stop_loss);
+        let trailing = matches!(exits, 3 | 4);
+        let s = with_exits(settings(strategy), exit_settings(exits, stop_loss));
         let mut h = Harness::open(s, "100");
         h.settle();
         for step in steps {
@@ -50,7 +54,12 @@ proptest! {
             prop_assert_eq!(h.duplicates, 0);
             let live_tps = h.venue.values().filter(|o| o.status == OrderStatus::New)
                 .filter(|o| h.book.order(&o.client_order_id).is_some_and(|i| i.role == OrderRole::TakeProfit)).count();
-            prop_assert!(live_tps <= 1, "{} take profits on the book", live_tps);
+            let mut steps_on_book: Vec<u32> = h.venue.values().filter(|o| o.status == OrderStatus::New)
+                .filter_map(|o| h.book.order(&o.client_order_id).filter(|i| i.role == OrderRole::TakeProfit))
+                .map(|i| i.safety_index).collect();
+            steps_on_book.sort_unstable();
+            steps_on_book.dedup();
+            prop_assert!(live_tps == steps_on_book.len(), "{} take profits on the book for steps {:?}", live_tps, steps_on_book);
             let (mut bought, mut sold) = (Decimal::ZERO, Decimal::ZERO);
             for o in h.venue.values() {
                 match o.side { Side::Buy => bought += o.executed_qty - o.fee_base, Side::Sell => sold += o.executed_qty }
@@ -65,9 +74,48 @@ proptest! {
         }
         let ids: std::collections::BTreeSet<_> = h.book.orders.iter().map(|o| o.client_order_id.clone()).collect();
         prop_assert_eq!(ids.len(), h.book.orders.len());
-        if h.book.deal.status == DealStatus::Completed {
+        if h.book.deal.status == DealStatus::Completed && !trailing {
             prop_assert!(h.book.deal.profit_quote.is_some_and(|p| p > Decimal::ZERO));
         }
+    }
+}
+
+fn dec(raw: &str) -> Decimal {
+    raw.parse().expect("decimal")
+}
+
+/// The exits a property run draws: plain, two or three take-profit steps, trailing, a trailing stop
+/// loss, moving to breakeven.
+fn exit_settings(kind: u8, stop_loss: u32) -> ExitSettings {
+    let steps = |raw: &[(&str, &str)]| -> Vec<TakeProfitStep> {
+        raw.iter().map(|(a, p)| TakeProfitStep { amount_percentage: dec(a), profit_percentage: dec(p) }).collect()
+    };
+    let sl = |percentage: u32, trailing: bool, breakeven: bool| {
+        StopLoss::new(Decimal::from(percentage), 0, trailing, breakeven, StopLossType::StopLoss).expect("stop loss")
+    };
+    match kind {
+        0 => ExitSettings { stop_loss: sl(stop_loss, false, false), ..ExitSettings::default() },
+        1 => ExitSettings {
+            take_profit_steps: steps(&[("50", "1"), ("50", "2")]),
+            stop_loss: sl(stop_loss, false, false),
+            ..ExitSettings::default()
+        },
+        2 => ExitSettings {
+            take_profit_steps: steps(&[("30", "0.5"), ("30", "1"), ("40", "1.5")]),
+            stop_loss: sl(stop_loss, false, true),
+            ..ExitSettings::default()
+        },
+        3 => ExitSettings {
+            trailing_deviation: Some(dec("0.3")),
+            stop_loss: sl(stop_loss, false, false),
+            ..ExitSettings::default()
+        },
+        4 => ExitSettings {
+            take_profit_steps: steps(&[("50", "1"), ("50", "2")]),
+            trailing_deviation: Some(dec("0.5")),
+            stop_loss: sl(stop_loss, false, stop_loss > 0),
+        },
+        _ => ExitSettings { stop_loss: sl(stop_loss.max(1), true, false), ..ExitSettings::default() },
     }
 }
 

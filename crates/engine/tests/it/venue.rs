@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 
 use domain::{
-    BotId, DcaSettings, DcaSettingsInput, DealId, Decimal, ExchangeAccountId, MarketFilters, OrderKind, OrderStatus,
-    Pair, Side, Strategy, TakeProfitType, Timestamp, UserId, VolumeType,
+    BotId, DcaSettings, DcaSettingsInput, DealId, Decimal, ExchangeAccountId, ExitSettings, MarketFilters, OrderKind,
+    OrderStatus, Pair, Side, StopLoss, StopLossType, Strategy, TakeProfitType, Timestamp, UserId, VolumeType,
 };
 use engine::{BotSettings, Command, Ctx, DealBook, DealEvent, NewDeal, OrderUpdate, StartCondition};
 
@@ -26,9 +26,14 @@ pub fn filters() -> MarketFilters {
 
 /// Example A of spec/dca.md: BO 10, SO 10, 3 safety orders 1 % apart, TP 1 % of the total.
 pub fn settings(strategy: Strategy) -> BotSettings {
+    settings_tp(strategy, "10", "1")
+}
+
+/// Example A with a base order of `base_order_volume` and a take profit of `take_profit` %.
+pub fn settings_tp(strategy: Strategy, base_order_volume: &str, take_profit: &str) -> BotSettings {
     BotSettings {
         dca: DcaSettings::new(DcaSettingsInput {
-            base_order_volume: dec("10"),
+            base_order_volume: dec(base_order_volume),
             base_order_volume_type: VolumeType::QuoteCurrency,
             safety_order_volume: dec("10"),
             safety_order_volume_type: VolumeType::QuoteCurrency,
@@ -37,18 +42,31 @@ pub fn settings(strategy: Strategy) -> BotSettings {
             safety_order_step_percentage: dec("1"),
             martingale_step_coefficient: dec("1"),
             martingale_volume_coefficient: dec("1"),
-            take_profit: dec("1"),
+            take_profit: dec(take_profit),
             take_profit_type: TakeProfitType::Total,
             strategy,
         })
         .expect("example A settings"),
         start_order_type: OrderKind::Market,
-        stop_loss_percentage: Decimal::ZERO,
-        stop_loss_timeout_seconds: 0,
         cooldown_seconds: 0,
         max_active_deals: 1,
         allowed_deals_on_same_pair: 1,
         start_condition: StartCondition::Manual,
+    }
+}
+
+/// `settings` with these exits.
+pub fn with_exits(mut settings: BotSettings, exits: ExitSettings) -> BotSettings {
+    settings.dca = settings.dca.with_exits(exits).expect("exit settings");
+    settings
+}
+
+/// A plain stop loss of `percentage` % that waits `timeout_seconds`.
+pub fn stop_loss(percentage: &str, timeout_seconds: u32) -> ExitSettings {
+    ExitSettings {
+        stop_loss: StopLoss::new(dec(percentage), timeout_seconds, false, false, StopLossType::StopLoss)
+            .expect("stop loss"),
+        ..ExitSettings::default()
     }
 }
 

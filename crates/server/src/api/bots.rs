@@ -3,14 +3,15 @@
 //! given, so a user sees before starting a bot whether the venue would take every order. The bot
 //! and deal routes are in `deals.rs`.
 //!
-//! Volumes are in the quote currency only for now (`base_order_volume_type` and
-//! `safety_order_volume_type` other than `quote_currency` answer 422).
+//! Volumes are in the quote or the base currency (`percent` and `xbt` answer 422). How deals exit
+//! (take-profit steps, trailing, the stop-loss family) follows 3Commas' fields; the choices made
+//! where 3Commas is silent are in `docs/bots.md`.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use domain::{
-    DcaError, DcaPlan, DcaSettings, DcaSettingsInput, Decimal, OrderKind, Price, RoundedPlan, Strategy, TakeProfitType,
-    VolumeType,
+    DcaError, DcaPlan, DcaSettings, DcaSettingsInput, Decimal, ExitSettings, OrderKind, Price, RoundedPlan, StopLoss,
+    StopLossType, Strategy, TakeProfitStep, TakeProfitType, VolumeType,
 };
 use engine::{BotSettings, StartCondition};
 use serde::{Deserialize, Serialize};
@@ -45,9 +46,20 @@ pub struct SettingsFields {
     martingale_step_coefficient: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     martingale_volume_coefficient: Option<Value>,
-    take_profit: Value,
+    /// Required unless `take_profit_steps` is given (then it may be left out, or must equal the last
+    /// step's `profit_percentage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    take_profit: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     take_profit_type: Option<String>,
+    /// `[{"amount_percentage", "profit_percentage"}, …]`: up to four steps whose amounts add up to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    take_profit_steps: Option<Value>,
+    /// Trailing take profit on the last target, `trailing_deviation` % back from its peak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trailing_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trailing_deviation: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     strategy: Option<String>,
     /// `market` (default) or `limit` at the current price.
@@ -60,6 +72,15 @@ pub struct SettingsFields {
     stop_loss_timeout_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stop_loss_timeout_in_seconds: Option<Value>,
+    /// `stop_loss` (default) or `stop_loss_and_disable_bot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stop_loss_type: Option<String>,
+    /// Trailing stop loss: the percentage follows the best price since the deal bought.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tsl_enabled: Option<bool>,
+    /// With take-profit steps: once the first step filled, the stop loss moves to the average price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sl_to_breakeven_enabled: Option<bool>,
     /// Seconds between deals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cooldown: Option<Value>,
@@ -175,6 +196,7 @@ fn plan_json(plan: &DcaPlan, rounded: Option<&RoundedPlan>) -> Value {
                     "total_quote": text(o.total_quote),
                     "average_price": text(o.average_price),
                     "take_profit_price": text(o.take_profit_price),
+                    "take_profit_targets": o.take_profit_targets.iter().copied().map(text).collect::<Vec<_>>(),
                     "bounce_percent": text(o.bounce_percent),
                 })
             })
@@ -203,6 +225,7 @@ fn plan_json(plan: &DcaPlan, rounded: Option<&RoundedPlan>) -> Value {
                 "total_quote": text(r.total_quote),
                 "average_price": r.average_price.map(text),
                 "take_profit_price": r.take_profit_price.map(text),
+                "take_profit_targets": r.take_profit_targets.iter().copied().map(text).collect::<Vec<_>>(),
                 "planned_price": text(o.price),
                 "planned_size_quote": text(o.size_quote),
                 "placeable": r.violation.is_none(),
@@ -263,6 +286,10 @@ impl SettingsFields {
             None => Strategy::Long,
             Some(raw) => raw.parse().map_err(|err| settings_error(&err))?,
         };
+        let steps = self.take_profit_steps()?;
+        if !steps.is_empty() {
+            domain::check_steps(&steps, strategy).map_err(|err| settings_error(&err))?;
+        }
         let input = DcaSettingsInput {
             base_order_volume: decimal("base_order_volume", &body.base_order_volume)?,
             base_order_volume_type: volume_type("base_order_volume_type", &body.base_order_volume_type)?,
@@ -276,11 +303,93 @@ impl SettingsFields {
                 "martingale_volume_coefficient",
                 &body.martingale_volume_coefficient,
             )?,
-            take_profit: decimal("take_profit", &body.take_profit)?,
+            take_profit: self.take_profit(&steps)?,
             take_profit_type,
             strategy,
         };
-        DcaSettings::new(input).map_err(|err| settings_error(&err))
+        let exits = ExitSettings {
+            take_profit_steps: steps,
+            trailing_deviation: match (self.trailing_enabled, &self.trailing_deviation) {
+                (Some(true), Some(raw)) => Some(decimal("trailing_deviation", raw)?),
+                (Some(true), None) => {
+                    return Err(ApiError::InvalidInput {
+                        field: "trailing_deviation",
+                        message: "Give trailing_deviation, the percent the price may fall back from its peak."
+                            .to_owned(),
+                    });
+                }
+                _ => None,
+            },
+            stop_loss: self.stop_loss()?,
+        };
+        DcaSettings::new(input).and_then(|s| s.with_exits(exits)).map_err(|err| settings_error(&err))
+    }
+
+    /// `take_profit`, or the last step's profit when steps are given without it.
+    fn take_profit(&self, steps: &[TakeProfitStep]) -> Result<Decimal, ApiError> {
+        let given = self.take_profit.as_ref().map(|raw| decimal("take_profit", raw)).transpose()?;
+        match (given, steps.last()) {
+            (Some(tp), Some(last)) if tp != last.profit_percentage => Err(ApiError::InvalidInput {
+                field: "take_profit",
+                message: "With take_profit_steps, leave take_profit out or make it the last step's profit_percentage."
+                    .to_owned(),
+            }),
+            (Some(tp), _) => Ok(tp),
+            (None, Some(last)) => Ok(last.profit_percentage),
+            (None, None) => Err(ApiError::InvalidInput {
+                field: "take_profit",
+                message: "Give take_profit, the percent of profit a deal closes at.".to_owned(),
+            }),
+        }
+    }
+
+    fn take_profit_steps(&self) -> Result<Vec<TakeProfitStep>, ApiError> {
+        let bad = || ApiError::InvalidInput {
+            field: "take_profit_steps",
+            message: "take_profit_steps is a list of {\"amount_percentage\": \"50\", \"profit_percentage\": \"1.5\"}."
+                .to_owned(),
+        };
+        let Some(raw) = &self.take_profit_steps else { return Ok(Vec::new()) };
+        let items = raw.as_array().ok_or_else(bad)?;
+        items
+            .iter()
+            .map(|item| {
+                let object = item.as_object().filter(|o| o.len() == 2).ok_or_else(bad)?;
+                let amount = object.get("amount_percentage").ok_or_else(bad)?;
+                let profit = object.get("profit_percentage").ok_or_else(bad)?;
+                Ok(TakeProfitStep {
+                    amount_percentage: decimal("take_profit_steps", amount)?,
+                    profit_percentage: decimal("take_profit_steps", profit)?,
+                })
+            })
+            .collect()
+    }
+
+    fn stop_loss(&self) -> Result<StopLoss, ApiError> {
+        let percentage = match &self.stop_loss_percentage {
+            None => Decimal::ZERO,
+            Some(raw) => decimal("stop_loss_percentage", raw)?,
+        };
+        let timeout = if self.stop_loss_timeout_enabled == Some(true) {
+            match &self.stop_loss_timeout_in_seconds {
+                None => 0,
+                Some(raw) => count("stop_loss_timeout_in_seconds", raw)?,
+            }
+        } else {
+            0
+        };
+        let kind = match &self.stop_loss_type {
+            None => StopLossType::StopLoss,
+            Some(raw) => StopLossType::parse(raw).map_err(|err| settings_error(&err))?,
+        };
+        StopLoss::new(
+            percentage,
+            timeout,
+            self.tsl_enabled == Some(true),
+            self.sl_to_breakeven_enabled == Some(true),
+            kind,
+        )
+        .map_err(|err| settings_error(&err))
     }
 
     /// The checked settings the engine runs.
@@ -299,24 +408,9 @@ impl SettingsFields {
                 });
             }
         };
-        let stop_loss_percentage = match &self.stop_loss_percentage {
-            None => Decimal::ZERO,
-            Some(raw) => decimal("stop_loss_percentage", raw)?,
-        };
-        if stop_loss_percentage < Decimal::ZERO || stop_loss_percentage >= Decimal::ONE_HUNDRED {
-            return Err(ApiError::InvalidInput {
-                field: "stop_loss_percentage",
-                message: "stop_loss_percentage is from 0 (off) to below 100.".to_owned(),
-            });
-        }
         let seconds = |field: &'static str, raw: &Option<Value>, default: u32| match raw {
             None => Ok(default),
             Some(raw) => count(field, raw),
-        };
-        let stop_loss_timeout_seconds = if self.stop_loss_timeout_enabled == Some(true) {
-            seconds("stop_loss_timeout_in_seconds", &self.stop_loss_timeout_in_seconds, 0)?
-        } else {
-            0
         };
         let cooldown_seconds = seconds("cooldown", &self.cooldown, 0)?;
         let max_active_deals = seconds("max_active_deals", &self.max_active_deals, 1)?;
@@ -340,8 +434,6 @@ impl SettingsFields {
         Ok(BotSettings {
             dca,
             start_order_type,
-            stop_loss_percentage,
-            stop_loss_timeout_seconds,
             cooldown_seconds,
             max_active_deals,
             allowed_deals_on_same_pair,

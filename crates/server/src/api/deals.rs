@@ -97,6 +97,21 @@ fn deal_json(deal: &Deal, orders: &[OrderIntent], amounts: &Amounts) -> Value {
     let settings = bot_settings(&deal.settings).ok();
     let average = book.average_price();
     let take_profit = settings.as_ref().and_then(|s| book.take_profit_price(s));
+    let targets: Vec<Value> = settings
+        .as_ref()
+        .and_then(|s| book.take_profit_targets(s))
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            json!({
+                "step": t.step,
+                "amount_percentage": text(t.amount_percentage),
+                "profit_percentage": text(t.profit_percentage),
+                "price": text(t.price),
+            })
+        })
+        .collect();
+    let stop_loss = settings.as_ref().and_then(|s| book.stop_loss_price(s));
     let position = book.position(false);
     json!({
         "id": deal.id,
@@ -109,6 +124,9 @@ fn deal_json(deal: &Deal, orders: &[OrderIntent], amounts: &Amounts) -> Value {
         "base_price": deal.base_price.map(text),
         "average_price": average.map(text),
         "take_profit_price": take_profit.map(text),
+        "take_profit_targets": targets,
+        "trailing_peak": deal.trailing_peak.map(text),
+        "stop_loss_price": stop_loss.map(text),
         "position_base": amounts.show(position),
         "profit_quote": amounts.maybe(deal.profit_quote),
         "created_at": deal.created_at,
@@ -701,6 +719,7 @@ fn order_markers(order: &OrderIntent) -> Vec<crate::chart::Marker> {
     let label = match order.role {
         OrderRole::Base => "BO".to_owned(),
         OrderRole::Safety => format!("SO{}", order.safety_index),
+        OrderRole::TakeProfit if order.safety_index > 1 => format!("TP{}", order.safety_index),
         OrderRole::TakeProfit => "TP".to_owned(),
         OrderRole::Close => "Close".to_owned(),
         OrderRole::AddFunds => "Add".to_owned(),

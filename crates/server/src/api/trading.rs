@@ -3,8 +3,9 @@
 //!
 //! Every manual order passes the order guard (ARCHITECTURE.md invariant 5, `spec/security.md`
 //! TR-1) and is recorded as an intent before it is sent, like a bot's; every order placed with a
-//! key is audited (`exchange_key.used`). Amounts follow the hide-
-//! balances preference like balances do (`"***"` unless `?reveal=true`).
+//! key is audited (`exchange_key.used`). The intent takes the placement's answer; an order whose
+//! answer was lost, and one resting on the book, are followed at the venue by `manual_orders`.
+//! Amounts follow the hide-balances preference like balances do (`"***"` unless `?reveal=true`).
 
 use std::fmt::Write as _;
 
@@ -25,6 +26,7 @@ use crate::api::exchange_accounts::owned;
 use crate::api::shown::{Amounts, pair_of};
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, decimal_text};
 use crate::keys;
+use crate::manual_orders;
 use crate::order_guard;
 use crate::session::Authed;
 use crate::state::AppState;
@@ -301,7 +303,7 @@ pub async fn place(
         (_, OrderAmount::Base(q)) => (OrderKind::Limit, Some(q.get()), None),
         (_, OrderAmount::Quote(q)) => (OrderKind::Limit, None, Some(q.get())),
     };
-    let mut intent = OrderIntent::pending(
+    let intent = OrderIntent::pending(
         NewOrder {
             client_order_id: client_order_id.as_str().to_owned(),
             user_id: authed.user.id,
@@ -335,22 +337,22 @@ pub async fn place(
     let audit = state.audit(Some(authed.user.id), "exchange_key.used", &client, detail);
     state.store.record_order(&intent, Some(&audit)).await?;
     let result = exchange.place_order(&request).await;
-    intent.updated_at = state.now();
-    match &result {
-        Ok(report) => {
-            intent.state = engine::intent_state(report.status);
-            intent.venue_order_id = Some(report.venue_order_id.clone());
-            intent.executed_qty = report.executed_qty;
-            intent.executed_quote = report.cumulative_quote_qty;
-        }
-        Err(ExchangeError::NotPlaced) => intent.state = IntentState::NotPlaced,
-        Err(ExchangeError::OutcomeUnknown { .. }) => {}
+    let now = state.now();
+    let answered = match &result {
+        Ok(report) => Some(manual_orders::reported(&*exchange, &intent, report, now).await),
+        // Placed or not, nobody can tell yet: the reconciler looks it up (`manual_orders`).
+        Err(ExchangeError::OutcomeUnknown { .. } | ExchangeError::Protocol(_)) => None,
+        Err(ExchangeError::NotPlaced) => Some(OrderIntent { state: IntentState::NotPlaced, updated_at: now, ..intent }),
         Err(err) => {
-            intent.state = IntentState::Rejected;
-            intent.error = Some(err.to_string());
+            Some(OrderIntent { state: IntentState::Rejected, error: Some(err.to_string()), updated_at: now, ..intent })
         }
+    };
+    // Only forward: when the answer took long, the reconciler may have written a later state.
+    if let Some(answered) = answered
+        && !state.store.advance_order(&answered).await?
+    {
+        tracing::debug!(order = %answered.client_order_id, "a manual order was already further along than its answer");
     }
-    state.store.record_order(&intent, None).await?;
     let report = result.map_err(|err| order_error(&err))?;
     let amounts = Amounts::new(&authed, Some(true));
     Ok((StatusCode::CREATED, axum::Json(order_json(&pair, &report, &amounts))).into_response())

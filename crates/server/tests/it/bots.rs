@@ -117,6 +117,24 @@ async fn invalid_settings_name_the_field() {
         ),
         (json!({"pair": "USDT_BTC"}), "exchange_account_id"),
         (json!({"color": "red"}), "body"),
+        (json!({"base_order_volume_type": "xbt"}), "base_order_volume_type"),
+        (
+            json!({"take_profit_steps": [{"amount_percentage": "60", "profit_percentage": "1"},
+                                         {"amount_percentage": "30", "profit_percentage": "2"}]}),
+            "take_profit_steps",
+        ),
+        (json!({"take_profit_steps": [{"amount_percentage": "100"}]}), "take_profit_steps"),
+        (
+            json!({"take_profit_steps": [{"amount_percentage": "50", "profit_percentage": "1"},
+                                         {"amount_percentage": "50", "profit_percentage": "2"}]}),
+            "take_profit",
+        ),
+        (json!({"trailing_enabled": true}), "trailing_deviation"),
+        (json!({"trailing_enabled": true, "trailing_deviation": "1"}), "trailing_deviation"),
+        (json!({"tsl_enabled": true}), "tsl_enabled"),
+        (json!({"stop_loss_percentage": "3", "sl_to_breakeven_enabled": true}), "sl_to_breakeven_enabled"),
+        (json!({"stop_loss_type": "stop_everything"}), "stop_loss_type"),
+        (json!({"stop_loss_percentage": "100"}), "stop_loss_percentage"),
     ];
     for (changes, field) in cases {
         let reply = app.post(PREVIEW, with(example_a(), changes.clone()), Some(&cookie)).await;
@@ -128,6 +146,39 @@ async fn invalid_settings_name_the_field() {
         );
         assert_eq!(reply.json["field"], field, "{changes}: {}", reply.text);
     }
+}
+
+/// Two take-profit steps (no `take_profit`: the last step's profit stands for it), and volumes in
+/// the base currency.
+#[tokio::test]
+async fn take_profit_steps_and_base_volumes_in_the_preview() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = app.signed_in("steps@example.com", PASSWORD).await;
+    let mut body = with(
+        example_a(),
+        json!({"take_profit_steps": [{"amount_percentage": "50", "profit_percentage": "1"},
+                                     {"amount_percentage": "50", "profit_percentage": "2"}],
+               "trailing_enabled": true, "trailing_deviation": "0.5",
+               "stop_loss_percentage": "5", "sl_to_breakeven_enabled": true, "tsl_enabled": true}),
+    );
+    body.as_object_mut().unwrap().remove("take_profit");
+    let reply = app.post(PREVIEW, body, Some(&cookie)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let orders = reply.json["orders"].as_array().unwrap();
+    let targets: Vec<Vec<String>> = orders
+        .iter()
+        .map(|o| o["take_profit_targets"].as_array().unwrap().iter().map(|p| places(p, 4)).collect())
+        .collect();
+    assert_eq!(
+        targets,
+        [["101.0000", "102.0000"], ["100.4925", "101.4874"], ["99.9832", "100.9731"], ["99.4722", "100.4571"],]
+    );
+    let base = with(example_a(), json!({"base_order_volume": "0.1", "base_order_volume_type": "base_currency"}));
+    let reply = app.post(PREVIEW, base, Some(&cookie)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let orders = reply.json["orders"].as_array().unwrap();
+    assert_eq!((&orders[0]["size_base"], &orders[0]["size_quote"]), (&json!("0.1"), &json!("10")));
+    assert_eq!(reply.json["max_funds_per_deal"], "40");
 }
 
 #[tokio::test]

@@ -217,6 +217,76 @@ async fn a_stop_loss_closes_the_deal_at_market() {
 }
 
 #[tokio::test]
+async fn a_stop_loss_of_type_disable_bot_disables_its_bot() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = app.signed_in("stopdisable@example.com", PASSWORD).await;
+    let account = paper_account(&app, &cookie, json!({"USDT": "10000"})).await;
+    price(&app, 30_000);
+    let changes = json!({"stop_loss_percentage": "2", "stop_loss_type": "stop_loss_and_disable_bot"});
+    let bot = create_bot(&app, &cookie, bot_body(&account, changes)).await;
+    let deal = start(&app, &cookie, &bot).await;
+    wait_deal(&app, &cookie, &deal, "bought", |d| d["status"] == "bought" && count(d, "take_profit", "open") == 1)
+        .await;
+    price(&app, 28_500);
+    let done = wait_deal(&app, &cookie, &deal, "the stop loss", |d| d["status"] == "panic_sold").await;
+    assert_eq!(done["close_reason"], "stop_loss");
+    let shown = app.get(&format!("/api/v1/bots/{bot}"), Some(&cookie)).await.json;
+    assert_eq!((&shown["enabled"], &shown["disabled_reason"]), (&json!(false), &json!("stop_loss")), "{shown:#}");
+    let again = app.post(&format!("/api/v1/bots/{bot}/start_new_deal"), json!({}), Some(&cookie)).await;
+    assert_eq!(again.status, 409, "a disabled bot starts no deal: {}", again.text);
+    assert_no_duplicates_and_nothing_left(&app, &done);
+}
+
+/// Two take-profit steps, the last one trailing: the first sells half at +1 % as a limit order and
+/// stops the safety orders; the second waits past +2 %, follows the peak and sells at market 0.5 %
+/// below it.
+#[tokio::test]
+async fn take_profit_steps_with_a_trailing_last_step() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = app.signed_in("steps@example.com", PASSWORD).await;
+    let account = paper_account(&app, &cookie, json!({"USDT": "10000"})).await;
+    price(&app, 30_000);
+    let changes = json!({
+        "take_profit": null,
+        "take_profit_steps": [
+            {"amount_percentage": "50", "profit_percentage": "1"},
+            {"amount_percentage": "50", "profit_percentage": "2"},
+        ],
+        "trailing_enabled": true,
+        "trailing_deviation": "0.5",
+    });
+    let bot = create_bot(&app, &cookie, bot_body(&account, changes)).await;
+    let deal = start(&app, &cookie, &bot).await;
+    let bought = wait_deal(&app, &cookie, &deal, "the first step on the book", |d| {
+        d["status"] == "bought" && count(d, "take_profit", "open") == 1 && count(d, "safety", "open") == 2
+    })
+    .await;
+    let targets = bought["take_profit_targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{bought:#}");
+    let first = orders(&bought, "take_profit")[0];
+    assert_eq!((first["safety_index"].as_u64(), first["type"].as_str()), (Some(1), Some("limit")));
+    price(&app, 30_350);
+    wait_deal(&app, &cookie, &deal, "the first step sold, the safety orders canceled", |d| {
+        count(d, "take_profit", "filled") == 1 && count(d, "safety", "open") == 0 && d["status"] == "bought"
+    })
+    .await;
+    price(&app, 30_700);
+    wait_deal(&app, &cookie, &deal, "trailing armed", |d| d["trailing_peak"].is_string()).await;
+    price(&app, 30_650);
+    let still = app.get(&format!("/api/v1/deals/{deal}?reveal=true"), Some(&cookie)).await.json;
+    assert_eq!(still["status"], "bought", "0.16 % off the peak: still trailing");
+    price(&app, 30_500);
+    let done = wait_deal(&app, &cookie, &deal, "completion", |d| d["status"] == "completed").await;
+    let tps = orders(&done, "take_profit");
+    assert_eq!(tps.len(), 2, "{done:#}");
+    assert_eq!((tps[1]["safety_index"].as_u64(), tps[1]["type"].as_str()), (Some(2), Some("market")));
+    assert!(dec(&done["profit_quote"]) > Decimal::ZERO, "{done:#}");
+    // What is left is below the market's quantity step (0.00001 BTC): dust no order can sell.
+    assert!(dec(&done["position_base"]) < Decimal::new(1, 5), "{done:#}");
+    assert_no_duplicates_and_nothing_left(&app, &done);
+}
+
+#[tokio::test]
 async fn close_at_market_and_cancel_by_hand() {
     let app = app(Backend::Sqlite).await;
     let cookie = app.signed_in("hands@example.com", PASSWORD).await;

@@ -8,6 +8,7 @@ mod deals;
 mod email_change;
 mod exchange_accounts;
 mod logs;
+mod manual_orders;
 mod pages;
 mod rotation;
 mod secrets;

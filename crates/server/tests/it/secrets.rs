@@ -129,7 +129,8 @@ pub async fn no_second_factor_secret_is_stored_or_logged(backend: Backend) {
 
 /// The canary (SEC-1, SEC-5): a random exchange secret and an Ed25519 private key are
 /// connected and used; neither appears, in plain, hex or base64, in the database (the SQLite file
-/// and its WAL, or `pg_dump`), in anything logged by this test binary, or in any HTTP response.
+/// and its WAL, or `pg_dump`), in anything logged by this test binary, or in any HTTP response. A
+/// bot's webhook secret (WH-1) is held to the same rule, except in the one answer that shows it.
 pub async fn no_exchange_secret_is_stored_logged_or_returned(backend: Backend) {
     let app = app(backend).await;
     let email = format!("vault{}@example.com", &uuid_like()[..8]);
@@ -156,6 +157,22 @@ pub async fn no_exchange_secret_is_stored_logged_or_returned(backend: Backend) {
         responses
             .push(app.post(&format!("/api/v1/exchange-accounts/{id}/recheck"), json!({}), Some(&session)).await.text);
     }
+    let bot = json!({
+        "type": "dca", "name": "Canary bot", "exchange_account_id": created.json["id"], "pairs": ["USDT_BTC"],
+        "base_order_volume": "100", "safety_order_volume": "100", "max_safety_orders": 1,
+        "safety_order_step_percentage": "1", "take_profit": "1", "strategy_list": [{"strategy": "manual"}],
+    });
+    let bot = app.post("/api/v1/bots", bot, Some(&session)).await;
+    assert_eq!(bot.status, 201, "{}", bot.text);
+    let webhook_secret = bot.json["webhook_secret"].as_str().unwrap().to_owned();
+    let bot_id = bot.json["id"].as_str().unwrap();
+    for path in
+        [format!("/api/v1/bots/{bot_id}"), format!("/bots/{bot_id}"), "/api/v1/bots".to_owned(), "/bots".to_owned()]
+    {
+        let reply = app.get(&path, Some(&session)).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+        responses.push(reply.text);
+    }
     for path in ["/api/v1/exchange-accounts", "/api/v1/audit-log", "/api/v1/me", "/dashboard", "/exchange-accounts"] {
         responses.push(app.get(path, Some(&session)).await.text);
     }
@@ -172,6 +189,7 @@ pub async fn no_exchange_secret_is_stored_logged_or_returned(backend: Backend) {
     canaries.push(pem_body.clone());
     canaries.push(seed.iter().map(|b| format!("{b:02x}")).collect());
     canaries.push(base64::engine::general_purpose::STANDARD.encode(seed));
+    canaries.extend(forms(&webhook_secret));
     for form in &canaries {
         assert!(!dumped.contains(form.as_str()), "an exchange secret is in the database dump as {form:?}");
         assert!(!logged.contains(form.as_str()), "an exchange secret is in the logs as {form:?}");

@@ -3,12 +3,17 @@
 // the start price is filled in from the market, and the plan preview (POST /api/v1/bots/preview)
 // follows the settings as they are typed: its numbers change with the base order volume, its rows
 // with the number of safety orders, and a setting that is not a number is named next to its field.
-// Create the bot (manual start): the webhook secret is shown once, with the note to copy it now,
-// and never again (not on the bot page, not after a reload). On the bot's page: its settings,
-// "Start new deal", the deal in its list; on the deal's page: it reaches "bought" with its orders
-// (the base order filled, safety orders and the take profit waiting) and a chart with their
-// markers; "Balances: hidden" masks its amounts ("Show amounts" shows them for this page only);
-// "Close at market" (after a confirmation) ends it as "panic_sold", closed at market with a profit.
+// A volume's unit follows its type (quote or base currency). With two take-profit steps the
+// preview lists both targets of every order; steps whose shares do not make 100 % are named next
+// to the steps; a step can be added and removed.
+// Create the bot (manual start, two steps, stop loss 5 % moved to breakeven after a step): the
+// webhook secret is shown once, with the note to copy it now, and never again (not on the bot
+// page, not after a reload). On the bot's page: its settings (the steps in words), "Start new
+// deal", the deal in its list; on the deal's page: it reaches "bought" with its orders (the base
+// order filled, safety orders and both take-profit steps waiting), its targets and stop-loss
+// price, and a chart with their markers; "Balances: hidden" masks its amounts, not its prices
+// ("Show amounts" shows them for this page only); "Close at market" (after a confirmation) ends
+// it as "panic_sold", closed at market with a profit, its targets not reached.
 // Back on the bot page it counts as finished with its day's profit, and the deals page filters by
 // bot and status. No script or CSP error on the way. Waits for text and elements with timeouts,
 // never for a fixed time (docs/dev-notes.md rule 17). Exits non-zero on the first failed
@@ -121,6 +126,73 @@ try {
   await form.getByLabel("Deal start condition").selectOption("manual");
   await page.screenshot({ path: path.join(screenshots, "bots-new-preview.png"), fullPage: true });
 
+  // A volume in the base currency shows the coin as its unit.
+  const boUnit = form.locator('[data-volume-unit="base_order_volume_type"]');
+  assert.equal(await boUnit.textContent(), "USDT");
+  await form.getByLabel("Base order volume in").selectOption("base_currency");
+  await boUnit.filter({ hasText: /^BTC$/ }).waitFor();
+  assert.equal(await form.locator('[data-volume-unit="safety_order_volume_type"]').textContent(), "USDT", "each volume has its own type");
+  await form.getByLabel("Base order volume in").selectOption("quote_currency");
+  await boUnit.filter({ hasText: /^USDT$/ }).waitFor();
+
+  // Two take-profit steps: take_profit gives way to them, and every order shows both targets.
+  const breakeven = form.locator("input[name=sl_to_breakeven_enabled]");
+  assert.ok(await breakeven.isDisabled(), "move to breakeven needs steps");
+  await form.getByLabel("Take profit in steps").check();
+  const stepsBox = form.locator("[data-tp-steps]");
+  await stepsBox.waitFor({ state: "visible" });
+  assert.ok(await form.locator("input[name=take_profit]").isDisabled(), "with steps take_profit is left out");
+  await form.getByLabel("Step 1: share of the position").fill("50");
+  await form.getByLabel("Step 1: profit").fill("1");
+  await form.getByLabel("Step 2: share of the position").fill("50");
+  await form.getByLabel("Step 2: profit").fill("2");
+  await preview.locator("th", { hasText: "Take profit targets" }).waitFor();
+  const target = (row, step) => preview.locator(`tr[data-preview-row="${row}"] [data-col="take_profit_target"][data-step="${step}"]`);
+  await target("safety-3", 2).waitFor();
+  for (const row of ["base", "safety-1", "safety-3"]) {
+    assert.equal(await preview.locator(`tr[data-preview-row="${row}"] [data-col="take_profit_target"]`).count(), 2, `${row}: two targets`);
+    const average = await number(cell(row, "average_price"));
+    const first = await number(target(row, 1));
+    const second = await number(target(row, 2));
+    assert.ok(average < first && first < second, `${row}: ${average} < TP1 ${first} < TP2 ${second}`);
+    // 1 % and 2 % above the average (to the market's price step).
+    assert.ok(Math.abs(first / average - 1.01) < 0.001 && Math.abs(second / average - 1.02) < 0.001, `${row}: +1 % and +2 %`);
+  }
+  assert.equal(await preview.locator("[data-plan-exits]").textContent(), "Takes profit in 2 steps: 50 % at +1 %, 50 % at +2 %.");
+  // Shares that do not make 100 % are named next to the steps.
+  await form.getByLabel("Step 2: share of the position").fill("40");
+  await form.locator("[data-steps-total]", { hasText: "The shares add up to 90 %; they must make 100 %." }).waitFor();
+  await form.locator('[data-error-for="take_profit_steps"]', { hasText: /.+/ }).waitFor();
+  assert.equal(await form.getByLabel("Step 2: share of the position").getAttribute("aria-invalid"), "true");
+  await preview.locator("[data-preview-problem]").waitFor();
+  await form.getByLabel("Step 2: share of the position").fill("50");
+  await target("safety-3", 2).waitFor();
+  assert.equal(await form.locator('[data-error-for="take_profit_steps"]').textContent(), "");
+  assert.equal(await form.locator("[data-steps-total]").textContent(), "The shares add up to 100 %.");
+  // A third step comes and goes; the first two stay as they were.
+  await form.getByRole("button", { name: "Add a step" }).click();
+  const third = form.getByLabel("Step 3: share of the position");
+  await third.waitFor({ state: "visible" });
+  assert.equal(await third.evaluate((input) => document.activeElement === input), true, "the new step has the focus");
+  await form.getByRole("button", { name: "Remove step 3" }).click();
+  await third.waitFor({ state: "hidden" });
+  assert.equal(await form.getByLabel("Step 2: profit").inputValue(), "2");
+  await target("safety-3", 2).waitFor();
+  // A stop loss, moved to breakeven once a step has sold (possible with two steps).
+  assert.ok(await breakeven.isEnabled(), "two steps allow move to breakeven");
+  assert.equal(await form.getByLabel("When the stop loss fires").inputValue(), "stop_loss");
+  const previewed = page.waitForResponse((r) => {
+    const sent = r.url().endsWith("/api/v1/bots/preview") ? JSON.parse(r.request().postData() || "{}") : {};
+    return sent.stop_loss_percentage === "5" && sent.sl_to_breakeven_enabled === true && sent.stop_loss_type === "stop_loss"
+      && !("take_profit" in sent) && Array.isArray(sent.take_profit_steps) && sent.take_profit_steps.length === 2;
+  });
+  await form.locator("input[name=stop_loss_percentage]").fill("5");
+  await breakeven.check();
+  assert.equal((await previewed).status(), 200, "the preview takes the steps and the stop loss");
+  await target("safety-3", 2).waitFor();
+  assert.equal(await preview.locator("[data-preview-problem]").count(), 0);
+  await page.screenshot({ path: path.join(screenshots, "bots-new-steps.png"), fullPage: true });
+
   // Create it: the webhook secret, once, with the note to copy it now.
   await form.getByRole("button", { name: "Create the bot" }).click();
   const created = page.locator("[data-bot-created]");
@@ -144,6 +216,13 @@ try {
   await page.locator('[data-setting="base_order_volume"]', { hasText: "30 USDT" }).waitFor();
   assert.equal(await page.textContent('[data-setting="max_safety_orders"]'), "3");
   assert.equal(await page.textContent('[data-setting="strategy_list"]'), "manual");
+  assert.equal(await page.textContent('[data-setting="take_profit_steps"]'), "50 % at +1 %, 50 % at +2 %");
+  assert.equal(await page.textContent('[data-setting="take_profit"]'), "2 %", "the last step's profit");
+  assert.equal(await page.textContent('[data-setting="base_order_volume_type"]'), "USDT (quote currency)");
+  assert.equal(await page.textContent('[data-setting="trailing_deviation"]'), "off");
+  assert.equal(await page.textContent('[data-setting="stop_loss_type"]'), "close the deal");
+  assert.equal(await page.textContent('[data-setting="sl_to_breakeven_enabled"]'), "on");
+  assert.equal(await page.textContent('[data-setting="tsl_enabled"]'), "off");
   await page.locator("[data-bot-summary] dd a", { hasText: ACCOUNT_NAME }).waitFor();
   await page.locator("[data-deals-list]", { hasText: "No deals yet" }).waitFor();
   assert.ok(!(await page.content()).includes(secret), "the secret is not on the bot page");
@@ -162,7 +241,10 @@ try {
   await page.locator('[data-deal-status] [data-status="bought"]').waitFor({ timeout: DEAL_STEP_MS });
   assert.match(await page.textContent("[data-deal-status-text]"), /safety orders and the take profit are working/);
   const orders = page.locator("[data-deal-orders] tbody tr");
-  await page.locator('[data-deal-orders] tr[data-order-role="take_profit"][data-order-state="open"]').waitFor({ timeout: DEAL_STEP_MS });
+  const openTakeProfits = page.locator('[data-deal-orders] tr[data-order-role="take_profit"][data-order-state="open"]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-deal-orders] tr[data-order-role="take_profit"][data-order-state="open"]').length === 2,
+    null, { timeout: DEAL_STEP_MS });
+  assert.equal(await openTakeProfits.count(), 2, "one order per take-profit step");
   const baseCells = await page.locator('[data-deal-orders] tr[data-order-role="base"]').locator("td").allTextContents();
   assert.deepEqual(baseCells.slice(0, 3), ["Base order", "Buy", "market"]);
   assert.equal(baseCells[4], "30 USDT");
@@ -172,11 +254,31 @@ try {
   assert.match(baseCells[8], /^0\.[0-9]+ BTC$/, "the base order paid its fee in BTC");
   assert.equal(await page.locator("[data-deal-orders] th", { hasText: "Error" }).count(), 0, "no error column without errors");
   assert.equal(await page.locator('[data-deal-orders] tr[data-order-role="safety"][data-order-state="open"]').count(), 2, "two active safety orders");
-  const tpCells = await page.locator('[data-deal-orders] tr[data-order-role="take_profit"]').locator("td").allTextContents();
-  assert.deepEqual([tpCells[0], tpCells[1], tpCells[2]], ["Take profit", "Sell", "limit"]);
-  assert.ok(await orders.count() >= 4);
+  for (const step of [1, 2]) {
+    const tpCells = await openTakeProfits.nth(step - 1).locator("td").allTextContents();
+    assert.deepEqual([tpCells[0], tpCells[1], tpCells[2]], [`Take profit ${step}`, "Sell", "limit"]);
+  }
+  assert.ok(await orders.count() >= 5);
   await page.locator('[data-fact="average_price"]', { hasText: "USDT" }).waitFor();
   assert.match(await page.textContent('[data-fact="take_profit_price"]'), /^[0-9,.]+ USDT$/);
+  // The targets: both steps on the book, half the position each, above the average; and the stop loss 5 % below it.
+  const targets = page.locator("[data-deal-targets] tbody tr");
+  await page.locator('[data-deal-targets] tr[data-target-step="2"][data-step-state="open"]').waitFor();
+  assert.equal(await targets.count(), 2);
+  const targetCell = (step, col) => page.locator(`[data-deal-targets] tr[data-target-step="${step}"] [data-col="${col}"]`);
+  const average = await number(page.locator('[data-fact="average_price"] span span'));
+  const prices = [];
+  for (const step of [1, 2]) {
+    assert.deepEqual(await page.locator(`[data-deal-targets] tr[data-target-step="${step}"] td`).allTextContents(), [
+      `TP${step}`, "50 %", `+${step} %`, await targetCell(step, "price").textContent(), await targetCell(step, "quantity").textContent(), "on the book",
+    ]);
+    assert.match(await targetCell(step, "quantity").textContent(), /^0\.[0-9]+$/, "the step's BTC");
+    prices.push(await number(targetCell(step, "price")));
+  }
+  assert.ok(average < prices[0] && prices[0] < prices[1], `average ${average} < TP1 ${prices[0]} < TP2 ${prices[1]}`);
+  assert.equal(await page.textContent('[data-fact="take_profit_price"] span span'), await targetCell(1, "price").textContent(), "the first target's price");
+  const stopLoss = await number(page.locator('[data-fact="stop_loss_price"] span span'));
+  assert.ok(Math.abs(stopLoss / average - 0.95) < 0.001, `the stop loss 5 % below the average: ${stopLoss}, ${average}`);
   assert.match(await page.textContent('[data-fact="position"]'), /^0\.[0-9]+ BTC$/);
   // The chart: an image drawn by the server, with the orders marked on it.
   await page.waitForFunction(() => {
@@ -186,7 +288,7 @@ try {
   const chart = await page.evaluate(async (id) => (await fetch(`/api/v1/deals/${id}/chart.svg`, { cache: "no-store" })).text(), dealId);
   assert.equal((chart.match(/class="marker buy filled"/g) || []).length, 1, "the base order traded");
   assert.equal((chart.match(/class="marker buy open"/g) || []).length, 2, "two safety orders wait");
-  assert.equal((chart.match(/class="marker sell open"/g) || []).length, 1, "the take profit waits");
+  assert.equal((chart.match(/class="marker sell open"/g) || []).length, 2, "both take-profit steps wait");
   await page.screenshot({ path: path.join(screenshots, "deal-bought.png"), fullPage: true });
 
   // "Balances: hidden" masks the deal's amounts; "Show amounts" shows them on this page only.
@@ -197,6 +299,8 @@ try {
   assert.equal(await page.textContent('[data-deal-orders] tr[data-order-role="base"] td[data-col="executed_quote"]'), "***");
   assert.equal(await page.textContent('[data-deal-orders] tr[data-order-role="base"] td:nth-child(5)'), "*** USDT");
   assert.match(await page.textContent('[data-fact="average_price"]'), /^[0-9,.]+ USDT$/, "prices are not amounts of money and stay");
+  await targetCell(1, "quantity").filter({ hasText: "***" }).waitFor();
+  assert.equal(await number(targetCell(1, "price")), prices[0], "a target's price stays");
   const reveal = page.locator("[data-dca-reveal]");
   await reveal.click();
   await page.locator('[data-fact="position"]', { hasText: /^0\.[0-9]+ BTC$/ }).waitFor();
@@ -218,6 +322,8 @@ try {
   await page.locator('[data-deal-orders] tr[data-order-role="close"][data-order-state="filled"]').waitFor();
   assert.match(await page.textContent('[data-fact="profit"]'), /^-?[0-9,.]+ USDT$/);
   await page.locator("[data-deal-actions]").waitFor({ state: "hidden" });
+  await page.locator('[data-deal-targets] tr[data-target-step="2"][data-step-state="not_reached"]').waitFor();
+  assert.equal(await page.locator('[data-deal-targets] tr[data-step-state="not_reached"]').count(), 2, "neither step sold");
   await page.screenshot({ path: path.join(screenshots, "deal-panic-sold.png"), fullPage: true });
 
   // The bot counts it as finished, with the day's profit.

@@ -1523,9 +1523,16 @@ function keepRefreshing(load, busy) {
 // ---- The bots page: the list and the form for a new bot
 
 const INTEGER_SETTINGS = ["max_safety_orders", "active_safety_orders_count", "stop_loss_timeout_in_seconds", "cooldown", "max_active_deals"];
-const REQUIRED_SETTINGS = ["base_order_volume", "safety_order_volume", "max_safety_orders", "safety_order_step_percentage", "take_profit"];
+const REQUIRED_SETTINGS = ["base_order_volume", "safety_order_volume", "max_safety_orders", "safety_order_step_percentage"];
 const OPTIONAL_SETTINGS = ["active_safety_orders_count", "martingale_step_coefficient", "martingale_volume_coefficient",
   "stop_loss_percentage", "cooldown", "max_active_deals"];
+const CHOSEN_SETTINGS = ["base_order_volume_type", "safety_order_volume_type", "take_profit_type", "strategy", "start_order_type", "stop_loss_type"];
+
+// A typed number as the API's decimal string; anything else as typed, so the API names the field.
+function typedNumber(input) {
+  const raw = input.value.trim();
+  return readAmount(raw) ?? raw;
+}
 
 // The form's DCA settings under their 3Commas names. A value that is not a number is sent as typed,
 // so the API names the field in its answer.
@@ -1534,19 +1541,106 @@ function botSettings(form) {
   const read = (name) => {
     const raw = form.elements[name].value.trim();
     if (INTEGER_SETTINGS.includes(name)) return /^\d+$/.test(raw) ? Number(raw) : raw;
-    return readAmount(raw) ?? raw;
+    return typedNumber(form.elements[name]);
   };
   for (const name of REQUIRED_SETTINGS) body[name] = read(name);
   for (const name of OPTIONAL_SETTINGS) if (form.elements[name].value.trim() !== "") body[name] = read(name);
-  body.take_profit_type = form.elements.take_profit_type.value;
-  body.strategy = form.elements.strategy.value;
-  body.start_order_type = form.elements.start_order_type.value;
+  for (const name of CHOSEN_SETTINGS) body[name] = form.elements[name].value;
+  // With steps, the last step's profit is the target: take_profit is left out.
+  if (form.elements.use_take_profit_steps.checked) {
+    body.take_profit_steps = shownSteps(form).map((row) => ({
+      amount_percentage: typedNumber(row.querySelector('[name="amount_percentage"]')),
+      profit_percentage: typedNumber(row.querySelector('[name="profit_percentage"]')),
+    }));
+  } else {
+    body.take_profit = read("take_profit");
+  }
+  if (form.elements.trailing_enabled.checked) {
+    body.trailing_enabled = true;
+    body.trailing_deviation = read("trailing_deviation");
+  }
   body.strategy_list = [{ strategy: form.elements.strategy_list.value }];
   if (form.elements.stop_loss_timeout_enabled.checked) {
     body.stop_loss_timeout_enabled = true;
     body.stop_loss_timeout_in_seconds = read("stop_loss_timeout_in_seconds");
   }
+  if (form.elements.tsl_enabled.checked) body.tsl_enabled = true;
+  const breakeven = form.elements.sl_to_breakeven_enabled;
+  if (breakeven.checked && !breakeven.disabled) body.sl_to_breakeven_enabled = true;
   return body;
+}
+
+// The take-profit step rows: all four, and those in use (the others are hidden).
+function stepRows(form) {
+  return [...form.querySelectorAll("[data-tp-step]")];
+}
+
+function shownSteps(form) {
+  return stepRows(form).filter((row) => !row.hidden);
+}
+
+// "50 % at +1 %, 50 % at +2 %": take-profit steps as people read them.
+function stepsText(steps) {
+  return steps.map((s) => `${grouped(String(s.amount_percentage))} % at +${grouped(String(s.profit_percentage))} %`).join(", ");
+}
+
+// What the exit settings allow: the steps' rows and their total, take_profit (unused with steps),
+// the trailing deviation, and "move to breakeven" (two steps or more).
+function reflectExits(form) {
+  const steps = form.elements.use_take_profit_steps.checked;
+  const rows = stepRows(form);
+  const shown = rows.filter((row) => !row.hidden);
+  form.querySelector("[data-tp-steps]").hidden = !steps;
+  for (const row of rows) {
+    row.querySelectorAll("input").forEach((input) => { input.disabled = !steps || row.hidden; });
+    row.querySelector("[data-remove-step]").disabled = shown.length <= 1;
+  }
+  form.querySelector("[data-add-step]").disabled = shown.length >= rows.length;
+  form.elements.take_profit.disabled = steps;
+  form.querySelector("[data-tp-help]").hidden = !steps;
+  if (steps) form.elements.take_profit.setAttribute("aria-describedby", "bot-tp-help");
+  else form.elements.take_profit.removeAttribute("aria-describedby");
+  const amounts = shown.map((row) => readAmount(row.querySelector('[name="amount_percentage"]').value));
+  const total = amounts.every((a) => a !== null) ? sumDecimals(amounts) : null;
+  form.querySelector("[data-steps-total]").textContent = total === null
+    ? "Give each step its share, such as 50."
+    : total === "100" ? "The shares add up to 100 %." : `The shares add up to ${total} %; they must make 100 %.`;
+  const breakeven = form.elements.sl_to_breakeven_enabled;
+  breakeven.disabled = !steps || shown.length < 2;
+  if (breakeven.disabled) breakeven.checked = false;
+  form.elements.trailing_deviation.disabled = !form.elements.trailing_enabled.checked;
+}
+
+// One more step row (the first hidden one), its share what the others leave.
+function addStep(form) {
+  const next = stepRows(form).find((row) => row.hidden);
+  if (!next) return;
+  const amounts = shownSteps(form).map((row) => readAmount(row.querySelector('[name="amount_percentage"]').value));
+  const left = amounts.every((a) => a !== null) ? sumDecimals(["100", ...amounts.map((a) => `-${a}`)]) : null;
+  next.querySelectorAll("input").forEach((input) => { input.value = ""; });
+  if (left && !left.startsWith("-") && !isZero(left)) next.querySelector('[name="amount_percentage"]').value = left;
+  next.hidden = false;
+  reflectExits(form);
+  next.querySelector('[name="amount_percentage"]').focus();
+  schedulePreview(0);
+}
+
+// Removes a step: the rows below move up one, so the steps stay numbered 1, 2, ...
+function removeStep(form, row) {
+  const shown = shownSteps(form);
+  const at = shown.indexOf(row);
+  if (at < 0 || shown.length <= 1) return;
+  const inputs = (r) => [...r.querySelectorAll("input")];
+  for (let i = at; i < shown.length - 1; i += 1) {
+    inputs(shown[i]).forEach((input, k) => { input.value = inputs(shown[i + 1])[k].value; });
+  }
+  const last = shown[shown.length - 1];
+  inputs(last).forEach((input) => { input.value = ""; input.removeAttribute("aria-invalid"); });
+  last.hidden = true;
+  reflectExits(form);
+  const button = row.hidden ? form.querySelector("[data-add-step]") : row.querySelector("[data-remove-step]");
+  (button.disabled ? form.querySelector("[data-add-step]") : button).focus();
+  schedulePreview(0);
 }
 
 // The form's field for an API error's `field`.
@@ -1555,13 +1649,18 @@ function botField(field) {
   return field;
 }
 
+// The inputs an API field names: by their name, or, for the take-profit steps, every step's input.
+function fieldInputs(form, field) {
+  return [...form.querySelectorAll(`[name="${CSS.escape(field)}"], [data-field="${CSS.escape(field)}"]`)];
+}
+
 // An error next to its field without moving the focus (the preview runs while the person types).
 function markField(form, field, message) {
   const slot = form.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
-  const input = form.querySelector(`[name="${CSS.escape(field)}"]`);
-  if (!slot || !input) return false;
+  const inputs = fieldInputs(form, field).filter((input) => !input.disabled);
+  if (!slot || inputs.length === 0) return false;
   slot.textContent = message;
-  input.setAttribute("aria-invalid", "true");
+  inputs.forEach((input) => input.setAttribute("aria-invalid", "true"));
   return true;
 }
 
@@ -1573,8 +1672,17 @@ function chosenPair(form) {
 }
 
 function reflectUnits(form) {
-  const { quote } = pairParts(chosenPair(form));
+  const { base, quote } = pairParts(chosenPair(form));
   form.querySelectorAll("[data-quote-unit]").forEach((n) => { n.textContent = quote || "quote"; });
+  // A volume's unit follows its type: the quote asset, or the base asset (the coin bought).
+  form.querySelectorAll("[data-volume-unit]").forEach((n) => {
+    const inBase = form.elements[n.dataset.volumeUnit].value === "base_currency";
+    n.textContent = inBase ? base || "base" : quote || "quote";
+  });
+  form.querySelectorAll("[data-volume-type]").forEach((select) => {
+    select.querySelector('option[value="quote_currency"]').textContent = quote ? `${quote} (quote)` : "the quote currency";
+    select.querySelector('option[value="base_currency"]').textContent = base ? `${base} (base)` : "the base currency";
+  });
   form.querySelector("[data-strategy-help]").textContent = form.elements.strategy.value === "short"
     ? "Short: sells first and buys back lower. Safety orders sit above the start price."
     : "Long: buys first and sells higher. Safety orders sit below the start price.";
@@ -1596,8 +1704,7 @@ async function runPreview() {
   form.querySelectorAll("[data-preview-error]").forEach((slot) => {
     slot.textContent = "";
     slot.removeAttribute("data-preview-error");
-    const input = form.querySelector(`[name="${CSS.escape(slot.dataset.errorFor)}"]`);
-    if (input) input.removeAttribute("aria-invalid");
+    fieldInputs(form, slot.dataset.errorFor).forEach((input) => input.removeAttribute("aria-invalid"));
   });
   if (startPrice === null || isZero(startPrice)) {
     box.replaceChildren(el("p", { class: "help" }, form.elements.start_price.value.trim() === ""
@@ -1619,7 +1726,7 @@ async function runPreview() {
     box.replaceChildren(el("p", { class: "form-error", "data-preview-problem": "", role: "alert" }, describeKeyError(result)));
     return;
   }
-  box.replaceChildren(...previewParts(result.data, pair, form.elements.strategy.value).filter(Boolean));
+  box.replaceChildren(...previewParts(result.data, pair, body).filter(Boolean));
 }
 
 // A decimal string rounded half up to `places` decimals, for reading (the exact value goes in a
@@ -1640,7 +1747,14 @@ function numberEl(text, places, attrs) {
   return el("span", { ...(attrs || {}), title: shown === String(text) ? null : String(text) }, grouped(shown));
 }
 
-function previewParts(plan, pair, strategy) {
+// Every take-profit target after an order, first to last (one without steps).
+function previewTargets(order) {
+  if (Array.isArray(order.take_profit_targets) && order.take_profit_targets.length > 0) return order.take_profit_targets;
+  return order.take_profit_price ? [order.take_profit_price] : [];
+}
+
+function previewParts(plan, pair, settings) {
+  const strategy = settings.strategy;
   const { base, quote } = pairParts(pair);
   const q = quote || "quote";
   const b = base || "base";
@@ -1650,6 +1764,16 @@ function previewParts(plan, pair, strategy) {
   const market = newBot.markets.get(pair);
   const tick = market && market.tick_size ? (String(market.tick_size).split(".")[1] || "").length : 8;
   const sign = strategy === "short" ? "+" : "−";
+  // With steps the take-profit cell lists every target, TP1 first.
+  const stepped = plan.orders.some((o) => previewTargets(o).length > 1);
+  const takeProfitCell = (o) => {
+    const targets = previewTargets(o);
+    if (targets.length === 0) return "—";
+    if (!stepped) return numberEl(targets[0], places ?? tick, { "data-col": "take_profit_price" });
+    return el("span", { class: "targets" }, ...targets.map((price, i) => el("span", { class: "target" },
+      el("span", { class: "target-step" }, `TP${i + 1}`), " ",
+      numberEl(price, places ?? tick, { "data-col": "take_profit_target", "data-step": String(i + 1) }))));
+  };
   const rows = [];
   for (const o of plan.orders) {
     const problems = o.problems || [];
@@ -1661,18 +1785,25 @@ function previewParts(plan, pair, strategy) {
         el("span", { class: "sub" }, numberEl(o.size_base, places, { "data-col": "size_base" }), ` ${b}`)),
       el("td", { class: "num" }, numberEl(o.total_quote, places, { "data-col": "total_quote" })),
       el("td", { class: "num" }, o.average_price ? numberEl(o.average_price, places ?? tick, { "data-col": "average_price" }) : "—"),
-      el("td", { class: "num" }, o.take_profit_price ? numberEl(o.take_profit_price, places ?? tick, { "data-col": "take_profit_price" }) : "—")));
+      el("td", { class: "num" }, takeProfitCell(o))));
     if (problems.length) {
       rows.push(el("tr", { class: "problem-row" }, el("td", { colspan: "6" }, `${name} cannot be placed: ${problems.join("; ")}`)));
     }
   }
   const headings = [["Order"], [`Price (${q})`, "num"], [`Size (${q})`, "num"], [`Total (${q})`, "num"],
-    ["Average price", "num"], ["Take profit", "num"]];
+    ["Average price", "num"], [stepped ? "Take profit targets" : "Take profit", "num"]];
   const direction = strategy === "short" ? "above" : "below";
+  const steps = Array.isArray(settings.take_profit_steps) ? settings.take_profit_steps : [];
+  const exits = [];
+  if (steps.length > 0) exits.push(`Takes profit in ${steps.length === 1 ? "one step" : `${steps.length} steps`}: ${stepsText(steps)}.`);
+  if (settings.trailing_enabled) {
+    exits.push(`The ${steps.length > 1 ? "last target" : "take profit"} trails: once reached, it closes when the price ${strategy === "short" ? "rises" : "falls"} back ${grouped(String(settings.trailing_deviation))} % from its peak.`);
+  }
   return [
     el("p", { class: "plan-summary", "data-plan-summary": "" },
       "At most ", el("strong", {}, `${grouped(plan.max_funds_per_deal)} ${q}`), " per deal; the last safety order is ",
       el("strong", {}, `${plan.max_deviation_percent} %`), ` ${direction} the start price.`),
+    exits.length > 0 && el("p", { class: "help", "data-plan-exits": "" }, exits.join(" ")),
     plan.rounded
       ? el("p", { class: "help" }, "Rounded to the market’s rules: the orders the engine will place.")
       : el("p", { class: "help" }, "Not rounded to a market: choose an exchange account and a pair to see the orders as they will be placed."),
@@ -1808,7 +1939,11 @@ async function createBot(form) {
   button.disabled = false;
   if (!result.ok) {
     const field = result.data && result.data.field ? botField(result.data.field) : "_form";
-    showError(form, form.querySelector(`[name="${CSS.escape(field)}"]`) ? field : "_form", describe(result));
+    if (markField(form, field, describe(result))) {
+      fieldInputs(form, field).find((input) => !input.disabled).focus();
+    } else {
+      showError(form, "_form", describe(result));
+    }
     return;
   }
   const bot = result.data;
@@ -1829,10 +1964,12 @@ function startBotsPage() {
   dca.refresh = loadBots;
   bindDcaReveal();
   reflectUnits(form);
+  reflectExits(form);
   form.addEventListener("input", (event) => {
     const name = event.target.name;
     if (name === "start_price") event.target.dataset.typed = String(event.target.value.trim() !== "");
     if (name === "name" || name === "enabled") return;
+    if (name === "amount_percentage") reflectExits(form);
     if (name === "pairs") {
       reflectUnits(form);
       clearTimeout(newBot.prefillTimer);
@@ -1843,9 +1980,14 @@ function startBotsPage() {
   form.addEventListener("change", (event) => {
     const name = event.target.name;
     if (name === "stop_loss_timeout_enabled") form.elements.stop_loss_timeout_in_seconds.disabled = !event.target.checked;
+    if (name === "use_take_profit_steps" || name === "trailing_enabled") reflectExits(form);
     if (name === "exchange_account_id") loadMarkets(form).then(prefillStartPrice);
-    if (name === "strategy") reflectUnits(form);
+    if (name === "strategy" || name === "base_order_volume_type" || name === "safety_order_volume_type") reflectUnits(form);
     if (event.target.type === "radio" || event.target.tagName === "SELECT" || event.target.type === "checkbox") schedulePreview(0);
+  });
+  form.querySelector("[data-add-step]").addEventListener("click", () => addStep(form));
+  form.querySelectorAll("[data-remove-step]").forEach((button) => {
+    button.addEventListener("click", () => removeStep(form, button.closest("[data-tp-step]")));
   });
   form.addEventListener("submit", (event) => { event.preventDefault(); createBot(form); });
   const panel = dcaPart("[data-bot-created]");
@@ -1871,9 +2013,12 @@ function startBotsPage() {
 
 // ---- One bot
 
+// [3Commas name, label, unit]; a volume's unit is the setting holding its type (its asset follows).
 const SETTING_LABELS = [
-  ["base_order_volume", "Base order volume", "quote"],
-  ["safety_order_volume", "Safety order volume", "quote"],
+  ["base_order_volume", "Base order volume", "base_order_volume_type"],
+  ["base_order_volume_type", "Base order volume in"],
+  ["safety_order_volume", "Safety order volume", "safety_order_volume_type"],
+  ["safety_order_volume_type", "Safety order volume in"],
   ["max_safety_orders", "Max safety orders"],
   ["active_safety_orders_count", "Active safety orders"],
   ["safety_order_step_percentage", "Price deviation to open safety orders", "%"],
@@ -1881,31 +2026,64 @@ const SETTING_LABELS = [
   ["martingale_volume_coefficient", "Safety order volume scale"],
   ["take_profit", "Target profit", "%"],
   ["take_profit_type", "Take profit of"],
+  ["take_profit_steps", "Take profit steps"],
+  ["trailing_deviation", "Trailing take profit", "%"],
   ["strategy", "Strategy"],
   ["start_order_type", "Base order type"],
   ["stop_loss_percentage", "Stop loss", "%"],
   ["stop_loss_timeout_in_seconds", "Stop loss timeout", "s"],
+  ["stop_loss_type", "When the stop loss fires"],
+  ["tsl_enabled", "Trailing stop loss"],
+  ["sl_to_breakeven_enabled", "Stop loss to breakeven after a step"],
   ["cooldown", "Cooldown between deals", "s"],
   ["max_active_deals", "Max active deals"],
   ["allowed_deals_on_same_pair", "Deals on the same pair"],
   ["strategy_list", "Deal start condition"],
 ];
 const SETTING_DEFAULTS = {
+  base_order_volume_type: "quote_currency", safety_order_volume_type: "quote_currency",
   martingale_step_coefficient: "1", martingale_volume_coefficient: "1", take_profit_type: "total", strategy: "long",
-  start_order_type: "market", stop_loss_percentage: "0", cooldown: "0", max_active_deals: "1", allowed_deals_on_same_pair: "1",
+  start_order_type: "market", stop_loss_percentage: "0", stop_loss_type: "stop_loss", cooldown: "0", max_active_deals: "1",
+  allowed_deals_on_same_pair: "1",
 };
+// Settings whose values are words, in words.
+const SETTING_WORDS = {
+  stop_loss_type: { stop_loss: "close the deal", stop_loss_and_disable_bot: "close the deal and disable the bot" },
+};
+const SWITCH_SETTINGS = ["tsl_enabled", "sl_to_breakeven_enabled"];
 
-function settingsFacts(settings, quote) {
+// `units` holds the bot's base and quote assets ("" when its pairs differ).
+function settingsFacts(settings, units) {
   const facts = [];
+  const steps = Array.isArray(settings.take_profit_steps) ? settings.take_profit_steps : [];
+  const assetOf = (type) => (type === "base_currency"
+    ? units.base || "base"
+    : units.quote || "quote");
   for (const [name, label, unit] of SETTING_LABELS) {
     let value = settings[name];
     if (name === "active_safety_orders_count" && value === undefined) value = settings.max_safety_orders;
     if (name === "stop_loss_timeout_in_seconds" && !settings.stop_loss_timeout_enabled) value = "off";
+    if (name === "trailing_deviation" && !settings.trailing_enabled) value = "off";
+    // With steps take_profit may be left out: it is the last step's profit.
+    if (name === "take_profit" && (value === undefined || value === null) && steps.length > 0) value = steps[steps.length - 1].profit_percentage;
     if (name === "strategy_list") value = Array.isArray(value) && value[0] ? value[0].strategy : "nonstop";
     if (value === undefined || value === null) value = SETTING_DEFAULTS[name];
+    if (SWITCH_SETTINGS.includes(name)) value = value === true ? "on" : "off";
     if (value === undefined) continue;
-    const shown = value === "off" ? "off" : `${grouped(String(value))}${unit === "quote" ? ` ${quote}` : unit ? ` ${unit}` : ""}`;
-    facts.push(el("dt", {}, label, " ", el("span", { class: "optional" }, `(${name})`)), el("dd", { "data-setting": name }, shown));
+    let shown;
+    if (value === "off" || value === "on") shown = value;
+    else if (name === "take_profit_steps") shown = steps.length > 0 ? stepsText(steps) : "off";
+    else if (name.endsWith("_volume_type")) {
+      const inBase = value === "base_currency";
+      shown = `${assetOf(value)} (${inBase ? "base" : "quote"} currency)`;
+    } else if (SETTING_WORDS[name]) shown = SETTING_WORDS[name][value] || String(value);
+    else {
+      const unitText = unit && unit.endsWith("_volume_type") ? assetOf(settings[unit]) : unit;
+      shown = `${grouped(String(value))}${unitText ? ` ${unitText}` : ""}`;
+      if (name === "trailing_deviation") shown += " back from the peak";
+    }
+    facts.push(el("dt", {}, label, " ", el("span", { class: "optional" }, `(${name})`)),
+      el("dd", { "data-setting": name, class: name === "take_profit_steps" ? "wrap" : null }, shown));
   }
   return facts;
 }
@@ -1965,7 +2143,9 @@ function renderBot(bot) {
     el("dt", {}, "Profit"), el("dd", { "data-bot-profit": "" }, profitEl(bot.profit_quote, quote)),
     el("dt", {}, "Created"), el("dd", {}, timeEl(bot.created_at)),
   ]);
-  drawOnce(dcaPart("[data-bot-settings]"), JSON.stringify(bot.settings), () => settingsFacts(bot.settings || {}, quote || "quote"));
+  const bases = [...new Set(bot.pairs.map((p) => pairParts(p).base))];
+  const units = { base: bases.length === 1 ? bases[0] : "", quote };
+  drawOnce(dcaPart("[data-bot-settings]"), JSON.stringify([bot.settings, units]), () => settingsFacts(bot.settings || {}, units));
 }
 
 async function botCommand(button, path, body, done) {
@@ -2067,8 +2247,20 @@ async function startDealsPage() {
 
 const ORDER_ROLES = { base: "Base order", take_profit: "Take profit", close: "Close", add_funds: "Add funds", manual: "Manual" };
 
-function orderRole(order) {
-  return order.role === "safety" ? `Safety order ${order.safety_index}` : ORDER_ROLES[order.role] || order.role;
+// A take profit's safety_index is its step (1-based; orders from before steps carry 0, step 1).
+function takeProfitStep(order) {
+  return Math.max(1, Number(order.safety_index) || 0);
+}
+
+// Whether the deal takes profit in more than one step.
+function steppedDeal(deal) {
+  return (deal.take_profit_targets || []).length > 1 || deal.orders.some((o) => o.role === "take_profit" && takeProfitStep(o) > 1);
+}
+
+function orderRole(order, stepped) {
+  if (order.role === "safety") return `Safety order ${order.safety_index}`;
+  if (order.role === "take_profit" && stepped) return `Take profit ${takeProfitStep(order)}`;
+  return ORDER_ROLES[order.role] || order.role;
 }
 
 // "0.001 BTC and 0.02 USDT", leaving out zero fees; the mask when hidden.
@@ -2084,10 +2276,11 @@ function dealOrdersTable(deal) {
   const { base, quote } = pairParts(deal.pair);
   if (deal.orders.length === 0) return el("p", { class: "help" }, "No orders yet.");
   const errors = deal.orders.some((o) => o.error);
+  const stepped = steppedDeal(deal);
   return table([["Role"], ["Side"], ["Type"], [`Price (${quote})`, "num"], ["Quantity", "num"], ["State"],
     [`Filled (${base})`, "num"], [`Value (${quote})`, "num"], ["Fees", "num"], ...(errors ? [["Error"]] : [])],
   deal.orders.map((o) => el("tr", { "data-order-role": o.role, "data-order-state": o.state, class: o.error ? "problem" : null },
-    el("td", {}, orderRole(o)),
+    el("td", {}, orderRole(o, stepped)),
     el("td", {}, sidePill(o.side)),
     el("td", {}, o.type),
     el("td", { class: "num", title: o.type === "market" ? "A market order: the price it was checked against" : null }, grouped(o.price)),
@@ -2161,6 +2354,50 @@ async function loadDeal() {
   if (moved || !dca.chartAt || Date.now() - dca.chartAt >= IDLE_REFRESH_MS) await loadDealChart();
 }
 
+// Where one take-profit step stands, from its orders (the latest last): [key, words, pill tone].
+function targetState(deal, orders, last, price) {
+  const latest = orders[orders.length - 1];
+  const partly = orders.some((o) => o.executed_quantity && o.executed_quantity !== "***" && !isZero(o.executed_quantity));
+  if (orders.some((o) => o.state === "filled")) return ["filled", "filled", "ok"];
+  if (latest && latest.state === "open") return ["open", partly ? "partly filled, on the book" : "on the book", null];
+  if (latest && latest.state === "pending") return ["pending", "being placed", null];
+  const finished = FINISHED.has(deal.status);
+  if (last && deal.trailing_peak && !finished) return ["trailing", ["trailing from ", price(deal.trailing_peak)], "warn"];
+  if (latest && latest.state === "rejected") return ["rejected", "refused by the exchange", "danger"];
+  if (finished) return [partly ? "partly_filled" : "not_reached", partly ? "partly filled" : "not reached", null];
+  if (latest && latest.state === "canceled") return ["replacing", "being placed again", null];
+  return ["waiting", "not on the book", null];
+}
+
+// The deal's take-profit targets (one without steps): share, profit, price, its order's quantity
+// (masked like every amount), and whether it is done.
+function dealTargetsTable(deal, price) {
+  const { base, quote } = pairParts(deal.pair);
+  const targets = deal.take_profit_targets || [];
+  if (targets.length === 0) {
+    return el("p", { class: "help" }, FINISHED.has(deal.status)
+      ? "None: the deal ended before it bought."
+      : "The targets are set once the base order fills.");
+  }
+  const lastStep = targets[targets.length - 1].step;
+  return table([["Step"], ["Share", "num"], ["Profit", "num"], [`Price (${quote})`, "num"], [`Quantity (${base})`, "num"], ["State"]],
+    targets.map((t) => {
+      const orders = deal.orders.filter((o) => o.role === "take_profit" && takeProfitStep(o) === t.step);
+      const latest = orders[orders.length - 1];
+      const [key, words, tone] = targetState(deal, orders, t.step === lastStep, price);
+      return el("tr", { "data-target-step": String(t.step), "data-step-state": key },
+        el("td", {}, `TP${t.step}`),
+        el("td", { class: "num", "data-col": "amount_percentage" }, `${grouped(t.amount_percentage)} %`),
+        el("td", { class: "num", "data-col": "profit_percentage" }, `+${grouped(t.profit_percentage)} %`),
+        el("td", { class: "num", "data-col": "price" }, numberEl(t.price, dca.pricePlaces ?? 8)),
+        el("td", { class: "num", "data-col": "quantity" }, latest && latest.quantity !== null && latest.quantity !== undefined ? amountText(latest.quantity) : "—"),
+        el("td", { "data-col": "state" }, el("span", {
+          class: tone ? `pill ${tone}` : null,
+          "data-trailing-peak": key === "trailing" ? deal.trailing_peak : null,
+        }, ...[].concat(words))));
+    }));
+}
+
 function dealBusy(deal) {
   return Boolean(deal) && (!FINISHED.has(deal.status) || deal.orders.some((o) => o.state === "open" || o.state === "pending"));
 }
@@ -2179,12 +2416,16 @@ function renderDeal(deal) {
     el("dt", {}, "Strategy"), el("dd", {}, deal.strategy),
     el("dt", {}, "Base order price"), el("dd", {}, price(deal.base_price)),
     el("dt", {}, "Average price"), el("dd", { "data-fact": "average_price" }, price(deal.average_price)),
-    el("dt", {}, "Take profit price"), el("dd", { "data-fact": "take_profit_price" }, price(deal.take_profit_price)),
+    el("dt", {}, (deal.take_profit_targets || []).length > 1 ? "First take profit price" : "Take profit price"),
+    el("dd", { "data-fact": "take_profit_price" }, price(deal.take_profit_price)),
+    el("dt", {}, "Stop loss price"), el("dd", { "data-fact": "stop_loss_price" }, deal.stop_loss_price ? price(deal.stop_loss_price) : "none"),
     el("dt", {}, "Position"), el("dd", { "data-fact": "position" }, amountText(deal.position_base), ` ${base}`),
     el("dt", {}, "Profit"), el("dd", { "data-fact": "profit" }, finished ? profitEl(deal.profit_quote, quote) : "when the deal closes"),
     el("dt", {}, "Started"), el("dd", {}, timeEl(deal.created_at)),
     el("dt", {}, "Closed"), el("dd", {}, deal.closed_at ? timeEl(deal.closed_at) : "not yet"),
   ]);
+  drawOnce(dcaPart("[data-deal-targets]"), JSON.stringify([deal.take_profit_targets, deal.trailing_peak, deal.status, deal.orders, dca.pricePlaces]),
+    () => dealTargetsTable(deal, price));
   drawOnce(dcaPart("[data-deal-orders]"), JSON.stringify(deal.orders), () => dealOrdersTable(deal));
 }
 

@@ -187,6 +187,9 @@ async fn bot_and_deal_pages_need_a_session() {
         "data-bot-form",
         "name=\"base_order_volume\"",
         "name=\"safety_order_volume\"",
+        "name=\"base_order_volume_type\"",
+        "name=\"safety_order_volume_type\"",
+        "<option value=\"base_currency\">",
         "name=\"max_safety_orders\"",
         "name=\"active_safety_orders_count\"",
         "name=\"safety_order_step_percentage\"",
@@ -194,9 +197,17 @@ async fn bot_and_deal_pages_need_a_session() {
         "name=\"martingale_volume_coefficient\"",
         "name=\"take_profit\"",
         "name=\"take_profit_type\"",
+        "name=\"use_take_profit_steps\"",
+        "data-error-for=\"take_profit_steps\"",
+        "name=\"trailing_enabled\"",
+        "name=\"trailing_deviation\"",
         "name=\"strategy\"",
         "name=\"stop_loss_percentage\"",
         "name=\"stop_loss_timeout_in_seconds\"",
+        "name=\"stop_loss_type\"",
+        "<option value=\"stop_loss_and_disable_bot\">",
+        "name=\"tsl_enabled\"",
+        "name=\"sl_to_breakeven_enabled\"",
         "name=\"cooldown\"",
         "name=\"max_active_deals\"",
         "name=\"strategy_list\"",
@@ -207,6 +218,15 @@ async fn bot_and_deal_pages_need_a_session() {
         "href=\"/deals\"",
     ] {
         assert!(bots.text.contains(marker), "/bots: {marker}");
+    }
+    // Four take-profit step rows, each with its share and profit labelled; the error for the
+    // steps (`field: take_profit_steps`) is shown next to them.
+    for step in 1..=4 {
+        for (field, id) in [("amount_percentage", "amount"), ("profit_percentage", "profit")] {
+            let input = format!("id=\"bot-tp-step-{step}-{id}\" name=\"{field}\" data-field=\"take_profit_steps\"");
+            assert!(bots.text.contains(&input), "/bots: {input}");
+            assert!(bots.text.contains(&format!("for=\"bot-tp-step-{step}-{id}\"")), "/bots: the label of {input}");
+        }
     }
     assert_no_inline_script(&bots.text, "/bots");
     let deals = app.get("/deals", Some(&cookie)).await;
@@ -297,6 +317,7 @@ async fn a_bot_and_its_deal_have_pages_and_the_deal_chart_marks_its_orders() {
         "Close at market",
         "Add funds",
         "data-chart",
+        "data-deal-targets",
     ] {
         assert!(page.text.contains(marker), "{marker}");
     }

@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/bots", get(api::deals::list).post(api::deals::create))
         .route("/bots/{id}", get(api::deals::show).patch(api::deals::update))
         .route("/bots/{id}/enable", post(api::deals::enable))
+        .route("/bots/{id}/rotate_webhook_secret", post(api::deals::rotate_webhook_secret))
         .route("/bots/{id}/disable", post(api::deals::disable))
         .route("/bots/{id}/start_new_deal", post(api::deals::start_new_deal))
         .route("/bots/{id}/panic_sell_all_deals", post(api::deals::panic_sell_all_deals))

@@ -3,16 +3,22 @@
 //! out its commands — each placement through the order guard, audited, under the intent's
 //! deterministic client order id (ARCHITECTURE.md invariant 5).
 //!
-//! One cycle runs every `ServerConfig::engine_interval` and whenever a user command or a pushed
-//! order update wakes it. A cycle holds the runner's lock from start to end, so the engine sees one
-//! event at a time and a user command never interleaves with a cycle.
+//! One cycle runs every `ServerConfig::engine_interval` and whenever a user command wakes it;
+//! pushed order updates are applied as they arrive, by their own task. The engines sit behind the
+//! runner's lock, which is held only to decide and to save: each event is handled and the deals it
+//! changed are saved under the lock, then the lock is released while the venue is asked (orders
+//! placed and canceled, prices, lookups), so one slow venue or account never stalls the others or a
+//! user's command. Venue work for one account runs in order under that account's own lock, so the
+//! order guard's per-minute and per-day counts always see the account's earlier orders.
 //!
 //! Crash safety: an intent is saved (`pending`) before its order is sent. At every cycle a pending
 //! intent is looked up at the venue by client order id: found, it takes the venue's state; not
 //! found, the venue's clock is noted, and once it has passed that mark by the receive window and a
 //! second, no request signed before the mark can still be accepted, so the intent is `not_placed`
 //! and the engine asks for the order again under a new id. Nothing is ever resent under the same
-//! id, and an order whose answer was lost is never sent twice.
+//! id, and an order whose answer was lost is never sent twice. A placement still on its way (its
+//! intent saved, its request not yet answered) is never looked up: its first miss could come
+//! before its request is signed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -59,6 +65,9 @@ pub struct Runner {
     wake: Notify,
     pushed_tx: mpsc::UnboundedSender<Pushed>,
     pushed_rx: Mutex<Option<mpsc::UnboundedReceiver<Pushed>>>,
+    /// One lock per exchange account, held while the account's orders are checked by the guard
+    /// and sent or canceled (never together with `inner`).
+    account_io: std::sync::Mutex<HashMap<ExchangeAccountId, Arc<Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -93,6 +102,11 @@ struct RunnerState {
     /// When each account's open orders on a pair were last polled (wall time: a budget of the
     /// venue's request weight, not of the app's clock).
     polled_at: HashMap<(ExchangeAccountId, Pair), std::time::Instant>,
+    /// Client order ids whose placement is on its way to the venue (saved, sent or about to be,
+    /// not answered): reconciliation leaves them alone.
+    in_flight: HashSet<String>,
+    /// Each deal's orders as last saved, so a save writes only the orders that changed.
+    saved: HashMap<DealId, HashMap<String, OrderIntent>>,
 }
 
 fn engine_client() -> ClientInfo {
@@ -108,7 +122,13 @@ impl Runner {
             wake: Notify::new(),
             pushed_tx,
             pushed_rx: Mutex::new(Some(pushed_rx)),
+            account_io: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    fn account_lock(&self, account: ExchangeAccountId) -> Arc<Mutex<()>> {
+        let mut locks = self.account_io.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(locks.entry(account).or_default())
     }
 
     pub fn node(&self) -> &str {
@@ -121,37 +141,57 @@ impl Runner {
     }
 }
 
-/// Runs cycles until the task is dropped. Started by `serve`.
+/// Runs cycles until the task is dropped (pushed order updates by a task of their own, ended with
+/// it). Started by `serve`.
 pub async fn run(state: AppState) {
     let Some(mut pushed) = state.runner.pushed_rx.lock().await.take() else {
         tracing::error!("the bot engine is already running in this process");
         return;
     };
+    let pushed_state = state.clone();
+    let _pushed_task = AbortOnDrop(tokio::spawn(async move {
+        while let Some((account, event)) = pushed.recv().await {
+            if let Err(err) = on_pushed(&pushed_state, account, event).await {
+                tracing::warn!(error = %err, "a pushed order update was not applied");
+            }
+        }
+    }));
     let mut tick = tokio::time::interval(state.config.engine_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let result = tokio::select! {
-            _ = tick.tick() => cycle(&state).await,
-            () = state.runner.wake.notified() => cycle(&state).await,
-            Some((account, event)) = pushed.recv() => on_pushed(&state, account, event).await,
-        };
-        if let Err(err) = result {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.runner.wake.notified() => {}
+        }
+        if let Err(err) = cycle(&state).await {
             tracing::warn!(error = %err, "a bot engine cycle did not complete");
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
 /// An order update pushed by the venue: applied at once, so a fill moves the deal without waiting
 /// for the next poll.
 async fn on_pushed(state: &AppState, account: ExchangeAccountId, event: OrderEvent) -> Result<(), ApiError> {
-    let mut rs = state.runner.inner.lock().await;
-    let Some(link) = rs.accounts.get(&account) else { return Ok(()) };
-    let venue = link.record.exchange.clone();
-    let exchange = Arc::clone(&link.exchange);
-    let Some(engine) = rs.engines.get(&venue) else { return Ok(()) };
-    let Some(deal) = engine.deal_of_order(&event.client_order_id) else { return Ok(()) };
-    let Some(order) = engine.deal(deal).and_then(|b| b.order(&event.client_order_id)).cloned() else {
-        return Ok(());
+    let (venue, exchange, order) = {
+        let rs = state.runner.inner.lock().await;
+        let Some(link) = rs.accounts.get(&account) else { return Ok(()) };
+        let venue = link.record.exchange.clone();
+        let exchange = Arc::clone(&link.exchange);
+        let Some(engine) = rs.engines.get(&venue) else { return Ok(()) };
+        let Some(deal) = engine.deal_of_order(&event.client_order_id) else { return Ok(()) };
+        let Some(order) = engine.deal(deal).and_then(|b| b.order(&event.client_order_id)).cloned() else {
+            return Ok(());
+        };
+        (venue, exchange, order)
     };
     let report = OrderReport {
         venue_symbol: event.venue_symbol,
@@ -168,7 +208,7 @@ async fn on_pushed(state: &AppState, account: ExchangeAccountId, event: OrderEve
         updated_at: event.at,
     };
     let update = update_of(&*exchange, &order, &report).await;
-    process(state, &mut rs, &venue, Event::Order(update)).await?;
+    process(state, &venue, Event::Order(update)).await?;
     Ok(())
 }
 
@@ -211,17 +251,24 @@ fn follow_stream(
 /// # Errors
 /// When the store fails; the next cycle starts over from the store.
 pub async fn cycle(state: &AppState) -> Result<(), ApiError> {
-    let mut rs = state.runner.inner.lock().await;
-    sync_bots(state, &mut rs).await?;
-    tick_prices(state, &mut rs).await?;
-    reconcile(state, &mut rs).await?;
-    let venues: Vec<String> = rs.engines.keys().cloned().collect();
+    {
+        let mut rs = state.runner.inner.lock().await;
+        sync_bots(state, &mut rs).await?;
+    }
+    tick_prices(state).await?;
+    reconcile(state).await?;
+    let venues: Vec<String> = state.runner.inner.lock().await.engines.keys().cloned().collect();
     for venue in venues {
-        process(state, &mut rs, &venue, Event::Timer).await?;
-        if let Some(engine) = rs.engines.get_mut(&venue) {
+        process(state, &venue, Event::Timer).await?;
+        if let Some(engine) = state.runner.inner.lock().await.engines.get_mut(&venue) {
             engine.drop_settled();
         }
     }
+    // Forget what was saved of deals no engine holds any more (settled, or their bot's lease lost).
+    let mut guard = state.runner.inner.lock().await;
+    let rs = &mut *guard;
+    let engines = &rs.engines;
+    rs.saved.retain(|deal, _| engines.values().any(|e| e.deal(*deal).is_some()));
     Ok(())
 }
 
@@ -289,6 +336,8 @@ async fn sync_bots(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiErro
         let Some(venue) = rs.bot_venue.get(&deal.bot_id).cloned() else { continue };
         ensure_market(rs, &venue, deal.exchange_account_id, &deal.pair, now).await;
         if let Some(engine) = rs.engines.get_mut(&venue) {
+            let known = orders.iter().map(|o| (o.client_order_id.clone(), o.clone())).collect();
+            rs.saved.insert(deal.id, known);
             engine.insert_deal(DealBook { deal, orders });
         }
     }
@@ -373,17 +422,48 @@ fn pairs_in_use(rs: &RunnerState) -> Vec<(String, ExchangeAccountId, Pair)> {
     out
 }
 
-async fn tick_prices(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiError> {
+/// How many venue requests of one kind a cycle has in flight at once.
+const VENUE_CONCURRENCY: usize = 8;
+
+/// Runs `start` on every item, `VENUE_CONCURRENCY` at a time; the answers in the items' order.
+async fn batched<T, F: std::future::Future>(items: Vec<T>, start: fn(T) -> F) -> Vec<F::Output> {
+    let mut answers = Vec::with_capacity(items.len());
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let batch: Vec<F> = items.by_ref().take(VENUE_CONCURRENCY).map(start).collect();
+        answers.extend(futures_util::future::join_all(batch).await);
+    }
+    answers
+}
+
+async fn ask_ticker(
+    (venue, pair, exchange): (String, Pair, Arc<dyn Exchange>),
+) -> (String, Pair, Result<Ticker, ExchangeError>) {
+    let answer = exchange.ticker(&pair).await;
+    (venue, pair, answer)
+}
+
+async fn tick_prices(state: &AppState) -> Result<(), ApiError> {
     let now = state.now();
-    for (venue, account, pair) in pairs_in_use(rs) {
-        ensure_market(rs, &venue, account, &pair, now).await;
-        let Some(link) = rs.accounts.get(&account) else { continue };
-        match link.exchange.ticker(&pair).await {
+    let asks: Vec<(String, Pair, Arc<dyn Exchange>)> = {
+        let mut rs = state.runner.inner.lock().await;
+        let mut asks = Vec::new();
+        for (venue, account, pair) in pairs_in_use(&rs) {
+            ensure_market(&mut rs, &venue, account, &pair, now).await;
+            if let Some(link) = rs.accounts.get(&account) {
+                asks.push((venue, pair, Arc::clone(&link.exchange)));
+            }
+        }
+        asks
+    };
+    let answers = batched(asks, ask_ticker).await;
+    for (venue, pair, answer) in answers {
+        match answer {
             Ok(ticker) => {
                 let price = ticker.last_price;
-                rs.tickers.insert((venue.clone(), pair.clone()), ticker);
+                state.runner.inner.lock().await.tickers.insert((venue.clone(), pair.clone()), ticker);
                 if price > Decimal::ZERO {
-                    process(state, rs, &venue, Event::Tick { pair, price }).await?;
+                    process(state, &venue, Event::Tick { pair, price }).await?;
                 }
             }
             Err(err) => tracing::debug!(pair = %pair.to_3commas(), error = %err, "fetching a price failed"),
@@ -394,74 +474,130 @@ async fn tick_prices(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiEr
 
 /// Asks the venue about every order the engine does not know the end of: pending intents by
 /// client order id, open ones through the pair's open orders (polling, the fallback of the user
-/// data stream).
-async fn reconcile(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiError> {
+/// data stream). The orders are chosen under the runner's lock and asked about without it.
+async fn reconcile(state: &AppState) -> Result<(), ApiError> {
     let mut pending = Vec::new();
-    let mut open: HashMap<(String, ExchangeAccountId, Pair), Vec<OrderIntent>> = HashMap::new();
-    for (venue, engine) in &rs.engines {
-        for book in engine.deals() {
-            for order in &book.orders {
-                match order.state {
-                    IntentState::Pending => pending.push((venue.clone(), order.clone())),
-                    IntentState::Open => open
-                        .entry((venue.clone(), order.exchange_account_id, order.pair.clone()))
-                        .or_default()
-                        .push(order.clone()),
-                    _ => {}
-                }
-            }
-        }
-    }
-    for (venue, order) in pending {
-        let Some(link) = rs.accounts.get(&order.exchange_account_id) else { continue };
-        let exchange = Arc::clone(&link.exchange);
-        let Ok(id) = ClientOrderId::parse(&order.client_order_id) else { continue };
-        match exchange.query_order(&order.pair, &VenueOrderRef::Client(id)).await {
-            Ok(report) => {
-                rs.unseen.remove(&order.client_order_id);
-                let update = update_of(&*exchange, &order, &report).await;
-                process(state, rs, &venue, Event::Order(update)).await?;
-            }
-            Err(ExchangeError::OrderNotFound) => {
-                let Ok(venue_now) = exchange.server_time().await else { continue };
-                if missing_long_enough(&mut rs.unseen, &order.client_order_id, venue_now) {
-                    let event = Event::NotPlaced { client_order_id: order.client_order_id.clone() };
-                    process(state, rs, &venue, event).await?;
-                }
-            }
-            Err(err) => tracing::debug!(order = %order.client_order_id, error = %err, "looking up an order failed"),
-        }
-    }
-    for ((venue, account, pair), orders) in open {
-        // The stream brings fills at once; polling is the fallback, so it spends little weight.
-        let key = (account, pair.clone());
-        if rs.polled_at.get(&key).is_some_and(|at| at.elapsed() < POLL_EVERY) {
-            continue;
-        }
-        rs.polled_at.insert(key, std::time::Instant::now());
-        let Some(link) = rs.accounts.get(&account) else { continue };
-        let exchange = Arc::clone(&link.exchange);
-        let Ok(on_book) = exchange.open_orders(&pair).await else { continue };
-        let on_book: HashMap<&str, &OrderReport> = on_book.iter().map(|r| (r.client_order_id.as_str(), r)).collect();
-        for order in orders {
-            let update = match on_book.get(order.client_order_id.as_str()) {
-                Some(report) if report.executed_qty == order.executed_qty => continue,
-                Some(report) => update_of(&*exchange, &order, report).await,
-                None => {
-                    let Ok(id) = ClientOrderId::parse(&order.client_order_id) else { continue };
-                    match exchange.query_order(&pair, &VenueOrderRef::Client(id)).await {
-                        Ok(report) => update_of(&*exchange, &order, &report).await,
-                        Err(err) => {
-                            tracing::debug!(order = %order.client_order_id, error = %err, "looking up an order failed");
-                            continue;
+    let mut open = Vec::new();
+    {
+        let mut rs = state.runner.inner.lock().await;
+        let mut groups: HashMap<(String, ExchangeAccountId, Pair), Vec<OrderIntent>> = HashMap::new();
+        for (venue, engine) in &rs.engines {
+            for book in engine.deals() {
+                for order in &book.orders {
+                    match order.state {
+                        IntentState::Pending if !rs.in_flight.contains(&order.client_order_id) => {
+                            if let Some(link) = rs.accounts.get(&order.exchange_account_id) {
+                                pending.push((venue.clone(), Arc::clone(&link.exchange), order.clone()));
+                            }
                         }
+                        IntentState::Open => groups
+                            .entry((venue.clone(), order.exchange_account_id, order.pair.clone()))
+                            .or_default()
+                            .push(order.clone()),
+                        _ => {}
                     }
                 }
-            };
-            process(state, rs, &venue, Event::Order(update)).await?;
+            }
+        }
+        for ((venue, account, pair), orders) in groups {
+            // The stream brings fills at once; polling is the fallback, so it spends little weight.
+            let key = (account, pair.clone());
+            if rs.polled_at.get(&key).is_some_and(|at| at.elapsed() < POLL_EVERY) {
+                continue;
+            }
+            let Some(link) = rs.accounts.get(&account) else { continue };
+            let exchange = Arc::clone(&link.exchange);
+            rs.polled_at.insert(key, std::time::Instant::now());
+            open.push((venue, exchange, pair, orders));
+        }
+    }
+    let looked = batched(pending, look_up).await;
+    for (venue, order, found) in looked {
+        let event = match found {
+            Looked::Found(update) => {
+                state.runner.inner.lock().await.unseen.remove(&order.client_order_id);
+                Event::Order(update)
+            }
+            Looked::Missing(venue_now) => {
+                let mut rs = state.runner.inner.lock().await;
+                if rs.in_flight.contains(&order.client_order_id)
+                    || !missing_long_enough(&mut rs.unseen, &order.client_order_id, venue_now)
+                {
+                    continue;
+                }
+                Event::NotPlaced { client_order_id: order.client_order_id.clone() }
+            }
+            Looked::Unknown => continue,
+        };
+        process(state, &venue, event).await?;
+    }
+    let polled = batched(open, poll_open).await;
+    for (venue, updates) in polled {
+        for update in updates {
+            process(state, &venue, Event::Order(update)).await?;
         }
     }
     Ok(())
+}
+
+/// What the venue said about a pending intent.
+enum Looked {
+    Found(OrderUpdate),
+    /// Not found, at this venue time.
+    Missing(Timestamp),
+    /// No answer this time.
+    Unknown,
+}
+
+async fn look_up((venue, exchange, order): (String, Arc<dyn Exchange>, OrderIntent)) -> (String, OrderIntent, Looked) {
+    let looked = match ClientOrderId::parse(&order.client_order_id) {
+        Err(_) => Looked::Unknown,
+        Ok(id) => match exchange.query_order(&order.pair, &VenueOrderRef::Client(id)).await {
+            Ok(report) => Looked::Found(update_of(&*exchange, &order, &report).await),
+            Err(ExchangeError::OrderNotFound) => match exchange.server_time().await {
+                Ok(venue_now) => Looked::Missing(venue_now),
+                Err(_) => Looked::Unknown,
+            },
+            Err(err) => {
+                tracing::debug!(order = %order.client_order_id, error = %err, "looking up an order failed");
+                Looked::Unknown
+            }
+        },
+    };
+    (venue, order, looked)
+}
+
+/// The updates of an account's open orders on a pair: from the pair's open orders, and for one
+/// no longer on the book, from a lookup by client order id.
+async fn poll_open(
+    (venue, exchange, pair, orders): (String, Arc<dyn Exchange>, Pair, Vec<OrderIntent>),
+) -> (String, Vec<OrderUpdate>) {
+    let updates = open_updates(&*exchange, &pair, orders).await;
+    (venue, updates)
+}
+
+async fn open_updates(exchange: &dyn Exchange, pair: &Pair, orders: Vec<OrderIntent>) -> Vec<OrderUpdate> {
+    let Ok(on_book) = exchange.open_orders(pair).await else { return Vec::new() };
+    let on_book: HashMap<&str, &OrderReport> = on_book.iter().map(|r| (r.client_order_id.as_str(), r)).collect();
+    let mut updates = Vec::new();
+    for order in orders {
+        let update = match on_book.get(order.client_order_id.as_str()) {
+            Some(report) if report.executed_qty == order.executed_qty => continue,
+            Some(report) => update_of(exchange, &order, report).await,
+            None => {
+                let Ok(id) = ClientOrderId::parse(&order.client_order_id) else { continue };
+                match exchange.query_order(pair, &VenueOrderRef::Client(id)).await {
+                    Ok(report) => update_of(exchange, &order, &report).await,
+                    Err(err) => {
+                        tracing::debug!(order = %order.client_order_id, error = %err, "looking up an order failed");
+                        continue;
+                    }
+                }
+            }
+        };
+        updates.push(update);
+    }
+    updates
 }
 
 /// Notes that the order `client_order_id` was looked for at the venue and not found, with the
@@ -523,114 +659,206 @@ pub(crate) async fn update_of(exchange: &dyn Exchange, order: &OrderIntent, repo
     }
 }
 
-/// Feeds `event` to a venue's engine, then everything that follows from it: saves the deals that
-/// changed, then carries out the commands, whose answers are events again.
-async fn process(state: &AppState, rs: &mut RunnerState, venue: &str, event: Event) -> Result<Vec<DealId>, ApiError> {
+/// A command for the venue, prepared under the runner's lock and carried out without it.
+struct Job {
+    command: Command,
+    order: OrderIntent,
+    exchange: Arc<dyn Exchange>,
+    record: ExchangeAccountRecord,
+    bot: BotId,
+    ticker: Option<Ticker>,
+}
+
+/// What carrying out a job gave: events for the engine, a bot to disable (with the reason), a
+/// price fetched on the way.
+#[derive(Default)]
+struct Outcome {
+    events: Vec<Event>,
+    disable: Option<(BotId, String)>,
+    ticker: Option<Ticker>,
+}
+
+/// Feeds `event` to a venue's engine, then everything that follows from it: under the runner's
+/// lock, the engine decides and the deals that changed are saved; then, without the lock, the
+/// commands are carried out (each account's in order, accounts side by side), and their answers
+/// are events again.
+async fn process(state: &AppState, venue: &str, event: Event) -> Result<Vec<DealId>, ApiError> {
     let mut queue = VecDeque::from([event]);
     let mut first = true;
     let mut touched = Vec::new();
     while let Some(event) = queue.pop_front() {
-        let now = state.now();
-        let Some(engine) = rs.engines.get_mut(venue) else { return Ok(touched) };
-        let output = match engine.handle(now, event) {
-            Ok(output) => output,
-            Err(err) if first => return Err(engine_error(&err)),
-            Err(err) => {
-                tracing::warn!(error = %err, "the engine did not take a follow-up event");
-                continue;
+        let jobs = {
+            let mut guard = state.runner.inner.lock().await;
+            let rs = &mut *guard;
+            let now = state.now();
+            let Some(engine) = rs.engines.get_mut(venue) else { return Ok(touched) };
+            let output = match engine.handle(now, event) {
+                Ok(output) => output,
+                Err(err) if first => return Err(engine_error(&err)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "the engine did not take a follow-up event");
+                    continue;
+                }
+            };
+            if first {
+                touched.clone_from(&output.changed);
             }
+            first = false;
+            let mut lost = HashSet::new();
+            for id in &output.changed {
+                let Some(book) = engine.deal(*id) else { continue };
+                let known = rs.saved.entry(*id).or_default();
+                let changed: Vec<OrderIntent> =
+                    book.orders.iter().filter(|o| known.get(&o.client_order_id) != Some(*o)).cloned().collect();
+                let saved = state.store.save_deal(&state.runner.node, now, &book.deal, &changed, &[]).await?;
+                if saved {
+                    known.extend(changed.into_iter().map(|o| (o.client_order_id.clone(), o)));
+                } else {
+                    lost.insert(book.deal.bot_id);
+                }
+            }
+            for bot in &lost {
+                tracing::warn!(bot = %bot, "this node lost the bot's lease; another node runs it now");
+                engine.remove_bot(*bot);
+                rs.bot_venue.remove(bot);
+            }
+            for bot in &output.disable {
+                if !lost.contains(bot) {
+                    disable_bot(state, rs, venue, *bot, "stop_loss").await?;
+                }
+            }
+            let mut jobs = Vec::new();
+            for (deal, command) in output.commands {
+                let Some(book) = rs.engines.get(venue).and_then(|e| e.deal(deal)) else { continue };
+                let bot = book.deal.bot_id;
+                let (Command::Place(id) | Command::Cancel(id)) = &command;
+                if lost.contains(&bot) {
+                    continue;
+                }
+                let Some(order) = book.order(id).cloned() else { continue };
+                let Some(link) = rs.accounts.get(&order.exchange_account_id) else {
+                    if matches!(command, Command::Place(_)) {
+                        let reason = "account_unavailable: the exchange account is gone".to_owned();
+                        queue.push_back(Event::Refused { client_order_id: order.client_order_id.clone(), reason });
+                    }
+                    continue;
+                };
+                if matches!(command, Command::Place(_)) {
+                    rs.in_flight.insert(order.client_order_id.clone());
+                }
+                jobs.push(Job {
+                    command,
+                    exchange: Arc::clone(&link.exchange),
+                    record: link.record.clone(),
+                    bot,
+                    ticker: rs.tickers.get(&(venue.to_owned(), order.pair.clone())).cloned(),
+                    order,
+                });
+            }
+            jobs
         };
-        if first {
-            touched.clone_from(&output.changed);
+        if jobs.is_empty() {
+            continue;
         }
-        first = false;
-        let mut lost = HashSet::new();
-        for id in &output.changed {
-            let Some(book) = engine.deal(*id) else { continue };
-            let saved = state.store.save_deal(&state.runner.node, now, &book.deal, &book.orders, &[]).await?;
-            if !saved {
-                lost.insert(book.deal.bot_id);
+        let finished = carry_out(state, jobs).await;
+        let mut guard = state.runner.inner.lock().await;
+        let rs = &mut *guard;
+        let mut failure = None;
+        for (order, outcome) in finished {
+            rs.in_flight.remove(&order.client_order_id);
+            match outcome {
+                Ok(outcome) => {
+                    if let Some(ticker) = outcome.ticker {
+                        rs.tickers.insert((venue.to_owned(), order.pair.clone()), ticker);
+                    }
+                    if let Some((bot, reason)) = outcome.disable {
+                        disable_bot(state, rs, venue, bot, &reason).await?;
+                    }
+                    queue.extend(outcome.events);
+                }
+                // The intent stays as saved (pending: the next cycle looks it up).
+                Err(err) => failure = Some(err),
             }
         }
-        for bot in &lost {
-            tracing::warn!(bot = %bot, "this node lost the bot's lease; another node runs it now");
-            engine.remove_bot(*bot);
-            rs.bot_venue.remove(bot);
-        }
-        for bot in &output.disable {
-            if !lost.contains(bot) {
-                disable_bot(state, rs, venue, *bot, "stop_loss").await?;
-            }
-        }
-        for (deal, command) in output.commands {
-            let Some(engine) = rs.engines.get(venue) else { break };
-            let Some(book) = engine.deal(deal) else { continue };
-            let (id, bot_id) = match &command {
-                Command::Place(id) | Command::Cancel(id) => (id.clone(), book.deal.bot_id),
-            };
-            if lost.contains(&bot_id) {
-                continue;
-            }
-            let Some(order) = book.order(&id).cloned() else { continue };
-            let follow = match command {
-                Command::Place(_) => place(state, rs, venue, &order).await?,
-                Command::Cancel(_) => cancel(rs, &order).await,
-            };
-            queue.extend(follow);
+        if let Some(err) = failure {
+            return Err(err);
         }
     }
     Ok(touched)
 }
 
-/// Sends a recorded intent through the order guard.
-async fn place(
+/// Carries out jobs: each account's in order under its lock, accounts side by side.
+async fn carry_out(state: &AppState, jobs: Vec<Job>) -> Vec<(OrderIntent, Result<Outcome, ApiError>)> {
+    let mut lanes: Vec<(ExchangeAccountId, Vec<Job>)> = Vec::new();
+    for job in jobs {
+        let account = job.order.exchange_account_id;
+        match lanes.iter_mut().find(|(a, _)| *a == account) {
+            Some((_, lane)) => lane.push(job),
+            None => lanes.push((account, vec![job])),
+        }
+    }
+    let mut running = Vec::with_capacity(lanes.len());
+    for (account, jobs) in lanes {
+        running.push(lane(state, account, jobs));
+    }
+    futures_util::future::join_all(running).await.into_iter().flatten().collect()
+}
+
+/// One account's jobs, in order, under the account's lock.
+async fn lane(
     state: &AppState,
-    rs: &mut RunnerState,
-    venue: &str,
-    order: &OrderIntent,
-) -> Result<Vec<Event>, ApiError> {
-    let refused = |reason: String| vec![Event::Refused { client_order_id: order.client_order_id.clone(), reason }];
-    let Some(link) = rs.accounts.get(&order.exchange_account_id) else {
-        return Ok(refused("account_unavailable: the exchange account is gone".to_owned()));
+    account: ExchangeAccountId,
+    jobs: Vec<Job>,
+) -> Vec<(OrderIntent, Result<Outcome, ApiError>)> {
+    let lock = state.runner.account_lock(account);
+    let _held = lock.lock().await;
+    let mut done = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let outcome = match job.command {
+            Command::Place(_) => place(state, &job).await,
+            Command::Cancel(_) => Ok(Outcome { events: cancel(&job).await, ..Outcome::default() }),
+        };
+        done.push((job.order, outcome));
+    }
+    done
+}
+
+/// Sends a recorded intent through the order guard.
+async fn place(state: &AppState, job: &Job) -> Result<Outcome, ApiError> {
+    let order = &job.order;
+    let record = &job.record;
+    let exchange = &job.exchange;
+    let bot = job.bot;
+    let refused = |reason: String, disable: Option<&str>| Outcome {
+        events: vec![Event::Refused { client_order_id: order.client_order_id.clone(), reason }],
+        disable: disable.map(|code| (bot, code.to_owned())),
+        ticker: None,
     };
-    let record = link.record.clone();
-    let exchange = Arc::clone(&link.exchange);
-    let bot = order.deal_id.and_then(|deal| rs.engines.get(venue).and_then(|e| e.deal(deal))).map(|b| b.deal.bot_id);
     if record.status != ExchangeAccountStatus::Active {
         let reason = "account_paused: trading on this exchange account is paused; check the key again".to_owned();
-        if let Some(bot) = bot {
-            disable_bot(state, rs, venue, bot, "account_paused").await?;
-        }
-        return Ok(refused(reason));
+        return Ok(refused(reason, Some("account_paused")));
     }
-    let key = (venue.to_owned(), order.pair.clone());
-    let ticker = match rs.tickers.get(&key) {
-        Some(ticker) => ticker.clone(),
+    let (ticker, fetched) = match &job.ticker {
+        Some(ticker) => (ticker.clone(), None),
         None => match exchange.ticker(&order.pair).await {
-            Ok(ticker) => {
-                rs.tickers.insert(key, ticker.clone());
-                ticker
-            }
+            Ok(ticker) => (ticker.clone(), Some(ticker)),
             // Left pending: the next cycle looks it up and, not finding it, asks again.
-            Err(_) => return Ok(Vec::new()),
+            Err(_) => return Ok(Outcome::default()),
         },
     };
     let now = state.now();
     let client = engine_client();
-    if let Err(refusal) = order_guard::check(state, &record, order, &ticker, now).await? {
+    if let Err(refusal) = order_guard::check(state, record, order, &ticker, now).await? {
         let detail = json!({
             "exchange_account_id": record.id, "client_order_id": order.client_order_id,
             "bot_id": bot, "deal_id": order.deal_id, "pair": order.pair.to_3commas(),
             "side": order.side.as_str().to_ascii_lowercase(), "code": refusal.code(), "reason": refusal.to_string(),
         });
         state.store.append_audit(&state.audit(Some(record.user_id), "order.refused", &client, detail)).await?;
-        if let Some(bot) = bot {
-            disable_bot(state, rs, venue, bot, refusal.code()).await?;
-        }
-        return Ok(refused(format!("{}: {refusal}", refusal.code())));
+        return Ok(refused(format!("{}: {refusal}", refusal.code()), Some(refusal.code())));
     }
     let Some(request) = request_of(order) else {
-        return Ok(refused("invalid_order: the order cannot be expressed to the venue".to_owned()));
+        return Ok(refused("invalid_order: the order cannot be expressed to the venue".to_owned(), None));
     };
     let detail = json!({
         "exchange_account_id": record.id, "exchange": record.exchange, "client_order_id": order.client_order_id,
@@ -638,23 +866,24 @@ async fn place(
         "side": order.side.as_str().to_ascii_lowercase(), "type": order.kind.as_str(),
     });
     state.store.append_audit(&state.audit(Some(record.user_id), "exchange_key.used", &client, detail)).await?;
-    match exchange.place_order(&request).await {
-        Ok(report) => Ok(vec![Event::Order(update_of(&*exchange, order, &report).await)]),
-        Err(ExchangeError::NotPlaced) => Ok(vec![Event::NotPlaced { client_order_id: order.client_order_id.clone() }]),
+    let events = match exchange.place_order(&request).await {
+        Ok(report) => vec![Event::Order(update_of(&**exchange, order, &report).await)],
+        Err(ExchangeError::NotPlaced) => vec![Event::NotPlaced { client_order_id: order.client_order_id.clone() }],
         Err(
             err @ (ExchangeError::FilterFailure(_)
             | ExchangeError::OrderRejected { .. }
             | ExchangeError::InvalidRequest { .. }
             | ExchangeError::InvalidApiKey { .. }
             | ExchangeError::InvalidSignature),
-        ) => Ok(refused(format!("venue_refused: {err}"))),
+        ) => return Ok(Outcome { ticker: fetched, ..refused(format!("venue_refused: {err}"), None) }),
         Err(err) => {
             // Unknown outcome or not sent (rate limit, unreachable): the intent stays pending and the
             // next cycle resolves it by lookup.
             tracing::info!(order = %order.client_order_id, error = %err, "an order's outcome is left to reconciliation");
-            Ok(Vec::new())
+            Vec::new()
         }
-    }
+    };
+    Ok(Outcome { events, disable: None, ticker: fetched })
 }
 
 fn request_of(order: &OrderIntent) -> Option<OrderRequest> {
@@ -676,9 +905,9 @@ fn request_of(order: &OrderIntent) -> Option<OrderRequest> {
     })
 }
 
-async fn cancel(rs: &RunnerState, order: &OrderIntent) -> Vec<Event> {
-    let Some(link) = rs.accounts.get(&order.exchange_account_id) else { return Vec::new() };
-    let exchange = Arc::clone(&link.exchange);
+async fn cancel(job: &Job) -> Vec<Event> {
+    let order = &job.order;
+    let exchange = &job.exchange;
     let Ok(id) = ClientOrderId::parse(&order.client_order_id) else { return Vec::new() };
     let reference = VenueOrderRef::Client(id);
     let report = match exchange.cancel_order(&order.pair, &reference).await {
@@ -690,7 +919,7 @@ async fn cancel(rs: &RunnerState, order: &OrderIntent) -> Vec<Event> {
         Err(err) => Err(err),
     };
     match report {
-        Ok(report) => vec![Event::Order(update_of(&*exchange, order, &report).await)],
+        Ok(report) => vec![Event::Order(update_of(&**exchange, order, &report).await)],
         Err(err) => {
             // Asked again by the engine's timer.
             tracing::debug!(order = %order.client_order_id, error = %err, "a cancel did not go through");
@@ -767,6 +996,18 @@ pub async fn command(
     bot: BotId,
     command: UserCommand,
 ) -> Result<Vec<DealId>, ApiError> {
+    let venue = prepare_command(state, user, bot, &command).await?;
+    process(state, &venue, Event::User(command)).await
+}
+
+/// Checks that a command is the user's and this node's to carry out, and gives its pairs a fresh
+/// price; returns the bot's venue.
+async fn prepare_command(
+    state: &AppState,
+    user: UserId,
+    bot: BotId,
+    command: &UserCommand,
+) -> Result<String, ApiError> {
     let mut rs = state.runner.inner.lock().await;
     if !rs.bot_venue.contains_key(&bot) {
         sync_bots(state, &mut rs).await?;
@@ -786,7 +1027,7 @@ pub async fn command(
     let account = state_of_bot.bot.exchange_account_id;
     let mut pairs = state_of_bot.bot.pairs.clone();
     if let UserCommand::CloseAtMarket { deal } | UserCommand::Cancel { deal } | UserCommand::AddFunds { deal, .. } =
-        &command
+        command
     {
         let engine = rs.engines.get(&venue).ok_or(ApiError::NotFound)?;
         let book = engine.deal(*deal).ok_or(ApiError::NotFound)?;
@@ -810,7 +1051,7 @@ pub async fn command(
             }
         }
     }
-    process(state, &mut rs, &venue, Event::User(command)).await
+    Ok(venue)
 }
 
 /// The kill switch's work on this node (TR-2): every deal of the user's bots is canceled (its
@@ -820,19 +1061,25 @@ pub async fn command(
 /// # Errors
 /// When the store fails.
 pub async fn kill(state: &AppState, user: UserId) -> Result<usize, ApiError> {
-    let mut rs = state.runner.inner.lock().await;
-    sync_bots(state, &mut rs).await?;
-    let bots: Vec<(BotId, String)> = rs
-        .bot_venue
-        .iter()
-        .filter(|(id, venue)| rs.engines.get(*venue).and_then(|e| e.bot(**id)).is_some_and(|b| b.bot.user_id == user))
-        .map(|(id, venue)| (*id, venue.clone()))
-        .collect();
-    let mut deals = 0;
+    let (bots, deals) = {
+        let mut rs = state.runner.inner.lock().await;
+        sync_bots(state, &mut rs).await?;
+        let bots: Vec<(BotId, String)> = rs
+            .bot_venue
+            .iter()
+            .filter(|(id, venue)| {
+                rs.engines.get(*venue).and_then(|e| e.bot(**id)).is_some_and(|b| b.bot.user_id == user)
+            })
+            .map(|(id, venue)| (*id, venue.clone()))
+            .collect();
+        let deals: usize =
+            bots.iter().map(|(bot, venue)| rs.engines.get(venue).map_or(0, |e| e.active_deals(*bot))).sum();
+        (bots, deals)
+    };
     for (bot, venue) in &bots {
-        deals += rs.engines.get(venue).map_or(0, |e| e.active_deals(*bot));
-        process(state, &mut rs, venue, Event::User(UserCommand::CancelAll { bot: *bot })).await?;
+        process(state, venue, Event::User(UserCommand::CancelAll { bot: *bot })).await?;
     }
+    let mut rs = state.runner.inner.lock().await;
     let still_open: HashSet<ExchangeAccountId> = rs
         .engines
         .values()

@@ -2,6 +2,7 @@
 //! deals"). Commands that trade go to this node's runner; reads come from the store.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -213,19 +214,49 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let mut secret_bytes = [0u8; 32];
-    state.random.fill(&mut secret_bytes);
-    let secret = secret_bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    });
-    let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+    let (secret, hash) = new_webhook_secret(&state);
     let detail = json!({ "bot_id": bot.id, "exchange_account_id": account.id, "name": bot.name });
     state.store.insert_bot(&bot, &hash, &state.audit(Some(authed.user.id), "bot.created", &client, detail)).await?;
     state.runner.wake();
     let mut body = bot_json(&state, &bot, &Amounts::new(&authed, Some(true))).await?;
     body["webhook_secret"] = Value::from(secret);
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// How long a rotated webhook secret keeps working, so alerts can be edited (`spec/webhooks.md`).
+const WEBHOOK_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// A fresh webhook secret (256 random bits as 64 hex characters, WH-1) and its SHA-256, the only
+/// form stored.
+fn new_webhook_secret(state: &AppState) -> (String, [u8; 32]) {
+    let mut secret_bytes = zeroize::Zeroizing::new([0u8; 32]);
+    state.random.fill(&mut *secret_bytes);
+    let secret = secret_bytes.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    });
+    let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+    (secret, hash)
+}
+
+/// `POST /api/v1/bots/{id}/rotate_webhook_secret` (*step-up*): a new webhook secret, shown this
+/// once; the previous one keeps working for `WEBHOOK_GRACE` (24 h) so alerts can be edited, and a
+/// secret revoked by the kill switch stays revoked. Audited `bot.webhook_rotated` (no secret).
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    StepUp(authed): StepUp,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let bot = owned_bot(&state, &authed, &id).await?;
+    let (secret, hash) = new_webhook_secret(&state);
+    let until = state.now().plus(WEBHOOK_GRACE);
+    let detail = json!({ "bot_id": bot.id, "previous_valid_until": until });
+    let audit = state.audit(Some(authed.user.id), "bot.webhook_rotated", &client, detail);
+    if !state.store.rotate_webhook_secret(authed.user.id, bot.id, &hash, until, &audit).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(axum::Json(json!({ "webhook_secret": secret, "previous_valid_until": until })).into_response())
 }
 
 /// Every pair must be open for trading at the account's venue.

@@ -80,6 +80,11 @@ fn count(deal: &Value, role: &str, state: &str) -> usize {
 
 /// The venue holds each client order id once, and none of the deal's orders rests on the book.
 fn assert_no_duplicates_and_nothing_left(app: &TestApp, deal: &Value) {
+    assert_sent_once(app, deal, true);
+}
+
+/// The venue holds each client order id of the deal once (`settled`: and none rests on the book).
+fn assert_sent_once(app: &TestApp, deal: &Value, settled: bool) {
     let ids: Vec<String> =
         deal["orders"].as_array().unwrap().iter().map(|o| o["client_order_id"].as_str().unwrap().to_owned()).collect();
     let mut seen = BTreeSet::new();
@@ -92,10 +97,11 @@ fn assert_no_duplicates_and_nothing_left(app: &TestApp, deal: &Value) {
                     order.client_order_id
                 );
                 assert!(
-                    !matches!(
-                        order.status,
-                        exchange_sim::OrderStatus::New | exchange_sim::OrderStatus::PartiallyFilled
-                    ),
+                    !settled
+                        || !matches!(
+                            order.status,
+                            exchange_sim::OrderStatus::New | exchange_sim::OrderStatus::PartiallyFilled
+                        ),
                     "order {} is still open: {order:?}",
                     order.client_order_id
                 );
@@ -284,6 +290,53 @@ async fn take_profit_steps_with_a_trailing_last_step() {
     // What is left is below the market's quantity step (0.00001 BTC): dust no order can sell.
     assert!(dec(&done["position_base"]) < Decimal::new(1, 5), "{done:#}");
     assert_no_duplicates_and_nothing_left(&app, &done);
+}
+
+/// The runner asks the venue without holding its lock: while one account's order placement hangs
+/// at the venue (5 s to the client's timeout, then lookups by client order id), another user's bot
+/// starts a deal, buys and places its ladder. Before, the hung request held every bot of the node.
+#[tokio::test]
+async fn a_hung_order_of_one_account_does_not_stall_another() {
+    let app = app(Backend::Sqlite).await;
+    let alice = app.signed_in("alice-hang@example.com", PASSWORD).await;
+    let bob = app.signed_in("bob-hang@example.com", PASSWORD).await;
+    let alice_account = paper_account(&app, &alice, json!({"USDT": "10000"})).await;
+    let bob_account = paper_account(&app, &bob, json!({"USDT": "10000"})).await;
+    price(&app, 30_000);
+    let alice_bot = create_bot(&app, &alice, bot_body(&alice_account, json!({}))).await;
+    let bob_bot = create_bot(&app, &bob, bot_body(&bob_account, json!({}))).await;
+    app.venue.paper.inject(exchange_sim::Fault::Timeout { path: "/api/v3/order".to_owned() });
+    let alice_path = format!("/api/v1/bots/{alice_bot}/start_new_deal");
+    let alice_start = app.post(&alice_path, json!({}), Some(&alice));
+    let bob_trades = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while app.venue.paper.pending_faults() > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "Alice's base order never reached the venue");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let deal = start(&app, &bob, &bob_bot).await;
+        let bought = wait_deal(&app, &bob, &deal, "Bob's deal bought with its ladder", |d| {
+            d["status"] == "bought" && count(d, "safety", "open") == 2 && count(d, "take_profit", "open") == 1
+        })
+        .await;
+        let alice_deals = app.get(&format!("/api/v1/deals?bot_id={alice_bot}"), Some(&alice)).await.json;
+        let alice_deals = alice_deals.as_array().unwrap();
+        assert_eq!(alice_deals.len(), 1);
+        assert_eq!(
+            (&alice_deals[0]["status"], &alice_deals[0]["orders"][0]["state"]),
+            (&json!("base_order_placed"), &json!("pending")),
+            "Alice's placement is still hanging while Bob traded"
+        );
+        (bought, alice_deals[0]["id"].as_str().unwrap().to_owned())
+    };
+    let (alice_started, (bob_deal, alice_deal)) = tokio::join!(alice_start, bob_trades);
+    assert_eq!(alice_started.status, 200, "{}", alice_started.text);
+    let alice_bought = wait_deal(&app, &alice, &alice_deal, "Alice's deal bought after the hang", |d| {
+        d["status"] == "bought" && count(d, "take_profit", "open") == 1
+    })
+    .await;
+    assert_sent_once(&app, &alice_bought, false);
+    assert_sent_once(&app, &bob_deal, false);
 }
 
 #[tokio::test]
@@ -595,4 +648,48 @@ async fn the_kill_switch_stops_every_bot_and_cancels_their_orders() {
     }
     let audit = app.get("/api/v1/audit-log", Some(&cookie)).await.json;
     assert!(audit.as_array().unwrap().iter().any(|e| e["kind"] == "kill_switch"));
+}
+
+/// `POST /api/v1/bots/{id}/rotate_webhook_secret`: step-up first; a new 256-bit secret shown once,
+/// the old one still accepted for 24 h; only hashes stored; audited without either secret; another
+/// user's bot is 404.
+#[tokio::test]
+async fn rotating_a_webhook_secret_keeps_the_old_one_for_a_day() {
+    use domain::Clock as _;
+    use sha2::{Digest as _, Sha256};
+    let app = app(Backend::Sqlite).await;
+    let cookie = app.signed_in("rotate@example.com", PASSWORD).await;
+    let account = paper_account(&app, &cookie, json!({"USDT": "1000"})).await;
+    let created = app.post("/api/v1/bots", bot_body(&account, json!({})), Some(&cookie)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let first = created.json["webhook_secret"].as_str().unwrap().to_owned();
+    let bot = created.json["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/bots/{bot}/rotate_webhook_secret");
+
+    app.clock.advance(Duration::from_secs(6 * 60));
+    let refused = app.post(&path, json!({}), Some(&cookie)).await;
+    assert_eq!((refused.status, refused.code()), (403, "reauth_required"), "{}", refused.text);
+    let reauth = app.post("/api/v1/auth/reauth", json!({"password": PASSWORD}), Some(&cookie)).await;
+    let cookie = reauth.session_cookie().unwrap();
+    let rotated = app.post(&path, json!({}), Some(&cookie)).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let second = rotated.json["webhook_secret"].as_str().unwrap().to_owned();
+    assert_eq!(second.len(), 64);
+    assert!(second.bytes().all(|b| b.is_ascii_hexdigit()) && second != first);
+
+    let hash = |secret: &str| -> [u8; 32] { Sha256::digest(secret.as_bytes()).into() };
+    let secrets = app.store.webhook_secrets(bot.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(secrets.current, Some(hash(&second)));
+    assert_eq!(secrets.previous, Some(hash(&first)));
+    assert_eq!(secrets.previous_until, Some(app.clock.now().plus(Duration::from_secs(24 * 3600))));
+
+    let log = app.get("/api/v1/audit-log", Some(&cookie)).await;
+    assert!(log.text.contains("bot.webhook_rotated"), "{}", log.text);
+    assert!(!log.text.contains(&first) && !log.text.contains(&second), "no secret in the audit log");
+
+    let stranger = app.signed_in("rotate-stranger@example.com", PASSWORD).await;
+    let theirs = app.post(&path, json!({}), Some(&stranger)).await;
+    assert_eq!(theirs.status, 404, "{}", theirs.text);
+    let unchanged = app.store.webhook_secrets(bot.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(unchanged, secrets);
 }

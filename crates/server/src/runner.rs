@@ -332,9 +332,9 @@ async fn sync_bots(state: &AppState, rs: &mut RunnerState) -> Result<(), ApiErro
         return Ok(());
     }
     let ids = fresh;
+    // Their markets' rules are fetched by whoever feeds them next (`refresh_markets`), off the lock.
     for (deal, orders) in state.store.open_deals(&ids).await? {
         let Some(venue) = rs.bot_venue.get(&deal.bot_id).cloned() else { continue };
-        ensure_market(rs, &venue, deal.exchange_account_id, &deal.pair, now).await;
         if let Some(engine) = rs.engines.get_mut(&venue) {
             let known = orders.iter().map(|o| (o.client_order_id.clone(), o.clone())).collect();
             rs.saved.insert(deal.id, known);
@@ -379,25 +379,51 @@ async fn link_account(
     Ok(Some(venue))
 }
 
-/// Loads (or refreshes, hourly) a pair's market rules into its venue's engine.
-async fn ensure_market(rs: &mut RunnerState, venue: &str, account: ExchangeAccountId, pair: &Pair, now: Timestamp) {
-    let key = (venue.to_owned(), pair.clone());
-    let fresh = rs.markets_at.get(&key).is_some_and(|at| now.since(*at) < MARKET_REFRESH);
-    if fresh && rs.engines.get(venue).is_some_and(|e| e.has_market(pair)) {
+/// Loads (or refreshes, hourly) the market rules of `wanted` pairs into their venues' engines: the
+/// stale ones are chosen under the runner's lock, fetched without it, and stored under it again.
+async fn refresh_markets(state: &AppState, wanted: Vec<(String, ExchangeAccountId, Pair)>) {
+    let now = state.now();
+    let asks: Vec<(String, Pair, Arc<dyn Exchange>)> = {
+        let rs = state.runner.inner.lock().await;
+        wanted
+            .into_iter()
+            .filter_map(|(venue, account, pair)| {
+                let fresh =
+                    rs.markets_at.get(&(venue.clone(), pair.clone())).is_some_and(|at| now.since(*at) < MARKET_REFRESH);
+                if fresh && rs.engines.get(&venue).is_some_and(|e| e.has_market(&pair)) {
+                    return None;
+                }
+                let link = rs.accounts.get(&account)?;
+                Some((venue, pair, Arc::clone(&link.exchange)))
+            })
+            .collect()
+    };
+    if asks.is_empty() {
         return;
     }
-    let Some(link) = rs.accounts.get(&account) else { return };
-    match link.exchange.markets(std::slice::from_ref(pair)).await {
-        Ok(markets) => {
-            if let Some(market) = markets.into_iter().find(|m| m.pair == *pair)
-                && let Some(engine) = rs.engines.get_mut(venue)
-            {
-                engine.set_market(pair.clone(), market.filters);
-                rs.markets_at.insert(key, now);
+    let answers = batched(asks, ask_markets).await;
+    let mut guard = state.runner.inner.lock().await;
+    let rs = &mut *guard;
+    for (venue, pair, answer) in answers {
+        match answer {
+            Ok(markets) => {
+                if let Some(market) = markets.into_iter().find(|m| m.pair == pair)
+                    && let Some(engine) = rs.engines.get_mut(&venue)
+                {
+                    engine.set_market(pair.clone(), market.filters);
+                    rs.markets_at.insert((venue, pair), now);
+                }
             }
+            Err(err) => tracing::debug!(pair = %pair.to_3commas(), error = %err, "fetching market rules failed"),
         }
-        Err(err) => tracing::debug!(pair = %pair.to_3commas(), error = %err, "fetching market rules failed"),
     }
+}
+
+async fn ask_markets(
+    (venue, pair, exchange): (String, Pair, Arc<dyn Exchange>),
+) -> (String, Pair, Result<Vec<exchange::Market>, ExchangeError>) {
+    let answer = exchange.markets(std::slice::from_ref(&pair)).await;
+    (venue, pair, answer)
 }
 
 /// The pairs each venue's engine needs prices for, with an account to ask through.
@@ -444,17 +470,16 @@ async fn ask_ticker(
 }
 
 async fn tick_prices(state: &AppState) -> Result<(), ApiError> {
-    let now = state.now();
+    let wanted = pairs_in_use(&*state.runner.inner.lock().await);
+    refresh_markets(state, wanted.clone()).await;
     let asks: Vec<(String, Pair, Arc<dyn Exchange>)> = {
-        let mut rs = state.runner.inner.lock().await;
-        let mut asks = Vec::new();
-        for (venue, account, pair) in pairs_in_use(&rs) {
-            ensure_market(&mut rs, &venue, account, &pair, now).await;
-            if let Some(link) = rs.accounts.get(&account) {
-                asks.push((venue, pair, Arc::clone(&link.exchange)));
-            }
-        }
-        asks
+        let rs = state.runner.inner.lock().await;
+        wanted
+            .into_iter()
+            .filter_map(|(venue, account, pair)| {
+                rs.accounts.get(&account).map(|link| (venue, pair, Arc::clone(&link.exchange)))
+            })
+            .collect()
     };
     let answers = batched(asks, ask_ticker).await;
     for (venue, pair, answer) in answers {
@@ -1036,19 +1061,23 @@ async fn prepare_command(
         }
         pairs = vec![book.deal.pair.clone()];
     }
-    let now = state.now();
-    for pair in pairs {
-        ensure_market(&mut rs, &venue, account, &pair, now).await;
-        let Some(link) = rs.accounts.get(&account) else { continue };
-        if let Ok(ticker) = link.exchange.ticker(&pair).await {
-            let price = ticker.last_price;
-            rs.tickers.insert((venue.clone(), pair.clone()), ticker);
-            if let Some(engine) = rs.engines.get_mut(&venue)
-                && price > Decimal::ZERO
-            {
-                // Only the price: a tick here must not start deals of other bots before the command.
-                engine.set_market_price(&pair, price);
-            }
+    let exchange = rs.accounts.get(&account).map(|link| Arc::clone(&link.exchange));
+    drop(rs);
+    refresh_markets(state, pairs.iter().map(|p| (venue.clone(), account, p.clone())).collect()).await;
+    let Some(exchange) = exchange else { return Ok(venue) };
+    let asks = pairs.into_iter().map(|pair| (venue.clone(), pair, Arc::clone(&exchange))).collect();
+    let answers = batched(asks, ask_ticker).await;
+    let mut guard = state.runner.inner.lock().await;
+    let rs = &mut *guard;
+    for (_, pair, answer) in answers {
+        let Ok(ticker) = answer else { continue };
+        let price = ticker.last_price;
+        rs.tickers.insert((venue.clone(), pair.clone()), ticker);
+        if let Some(engine) = rs.engines.get_mut(&venue)
+            && price > Decimal::ZERO
+        {
+            // Only the price: a tick here must not start deals of other bots before the command.
+            engine.set_market_price(&pair, price);
         }
     }
     Ok(venue)
@@ -1076,6 +1105,8 @@ pub async fn kill(state: &AppState, user: UserId) -> Result<usize, ApiError> {
             bots.iter().map(|(bot, venue)| rs.engines.get(venue).map_or(0, |e| e.active_deals(*bot))).sum();
         (bots, deals)
     };
+    let wanted = pairs_in_use(&*state.runner.inner.lock().await);
+    refresh_markets(state, wanted).await;
     for (bot, venue) in &bots {
         process(state, venue, Event::User(UserCommand::CancelAll { bot: *bot })).await?;
     }

@@ -2366,6 +2366,7 @@ function targetState(deal, orders, last, price) {
   if (latest && latest.state === "rejected") return ["rejected", "refused by the exchange", "danger"];
   if (finished) return [partly ? "partly_filled" : "not_reached", partly ? "partly filled" : "not reached", null];
   if (latest && latest.state === "canceled") return ["replacing", "being placed again", null];
+  if (last && deal.trailing_deviation) return ["trails", "trails once reached (closes at market)", null];
   return ["waiting", "not on the book", null];
 }
 

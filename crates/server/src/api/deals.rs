@@ -126,6 +126,7 @@ fn deal_json(deal: &Deal, orders: &[OrderIntent], amounts: &Amounts) -> Value {
         "average_price": average.map(text),
         "take_profit_price": take_profit.map(text),
         "take_profit_targets": targets,
+        "trailing_deviation": settings.as_ref().and_then(|s| s.dca.trailing_deviation()).map(text),
         "trailing_peak": deal.trailing_peak.map(text),
         "stop_loss_price": stop_loss.map(text),
         "position_base": amounts.show(position),

@@ -218,6 +218,7 @@ async fn a_stop_loss_closes_the_deal_at_market() {
     let done = wait_deal(&app, &cookie, &deal, "the stop loss", |d| d["status"] == "panic_sold").await;
     assert_eq!(done["close_reason"], "stop_loss");
     assert!(dec(&done["profit_quote"]) < Decimal::ZERO, "{done:#}");
+    assert_eq!(done["trailing_deviation"], Value::Null, "no trailing take profit configured");
     assert_eq!(count(&done, "close", "filled"), 1);
     assert_no_duplicates_and_nothing_left(&app, &done);
 }
@@ -269,6 +270,7 @@ async fn take_profit_steps_with_a_trailing_last_step() {
     .await;
     let targets = bought["take_profit_targets"].as_array().unwrap();
     assert_eq!(targets.len(), 2, "{bought:#}");
+    assert_eq!((&bought["trailing_deviation"], &bought["trailing_peak"]), (&json!("0.5"), &Value::Null));
     let first = orders(&bought, "take_profit")[0];
     assert_eq!((first["safety_index"].as_u64(), first["type"].as_str()), (Some(1), Some("limit")));
     price(&app, 30_350);

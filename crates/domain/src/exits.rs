@@ -120,6 +120,15 @@ pub fn better(strategy: Strategy, a: Decimal, b: Decimal) -> Decimal {
     }
 }
 
+/// Whether `price` has moved against the deal to `level` or past it: at or below it for a long
+/// deal, at or above for a short one (a stop loss's trigger, a trailing exit).
+pub fn crossed(strategy: Strategy, price: Decimal, level: Decimal) -> bool {
+    match strategy {
+        Strategy::Long => price <= level,
+        Strategy::Short => price >= level,
+    }
+}
+
 /// `percent` % away from `price` against the deal: below for a long deal, above for a short one.
 pub fn against(strategy: Strategy, price: Decimal, percent: Decimal) -> Option<Decimal> {
     let hundred = Decimal::ONE_HUNDRED;
@@ -263,14 +272,6 @@ impl StopLoss {
         match (from_percentage, breakeven) {
             (Some(a), Some(b)) => Some(better(strategy, a, b)),
             (a, b) => a.or(b),
-        }
-    }
-
-    /// Whether `adverse` (the worst price seen) is at or past the trigger.
-    pub fn crossed(&self, strategy: Strategy, trigger: Decimal, adverse: Decimal) -> bool {
-        match strategy {
-            Strategy::Long => adverse <= trigger,
-            Strategy::Short => adverse >= trigger,
         }
     }
 }

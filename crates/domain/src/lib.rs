@@ -24,7 +24,7 @@ pub use deal::{
 pub use email::{Email, EmailError};
 pub use exits::{
     ExitSettings, MAX_TAKE_PROFIT_STEPS, StopLoss, StopLossType, TakeProfitStep, TakeProfitTarget, better, check_steps,
-    reached, trailing_exit,
+    crossed, reached, trailing_exit,
 };
 pub use ids::{AuditId, BackupCodeId, BotId, DealId, ExchangeAccountId, SessionId, UserId};
 pub use market::{

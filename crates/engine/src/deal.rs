@@ -10,7 +10,7 @@
 use domain::{
     CloseReason, DcaPlan, Deal, DealId, DealStatus, Decimal, IntentState, MarketFilters, NewOrder, OrderIntent,
     OrderKind, OrderRole, OrderStatus, Pair, Price, Side, Strategy, TakeProfitTarget, Timestamp, VolumeType, better,
-    reached, trailing_exit,
+    crossed, reached, trailing_exit,
 };
 
 use crate::settings::BotSettings;
@@ -415,7 +415,7 @@ impl DealBook {
         if sl.trailing() {
             self.deal.best_price = Some(self.deal.best_price.map_or(favourable, |b| better(strategy, b, favourable)));
         }
-        if !trigger.is_some_and(|t| sl.crossed(strategy, t, adverse)) {
+        if !trigger.is_some_and(|t| crossed(strategy, adverse, t)) {
             self.deal.stop_loss_since = None;
             return;
         }
@@ -457,10 +457,7 @@ impl DealBook {
         };
         let Some(average) = self.average_price() else { return false };
         let strategy = self.deal.strategy;
-        trailing_exit(strategy, deviation, peak, average).is_some_and(|exit| match strategy {
-            Strategy::Long => price <= exit,
-            Strategy::Short => price >= exit,
-        })
+        trailing_exit(strategy, deviation, peak, average).is_some_and(|exit| crossed(strategy, price, exit))
     }
 
     fn add_funds(&mut self, ctx: &Ctx<'_>, quote: Decimal, commands: &mut Vec<Command>) -> Result<(), DealError> {
@@ -589,13 +586,17 @@ impl DealBook {
                 }
             }
             DealStatus::Bought => {
-                if self.exits_done(ctx) {
+                // Placing safety orders changes no fill, so one exit plan serves both.
+                let plan = self.exit_plan(ctx);
+                if self.exits_done(ctx, plan.as_deref()) {
                     self.finish(ctx.now, DealStatus::Completed, CloseReason::TakeProfit);
                     self.cancel_live(ctx.now, commands, is_entry);
                     return;
                 }
                 self.place_safety_orders(ctx, commands);
-                self.manage_exits(ctx, commands);
+                if let Some(plan) = plan {
+                    self.manage_exits(ctx, plan, commands);
+                }
             }
             DealStatus::CancelPending => {
                 if self.cancel_live(ctx.now, commands, |_| true) {
@@ -648,29 +649,20 @@ impl DealBook {
         let bo = settings.dca.base_order_volume();
         let filters = ctx.filters;
         let in_base = settings.dca.base_order_volume_type() == VolumeType::BaseCurrency;
-        let (kind, price, amount, qty) = match (settings.start_order_type, side) {
-            (OrderKind::Market, _) if in_base => {
-                let qty = filters.round_qty(bo);
-                (OrderKind::Market, price, (Some(qty), None), qty)
-            }
-            (OrderKind::Limit, _) if in_base => {
-                let limit = filters.round_price(price, side);
-                let qty = filters.round_qty(bo);
-                (OrderKind::Limit, limit, (Some(qty), None), qty)
-            }
-            (OrderKind::Market, Side::Buy) => {
-                let qty = filters.round_qty(bo.checked_div(price).unwrap_or_default());
-                (OrderKind::Market, price, (None, Some(bo)), qty)
-            }
-            (OrderKind::Market, Side::Sell) => {
-                let qty = filters.round_qty(bo.checked_div(price).unwrap_or_default());
-                (OrderKind::Market, price, (Some(qty), None), qty)
-            }
-            (OrderKind::Limit, _) => {
-                let limit = filters.round_price(price, side);
-                let qty = filters.round_qty(bo.checked_div(limit).unwrap_or_default());
-                (OrderKind::Limit, limit, (Some(qty), None), qty)
-            }
+        let kind = settings.start_order_type;
+        // A limit base order rests at the current price on the tick grid; a market one is checked
+        // against the current price.
+        let price = match kind {
+            OrderKind::Limit => filters.round_price(price, side),
+            OrderKind::Market => price,
+        };
+        let qty = filters.round_qty(if in_base { bo } else { bo.checked_div(price).unwrap_or_default() });
+        // A market buy sized in quote spends exactly the base order's quote; every other base order
+        // is a quantity of the base asset.
+        let amount = if kind == OrderKind::Market && side == Side::Buy && !in_base {
+            (None, Some(bo))
+        } else {
+            (Some(qty), None)
         };
         if let Err(violation) = filters.check(price, qty) {
             let id = self.record_intent(ctx.now, OrderRole::Base, 0, side, kind, price, amount.0, amount.1);
@@ -791,11 +783,11 @@ impl DealBook {
 
     /// The take profit is done: something traded, no exit order is working, and every step has
     /// nothing left that the market would take.
-    fn exits_done(&self, ctx: &Ctx<'_>) -> bool {
+    fn exits_done(&self, ctx: &Ctx<'_>, plan: Option<&[(TakeProfitTarget, Decimal)]>) -> bool {
         if !self.exiting() || self.orders.iter().any(|o| o.role == OrderRole::TakeProfit && live(o)) {
             return false;
         }
-        let Some(plan) = self.exit_plan(ctx) else { return false };
+        let Some(plan) = plan else { return false };
         let side = exit_side(self.deal.strategy);
         plan.iter().all(|(target, remaining)| {
             let price = ctx.filters.round_price(target.price, side);
@@ -804,10 +796,9 @@ impl DealBook {
     }
 
     /// Places, resizes (cancel confirmed first) or, trailing, triggers the take-profit steps.
-    fn manage_exits(&mut self, ctx: &Ctx<'_>, commands: &mut Vec<Command>) {
+    fn manage_exits(&mut self, ctx: &Ctx<'_>, plan: Vec<(TakeProfitTarget, Decimal)>, commands: &mut Vec<Command>) {
         let side = exit_side(self.deal.strategy);
         let filters = ctx.filters;
-        let Some(plan) = self.exit_plan(ctx) else { return };
         let trailing = ctx.settings.dca.trailing_deviation().is_some();
         let last_step = plan.last().map_or(0, |(t, _)| t.step);
         for (target, remaining) in plan {

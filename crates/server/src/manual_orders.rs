@@ -184,33 +184,14 @@ async fn poll_open(state: &AppState, exchange: &dyn Exchange, orders: Vec<OrderI
         }
     }
     for (pair, orders) in pairs {
-        let on_book = match exchange.open_orders(&pair).await {
-            Ok(on_book) => on_book,
+        let changed = match runner::changed_reports(exchange, &pair, orders).await {
+            Ok(changed) => changed,
             Err(err) => {
                 tracing::debug!(pair = %pair.to_3commas(), error = %err, "reading open orders failed");
                 continue;
             }
         };
-        for order in orders {
-            let report = match on_book.iter().find(|r| r.client_order_id == order.client_order_id) {
-                Some(report)
-                    if report.executed_qty == order.executed_qty
-                        && order.venue_order_id.as_deref() == Some(report.venue_order_id.as_str()) =>
-                {
-                    continue;
-                }
-                Some(report) => report.clone(),
-                None => {
-                    let Ok(id) = ClientOrderId::parse(&order.client_order_id) else { continue };
-                    match exchange.query_order(&pair, &VenueOrderRef::Client(id)).await {
-                        Ok(report) => report,
-                        Err(err) => {
-                            tracing::debug!(order = %order.client_order_id, error = %err, "looking up a manual order failed");
-                            continue;
-                        }
-                    }
-                }
-            };
+        for (order, report) in changed {
             let next = reported(exchange, &order, &report, state.now()).await;
             write(state, &order, next).await?;
         }

@@ -602,17 +602,41 @@ async fn poll_open(
 }
 
 async fn open_updates(exchange: &dyn Exchange, pair: &Pair, orders: Vec<OrderIntent>) -> Vec<OrderUpdate> {
-    let Ok(on_book) = exchange.open_orders(pair).await else { return Vec::new() };
+    let Ok(reports) = changed_reports(exchange, pair, orders).await else { return Vec::new() };
+    let mut updates = Vec::with_capacity(reports.len());
+    for (order, report) in reports {
+        updates.push(update_of(exchange, &order, &report).await);
+    }
+    updates
+}
+
+/// The venue's reports of `orders` (open as far as Bulwark knows, all on `pair`) that say something
+/// new: from the pair's open orders (one request), and for an order no longer on the book, from a
+/// lookup by client order id. Shared with manual orders (`manual_orders`).
+///
+/// # Errors
+/// When the pair's open orders cannot be read.
+pub(crate) async fn changed_reports(
+    exchange: &dyn Exchange,
+    pair: &Pair,
+    orders: Vec<OrderIntent>,
+) -> Result<Vec<(OrderIntent, OrderReport)>, ExchangeError> {
+    let on_book = exchange.open_orders(pair).await?;
     let on_book: HashMap<&str, &OrderReport> = on_book.iter().map(|r| (r.client_order_id.as_str(), r)).collect();
-    let mut updates = Vec::new();
+    let mut changed = Vec::new();
     for order in orders {
-        let update = match on_book.get(order.client_order_id.as_str()) {
-            Some(report) if report.executed_qty == order.executed_qty => continue,
-            Some(report) => update_of(exchange, &order, report).await,
+        let report = match on_book.get(order.client_order_id.as_str()) {
+            Some(report)
+                if report.executed_qty == order.executed_qty
+                    && order.venue_order_id.as_deref() == Some(report.venue_order_id.as_str()) =>
+            {
+                continue;
+            }
+            Some(report) => (*report).clone(),
             None => {
                 let Ok(id) = ClientOrderId::parse(&order.client_order_id) else { continue };
                 match exchange.query_order(pair, &VenueOrderRef::Client(id)).await {
-                    Ok(report) => update_of(exchange, &order, &report).await,
+                    Ok(report) => report,
                     Err(err) => {
                         tracing::debug!(order = %order.client_order_id, error = %err, "looking up an order failed");
                         continue;
@@ -620,9 +644,9 @@ async fn open_updates(exchange: &dyn Exchange, pair: &Pair, orders: Vec<OrderInt
                 }
             }
         };
-        updates.push(update);
+        changed.push((order, report));
     }
-    updates
+    Ok(changed)
 }
 
 /// Notes that the order `client_order_id` was looked for at the venue and not found, with the

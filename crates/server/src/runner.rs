@@ -812,9 +812,13 @@ async fn process(state: &AppState, venue: &str, event: Event) -> Result<Vec<Deal
         let finished = carry_out(state, jobs).await;
         let mut guard = state.runner.inner.lock().await;
         let rs = &mut *guard;
+        // Every placement is answered (or left pending) now: none is in flight any more, even if a
+        // store failure below ends this early.
+        for (order, _) in &finished {
+            rs.in_flight.remove(&order.client_order_id);
+        }
         let mut failure = None;
         for (order, outcome) in finished {
-            rs.in_flight.remove(&order.client_order_id);
             match outcome {
                 Ok(outcome) => {
                     if let Some(ticker) = outcome.ticker {

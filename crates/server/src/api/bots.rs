@@ -5,7 +5,7 @@
 //!
 //! Volumes are in the quote or the base currency (`percent` and `xbt` answer 422). How deals exit
 //! (take-profit steps, trailing, the stop-loss family) follows 3Commas' fields; the choices made
-//! where 3Commas is silent are in `docs/bots.md`.
+//! where 3Commas is silent are in `docs/api.md` ("Exits: take-profit steps, trailing, stop loss").
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -287,6 +287,8 @@ impl SettingsFields {
             Some(raw) => raw.parse().map_err(|err| settings_error(&err))?,
         };
         let steps = self.take_profit_steps()?;
+        // Checked here as well as in `with_exits`, so that bad steps are named before the
+        // `take_profit` that has to agree with them.
         if !steps.is_empty() {
             domain::check_steps(&steps, strategy).map_err(|err| settings_error(&err))?;
         }

@@ -1033,26 +1033,28 @@ async function loadTrades() {
   });
 }
 
+// An SVG chart from the API as text (`svg`), or why it could not be had (`problem`). Fetched
+// rather than pointed at by an <img>: the API refuses unknown query parameters, so a cache-busting
+// one cannot be added, and an <img> shown the same address again keeps its first picture.
+async function fetchChartSvg(url) {
+  try {
+    const res = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+    if (res.ok && (res.headers.get("content-type") || "").startsWith("image/svg+xml")) {
+      return { svg: await res.text(), problem: null };
+    }
+    let data = null;
+    try { data = await res.json(); } catch (_) { data = null; }
+    return { svg: null, problem: describeKeyError({ ok: false, status: res.status, data }) };
+  } catch (_) {
+    return { svg: null, problem: describe({ ok: false, status: 0, data: null }) };
+  }
+}
+
 async function loadChart() {
   const run = newRun("chart");
   const img = part("[data-chart]");
   const note = part("[data-chart-note]");
-  // Fetched rather than pointed at: the API refuses unknown query parameters, so a cache-busting
-  // one cannot be added, and an <img> shown the same address again keeps its first picture.
-  let svg = null;
-  let problem = null;
-  try {
-    const res = await fetch(tradeUrl("/chart.svg", { pair: trade.pair, limit: "60" }), { credentials: "same-origin", cache: "no-store" });
-    if (res.ok && (res.headers.get("content-type") || "").startsWith("image/svg+xml")) {
-      svg = await res.text();
-    } else {
-      let data = null;
-      try { data = await res.json(); } catch (_) { data = null; }
-      problem = describeKeyError({ ok: false, status: res.status, data });
-    }
-  } catch (_) {
-    problem = describe({ ok: false, status: 0, data: null });
-  }
+  const { svg, problem } = await fetchChartSvg(tradeUrl("/chart.svg", { pair: trade.pair, limit: "60" }));
   if (trade.runs.chart !== run) return;
   if (svg !== null) {
     // An image, not markup: the SVG never becomes part of the page's DOM.
@@ -2309,20 +2311,7 @@ async function loadDealChart() {
   dca.chartAt = Date.now();
   const img = dcaPart("[data-chart]");
   const note = dcaPart("[data-chart-note]");
-  let svg = null;
-  let problem = null;
-  try {
-    const res = await fetch(`${DEALS_API}/${encodeURIComponent(dca.root.dataset.deal)}/chart.svg`, { credentials: "same-origin", cache: "no-store" });
-    if (res.ok && (res.headers.get("content-type") || "").startsWith("image/svg+xml")) {
-      svg = await res.text();
-    } else {
-      let data = null;
-      try { data = await res.json(); } catch (_) { data = null; }
-      problem = describeKeyError({ ok: false, status: res.status, data });
-    }
-  } catch (_) {
-    problem = describe({ ok: false, status: 0, data: null });
-  }
+  const { svg, problem } = await fetchChartSvg(`${DEALS_API}/${encodeURIComponent(dca.root.dataset.deal)}/chart.svg`);
   if (dca.runs.chart !== run) return;
   if (svg !== null) {
     // An image, not markup: the SVG never becomes part of the page's DOM.

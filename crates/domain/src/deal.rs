@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-use crate::{BotId, DealId, ExchangeAccountId, Pair, Side, Strategy, Timestamp, UserId};
+use crate::{BotId, DealId, ExchangeAccountId, Pair, Side, SignalId, Strategy, Timestamp, UserId};
 
 /// A value read back from storage or input that names no known variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -399,4 +399,59 @@ mod tests {
         assert!(id.starts_with("bw-"));
         assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     }
+}
+
+named_enum!(
+    /// What a webhook signal asks of its bot: the DCA-bot message's actions (`start_deal` when it
+    /// names none) and the Signal-bot message's (`spec/webhooks.md` sections 2 and 3).
+    SignalAction, "signal action" {
+        StartDeal = "start_deal",
+        CloseAtMarketPrice = "close_at_market_price",
+        CloseAtMarketPriceAll = "close_at_market_price_all",
+        AddFundsInQuote = "add_funds_in_quote",
+        StartTrailing = "start_trailing",
+        Buy = "buy",
+        Sell = "sell",
+        EnterLong = "enter_long",
+        ExitLong = "exit_long",
+        EnterShort = "enter_short",
+        ExitShort = "exit_short",
+    }
+);
+
+named_enum!(
+    /// Where a recorded signal stands.
+    SignalState, "signal state" {
+        /// Recorded and answered 202; not yet acted on (it may be delayed by `delay_seconds`).
+        Pending = "pending",
+        /// Acted on: the deal it started, closed or added to was saved with it.
+        Done = "done",
+        /// Not acted on, for the reason in its outcome (no deal to close, the bot's limits, ...).
+        Refused = "refused",
+        /// Not acted on in time (its bot was not running while it was due).
+        Expired = "expired",
+    }
+);
+
+/// A webhook signal as recorded before it was answered 202: durable from then on, acted on once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    pub id: SignalId,
+    pub bot_id: BotId,
+    pub user_id: UserId,
+    pub action: SignalAction,
+    /// The pair the signal names, if it names one.
+    pub pair: Option<Pair>,
+    /// The action's parameters as a JSON object (volume, price, order size, trigger price, the
+    /// sender's exchange and instrument), written and read by the server; opaque to the store.
+    pub params: String,
+    /// The peer address the signal came from (after trusted-proxy resolution).
+    pub source_ip: String,
+    pub received_at: Timestamp,
+    /// When it may be acted on: `received_at` plus `delay_seconds`.
+    pub due_at: Timestamp,
+    pub state: SignalState,
+    /// What came of it, in a sentence (set when it leaves `pending`).
+    pub outcome: Option<String>,
+    pub handled_at: Option<Timestamp>,
 }

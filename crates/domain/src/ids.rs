@@ -78,3 +78,7 @@ uuid_id!(
     /// One deal of a bot: a position opened by a base order and closed by take profit, stop loss or the user.
     DealId
 );
+uuid_id!(
+    /// A webhook signal, recorded before its 202 answer; its id is in that answer.
+    SignalId
+);

@@ -18,15 +18,15 @@ pub use dca::{
     RoundedPlan, Strategy, TakeProfitType, VolumeType,
 };
 pub use deal::{
-    Bot, CloseReason, Deal, DealStatus, IntentState, NewOrder, OrderIntent, OrderKind, OrderRole, TradingPolicy,
-    UnknownName,
+    Bot, CloseReason, Deal, DealStatus, IntentState, NewOrder, OrderIntent, OrderKind, OrderRole, Signal, SignalAction,
+    SignalState, TradingPolicy, UnknownName,
 };
 pub use email::{Email, EmailError};
 pub use exits::{
-    ExitSettings, MAX_TAKE_PROFIT_STEPS, StopLoss, StopLossType, TakeProfitStep, TakeProfitTarget, better, check_steps,
-    crossed, reached, trailing_exit,
+    ExitSettings, MAX_TAKE_PROFIT_STEPS, StopLoss, StopLossType, TakeProfitStep, TakeProfitTarget, against, better,
+    check_steps, crossed, reached, trailing_exit,
 };
-pub use ids::{AuditId, BackupCodeId, BotId, DealId, ExchangeAccountId, SessionId, UserId};
+pub use ids::{AuditId, BackupCodeId, BotId, DealId, ExchangeAccountId, SessionId, SignalId, UserId};
 pub use market::{
     Asset, FilterViolation, MarketError, MarketFilters, OrderStatus, Pair, Price, Qty, Rounding, Side, round_to_step,
 };

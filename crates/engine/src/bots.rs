@@ -27,6 +27,9 @@ pub enum Event {
     NotPlaced { client_order_id: String },
     /// A start signal for a bot (TradingView), optionally for one pair of a multi-pair bot.
     Signal { bot: BotId, pair: Option<Pair> },
+    /// A webhook signal's other commands for a bot, on its deals on `pair` (on all of them when
+    /// `None`, for the commands that may act on several).
+    Webhook { bot: BotId, pair: Option<Pair>, command: WebhookCommand },
     /// The user's commands.
     User(UserCommand),
     /// Time passed.
@@ -49,6 +52,8 @@ pub enum UserCommand {
     AddFunds {
         deal: DealId,
         quote: Decimal,
+        /// A limit price; at market without one.
+        price: Option<Decimal>,
     },
     /// `panic_sell_all_deals`.
     PanicSellAll {
@@ -58,6 +63,19 @@ pub enum UserCommand {
     CancelAll {
         bot: BotId,
     },
+}
+
+/// What a webhook signal asks of a bot's open deals (`spec/webhooks.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookCommand {
+    /// `close_at_market_price` (and the Signal-bot exits): close the deals on the pair, or every
+    /// deal of the bot when no pair is named, at market.
+    CloseAtMarket,
+    /// `add_funds_in_quote`: add `quote` to the deal on the pair (or the bot's only open deal), at
+    /// market or at a limit `price`.
+    AddFunds { quote: Decimal, price: Option<Decimal> },
+    /// `start_trailing`: arm the trailing take profit of the deal on the pair (or the only one) now.
+    StartTrailing,
 }
 
 /// Why a user command was not taken.
@@ -75,6 +93,12 @@ pub enum EngineError {
     UnknownPair,
     #[error("the market of the pair is not known yet")]
     NoMarket,
+    #[error("the bot does not start deals on signals (its start condition is not TradingView)")]
+    NoSignalStart,
+    #[error("the bot has no open deal for this")]
+    NoOpenDeal,
+    #[error("the bot has several open deals: the signal must name the pair")]
+    PairNeeded,
     #[error(transparent)]
     Deal(#[from] DealError),
 }
@@ -292,10 +316,11 @@ impl Engine {
             Event::Signal { bot, pair } => {
                 let state = self.bots.get(&bot).ok_or(EngineError::Unknown)?;
                 if state.settings.start_condition != StartCondition::TradingView {
-                    return Err(EngineError::Unknown);
+                    return Err(EngineError::NoSignalStart);
                 }
                 self.start_deal(now, bot, pair, &mut out)?;
             }
+            Event::Webhook { bot, pair, command } => self.webhook(now, bot, pair.as_ref(), command, &mut out)?,
             Event::User(command) => self.user(now, command, &mut out)?,
             Event::Timer => {
                 let ids: Vec<DealId> = self.deals.keys().copied().collect();
@@ -404,7 +429,9 @@ impl Engine {
             UserCommand::StartDeal { bot, pair } => self.start_deal(now, bot, pair, out),
             UserCommand::CloseAtMarket { deal } => self.apply_to(now, deal, DealEvent::CloseAtMarket, out),
             UserCommand::Cancel { deal } => self.apply_to(now, deal, DealEvent::Cancel, out),
-            UserCommand::AddFunds { deal, quote } => self.apply_to(now, deal, DealEvent::AddFunds { quote }, out),
+            UserCommand::AddFunds { deal, quote, price } => {
+                self.apply_to(now, deal, DealEvent::AddFunds { quote, price }, out)
+            }
             UserCommand::PanicSellAll { bot } | UserCommand::CancelAll { bot } => {
                 let event = if matches!(command, UserCommand::PanicSellAll { .. }) {
                     DealEvent::CloseAtMarket
@@ -421,6 +448,57 @@ impl Engine {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// A webhook signal's command on the bot's open deals (not finished, not already closing) on
+    /// `pair`, or on all of them without one. Nothing changes when it fails.
+    fn webhook(
+        &mut self,
+        now: Timestamp,
+        bot: BotId,
+        pair: Option<&Pair>,
+        command: WebhookCommand,
+        out: &mut Output,
+    ) -> Result<(), EngineError> {
+        if !self.bots.contains_key(&bot) {
+            return Err(EngineError::Unknown);
+        }
+        let open: Vec<DealId> = self
+            .deals_by_bot
+            .get(&bot)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.deals.get(id))
+            .filter(|d| pair.is_none_or(|p| d.deal.pair == *p))
+            .filter(|d| {
+                !d.deal.status.is_finished()
+                    && !matches!(
+                        d.deal.status,
+                        domain::DealStatus::PanicSellPending
+                            | domain::DealStatus::PanicSellOrderPlaced
+                            | domain::DealStatus::CancelPending
+                    )
+            })
+            .map(|d| d.deal.id)
+            .collect();
+        let event = match command {
+            WebhookCommand::CloseAtMarket => {
+                if open.is_empty() {
+                    return Err(EngineError::NoOpenDeal);
+                }
+                for id in open {
+                    self.apply_to(now, id, DealEvent::CloseAtMarket, out)?;
+                }
+                return Ok(());
+            }
+            WebhookCommand::AddFunds { quote, price } => DealEvent::AddFunds { quote, price },
+            WebhookCommand::StartTrailing => DealEvent::StartTrailing,
+        };
+        match open.as_slice() {
+            [] => Err(EngineError::NoOpenDeal),
+            [id] => self.apply_to(now, *id, event, out),
+            _ => Err(EngineError::PairNeeded),
         }
     }
 

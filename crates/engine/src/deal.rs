@@ -62,10 +62,15 @@ pub enum DealEvent {
     CloseAtMarket,
     /// The user cancels the deal: its orders are canceled, the position stays.
     Cancel,
-    /// The user adds funds: a market order of this much quote joins the deal.
+    /// The user (or a signal) adds funds: an order of this much quote joins the deal, at market,
+    /// or as a limit order at `price` when one is given.
     AddFunds {
         quote: Decimal,
+        price: Option<Decimal>,
     },
+    /// A signal starts the trailing take profit now, from the current price, instead of waiting
+    /// for the last target (`start_trailing`).
+    StartTrailing,
     /// Time passed (stop-loss timeouts, cancels to ask again).
     Timer,
 }
@@ -88,6 +93,12 @@ pub enum DealError {
     NoPrice,
     #[error("the order does not fit the market's rules ({0})")]
     BelowFilters(String),
+    #[error("the bot has no trailing take profit")]
+    NoTrailing,
+    #[error("the deal's take profit is trailing already")]
+    AlreadyTrailing,
+    #[error("the deal is not far enough in profit to trail: the trailing exit would not be past its average price")]
+    NotInProfit,
 }
 
 /// Who a new deal belongs to and what it starts with.
@@ -253,7 +264,8 @@ impl DealBook {
                 self.deal.status = DealStatus::CancelPending;
                 self.deal.close_reason = Some(CloseReason::Canceled);
             }
-            DealEvent::AddFunds { quote } => self.add_funds(ctx, quote, &mut commands)?,
+            DealEvent::AddFunds { quote, price } => self.add_funds(ctx, quote, price, &mut commands)?,
+            DealEvent::StartTrailing => self.start_trailing(ctx)?,
             DealEvent::Timer => {
                 if let Some(price) = ctx.price {
                     self.watch_stop_loss(ctx, price, price);
@@ -449,6 +461,29 @@ impl DealBook {
         ctx.price.is_some_and(|price| self.trailing_triggered(ctx, price))
     }
 
+    /// Arms the trailing take profit at the current price (`start_trailing`): only for a bot with
+    /// one, a deal that bought and is not trailing yet, and a price far enough in profit that the
+    /// trailing exit from it lies past the average entry price (otherwise arming it would close
+    /// the deal at once, at no profit).
+    fn start_trailing(&mut self, ctx: &Ctx<'_>) -> Result<(), DealError> {
+        let Some(deviation) = ctx.settings.dca.trailing_deviation() else { return Err(DealError::NoTrailing) };
+        if self.deal.status != DealStatus::Bought {
+            return Err(DealError::NotOpen);
+        }
+        if self.deal.trailing_peak.is_some() {
+            return Err(DealError::AlreadyTrailing);
+        }
+        let price = ctx.price.ok_or(DealError::NoPrice)?;
+        let average = self.average_price().ok_or(DealError::NotOpen)?;
+        let strategy = self.deal.strategy;
+        let exit = domain::against(strategy, price, deviation).ok_or(DealError::NotInProfit)?;
+        if !reached(strategy, exit, average) || exit == average {
+            return Err(DealError::NotInProfit);
+        }
+        self.deal.trailing_peak = Some(price);
+        Ok(())
+    }
+
     /// Whether an armed trailing take profit closes at `price`: back by `trailing_deviation` from
     /// its peak, or at the average entry price at the latest.
     fn trailing_triggered(&self, ctx: &Ctx<'_>, price: Decimal) -> bool {
@@ -460,19 +495,29 @@ impl DealBook {
         trailing_exit(strategy, deviation, peak, average).is_some_and(|exit| crossed(strategy, price, exit))
     }
 
-    fn add_funds(&mut self, ctx: &Ctx<'_>, quote: Decimal, commands: &mut Vec<Command>) -> Result<(), DealError> {
+    fn add_funds(
+        &mut self,
+        ctx: &Ctx<'_>,
+        quote: Decimal,
+        limit: Option<Decimal>,
+        commands: &mut Vec<Command>,
+    ) -> Result<(), DealError> {
         if self.deal.status != DealStatus::Bought {
             return Err(DealError::NotOpen);
         }
-        let price = ctx.price.ok_or(DealError::NoPrice)?;
         let side = self.deal.strategy.entry_side();
+        let (kind, price) = match limit {
+            Some(limit) => (OrderKind::Limit, ctx.filters.round_price(limit, side)),
+            None => (OrderKind::Market, ctx.price.ok_or(DealError::NoPrice)?),
+        };
         let qty = ctx.filters.round_qty(quote.checked_div(price).unwrap_or_default());
         ctx.filters.check(price, qty).map_err(|v| DealError::BelowFilters(v.to_string()))?;
-        let (quantity, quote_amount) = match side {
-            Side::Buy => (None, Some(quote)),
-            Side::Sell => (Some(qty), None),
+        // A market buy spends the quote amount; a limit order and a sell are sized in the base asset.
+        let (quantity, quote_amount) = match (kind, side) {
+            (OrderKind::Market, Side::Buy) => (None, Some(quote)),
+            _ => (Some(qty), None),
         };
-        self.record_intent(ctx.now, OrderRole::AddFunds, 0, side, OrderKind::Market, price, quantity, quote_amount);
+        self.record_intent(ctx.now, OrderRole::AddFunds, 0, side, kind, price, quantity, quote_amount);
         commands.push(Command::Place(self.orders.last().map(|o| o.client_order_id.clone()).unwrap_or_default()));
         Ok(())
     }

@@ -11,6 +11,6 @@ pub mod deal;
 pub mod guard;
 pub mod settings;
 
-pub use bots::{BotState, Engine, EngineError, Event, Output, UserCommand};
+pub use bots::{BotState, Engine, EngineError, Event, Output, UserCommand, WebhookCommand};
 pub use deal::{Command, Ctx, DealBook, DealError, DealEvent, NewDeal, OrderUpdate, intent_state};
 pub use settings::{BotSettings, StartCondition};

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use auth::{HashParams, PasswordPolicy};
 use ipnet::IpNet;
+
+pub use crate::rate::Rate;
 use store::ThrottleRule;
 use url::Url;
 
@@ -117,6 +119,38 @@ pub struct ServerConfig {
     /// the first start), so a restarted node takes its own leases back at once and nodes with
     /// their own data dirs never share one.
     pub node_id: String,
+    /// The webhook routes' limits (`spec/webhooks.md` section 4).
+    pub webhooks: WebhookConfig,
+}
+
+/// How the webhook routes limit and remember what they receive.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Every hit from one source address.
+    pub per_ip: Rate,
+    /// Hits with a wrong bot id or secret from one source address (token guessing).
+    pub failures_per_ip: Rate,
+    /// Authenticated hits for one bot.
+    pub per_bot: Rate,
+    /// An identical body for the same bot inside this window is a replay (409 `duplicate_signal`).
+    pub dedupe_window: Duration,
+    /// A signal still not acted on this long after it was due expires (its bot was not running).
+    pub expire_after: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            // TradingView sends every user's alerts from four addresses: an address's limit must
+            // carry a team's alerts firing on the same candle close.
+            per_ip: Rate { per_minute: 3_000, burst: 300 },
+            failures_per_ip: Rate { per_minute: 10, burst: 20 },
+            // A multi-pair bot's alerts can fire for each of its pairs on one close.
+            per_bot: Rate { per_minute: 600, burst: 60 },
+            dedupe_window: Duration::from_secs(60),
+            expire_after: Duration::from_secs(300),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -145,6 +179,7 @@ impl ServerConfig {
             manual_order_interval: Duration::from_secs(5),
             bot_lease: Duration::from_secs(30),
             node_id: "node".to_owned(),
+            webhooks: WebhookConfig::default(),
         }
     }
 

@@ -16,9 +16,11 @@ pub mod manual_orders;
 pub mod middleware;
 mod order_guard;
 mod pages;
+pub mod rate;
 pub mod runner;
 pub mod session;
 pub mod state;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 
@@ -76,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/bots/{id}", get(api::deals::show).patch(api::deals::update))
         .route("/bots/{id}/enable", post(api::deals::enable))
         .route("/bots/{id}/rotate_webhook_secret", post(api::deals::rotate_webhook_secret))
+        .route("/bots/{id}/signals", get(api::deals::signals))
         .route("/bots/{id}/disable", post(api::deals::disable))
         .route("/bots/{id}/start_new_deal", post(api::deals::start_new_deal))
         .route("/bots/{id}/panic_sell_all_deals", post(api::deals::panic_sell_all_deals))
@@ -110,6 +113,8 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/app.js", get(pages::app_js))
         .route("/assets/favicon.svg", get(pages::favicon))
         .route("/healthz", get(healthz))
+        .route("/trade_signal/trading_view", post(webhooks::trading_view))
+        .route("/signal_bots/webhooks", post(webhooks::signal_bots))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))

@@ -26,16 +26,16 @@ use std::time::Duration;
 
 use domain::{
     Asset, Bot, BotId, DealId, Decimal, ExchangeAccountId, IntentState, OrderIntent, OrderKind, Pair, Price, Qty,
-    Timestamp, UserId,
+    Signal, SignalAction, SignalId, SignalState, Strategy, Timestamp, UserId,
 };
-use engine::{BotState, Command, DealBook, Engine, EngineError, Event, OrderUpdate, UserCommand};
+use engine::{BotState, Command, DealBook, Engine, EngineError, Event, OrderUpdate, UserCommand, WebhookCommand};
 use exchange::{
     ClientOrderId, Exchange, ExchangeError, OrderAmount, OrderEvent, OrderReport, OrderRequest, OrderType, Ticker,
     TimeInForce, VenueOrderRef,
 };
 use futures_util::StreamExt as _;
 use serde_json::json;
-use store::{DealFilter, ExchangeAccountRecord, ExchangeAccountStatus};
+use store::{DealFilter, ExchangeAccountRecord, ExchangeAccountStatus, SignalOutcome};
 use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::ApiError;
@@ -65,6 +65,10 @@ pub struct Runner {
     wake: Notify,
     pushed_tx: mpsc::UnboundedSender<Pushed>,
     pushed_rx: Mutex<Option<mpsc::UnboundedReceiver<Pushed>>>,
+    /// Signals just accepted by this node's webhook routes, acted on at once by their own task
+    /// (the cycle picks up the rest: delayed ones, other nodes' and a restarted node's).
+    signals_tx: mpsc::UnboundedSender<Signal>,
+    signals_rx: Mutex<Option<mpsc::UnboundedReceiver<Signal>>>,
     /// One lock per exchange account, held while the account's orders are checked by the guard
     /// and sent or canceled (never together with `inner`).
     account_io: std::sync::Mutex<HashMap<ExchangeAccountId, Arc<Mutex<()>>>>,
@@ -107,7 +111,21 @@ struct RunnerState {
     in_flight: HashSet<String>,
     /// Each deal's orders as last saved, so a save writes only the orders that changed.
     saved: HashMap<DealId, HashMap<String, OrderIntent>>,
+    /// Signals this node has taken up, and when: each is handled by one path only (the signal task
+    /// or the cycle). Kept for `SIGNAL_MEMORY`, far longer than a cycle's list can be stale.
+    signals_taken: HashMap<SignalId, std::time::Instant>,
+    /// When pending signals were last expired.
+    expired_at: Option<std::time::Instant>,
+    /// When each pair's ticker was last fetched (a signal's market order wants a recent price).
+    priced_at: HashMap<(String, Pair), std::time::Instant>,
 }
+
+/// How long a taken signal's id is remembered.
+const SIGNAL_MEMORY: Duration = Duration::from_secs(600);
+/// How often overdue pending signals are expired.
+const EXPIRE_EVERY: Duration = Duration::from_secs(30);
+/// A ticker younger than this is recent enough for a signal's orders.
+const PRICE_FRESH: Duration = Duration::from_secs(2);
 
 fn engine_client() -> ClientInfo {
     ClientInfo { ip: std::net::IpAddr::from([0, 0, 0, 0]), user_agent: "bulwark (bot engine)".to_owned() }
@@ -116,12 +134,15 @@ fn engine_client() -> ClientInfo {
 impl Runner {
     pub fn new(node: String) -> Runner {
         let (pushed_tx, pushed_rx) = mpsc::unbounded_channel();
+        let (signals_tx, signals_rx) = mpsc::unbounded_channel();
         Runner {
             node,
             inner: Mutex::new(RunnerState::default()),
             wake: Notify::new(),
             pushed_tx,
             pushed_rx: Mutex::new(Some(pushed_rx)),
+            signals_tx,
+            signals_rx: Mutex::new(Some(signals_rx)),
             account_io: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -139,6 +160,13 @@ impl Runner {
     pub fn wake(&self) {
         self.wake.notify_one();
     }
+
+    /// Hands a signal just recorded to the signal task, to be acted on at once if this node runs
+    /// its bot and it is due (otherwise a cycle, here or on the bot's node, takes it up).
+    pub fn signal(&self, signal: Signal) {
+        // Closed only when the runner is gone; the signal stays pending in the store then.
+        let _ = self.signals_tx.send(signal);
+    }
 }
 
 /// Runs cycles until the task is dropped (pushed order updates by a task of their own, ended with
@@ -153,6 +181,16 @@ pub async fn run(state: AppState) {
         while let Some((account, event)) = pushed.recv().await {
             if let Err(err) = on_pushed(&pushed_state, account, event).await {
                 tracing::warn!(error = %err, "a pushed order update was not applied");
+            }
+        }
+    }));
+    let signals = state.runner.signals_rx.lock().await.take();
+    let signals_state = state.clone();
+    let _signals_task = AbortOnDrop(tokio::spawn(async move {
+        let Some(mut signals) = signals else { return };
+        while let Some(signal) = signals.recv().await {
+            if let Err(err) = on_signal(&signals_state, signal).await {
+                tracing::warn!(error = %err, "a signal was not acted on yet; the next cycle tries again");
             }
         }
     }));
@@ -257,6 +295,7 @@ pub async fn cycle(state: &AppState) -> Result<(), ApiError> {
     }
     tick_prices(state).await?;
     reconcile(state).await?;
+    due_signals(state).await?;
     let venues: Vec<String> = state.runner.inner.lock().await.engines.keys().cloned().collect();
     for venue in venues {
         process(state, &venue, Event::Timer).await?;
@@ -486,7 +525,11 @@ async fn tick_prices(state: &AppState) -> Result<(), ApiError> {
         match answer {
             Ok(ticker) => {
                 let price = ticker.last_price;
-                state.runner.inner.lock().await.tickers.insert((venue.clone(), pair.clone()), ticker);
+                {
+                    let mut rs = state.runner.inner.lock().await;
+                    rs.tickers.insert((venue.clone(), pair.clone()), ticker);
+                    rs.priced_at.insert((venue.clone(), pair.clone()), std::time::Instant::now());
+                }
                 if price > Decimal::ZERO {
                     process(state, &venue, Event::Tick { pair, price }).await?;
                 }
@@ -732,35 +775,79 @@ struct Outcome {
 /// commands are carried out (each account's in order, accounts side by side), and their answers
 /// are events again.
 async fn process(state: &AppState, venue: &str, event: Event) -> Result<Vec<DealId>, ApiError> {
+    process_signal(state, venue, event, None).await.map(|(touched, _)| touched)
+}
+
+/// `process`, for the event of a webhook signal: the first event's last deal save also finishes
+/// the signal (one transaction), and when the engine does not take the event the signal is
+/// finished as refused with the reason. Also answers whether the signal was finished (not when
+/// the save was refused for a lost lease: the bot's new node acts on it).
+async fn process_signal(
+    state: &AppState,
+    venue: &str,
+    event: Event,
+    signal: Option<&Signal>,
+) -> Result<(Vec<DealId>, bool), ApiError> {
     let mut queue = VecDeque::from([event]);
     let mut first = true;
     let mut touched = Vec::new();
+    let mut finished = false;
     while let Some(event) = queue.pop_front() {
         let jobs = {
             let mut guard = state.runner.inner.lock().await;
             let rs = &mut *guard;
             let now = state.now();
-            let Some(engine) = rs.engines.get_mut(venue) else { return Ok(touched) };
+            let Some(engine) = rs.engines.get_mut(venue) else { return Ok((touched, finished)) };
             let output = match engine.handle(now, event) {
                 Ok(output) => output,
-                Err(err) if first => return Err(engine_error(&err)),
+                Err(err) if first => {
+                    if let Some(signal) = signal {
+                        let outcome = SignalOutcome {
+                            id: signal.id,
+                            state: SignalState::Refused,
+                            outcome: format!("Not acted on: {}.", engine_error(&err).message().trim_end_matches('.')),
+                        };
+                        let done = state.store.finish_signal(&outcome, now).await?;
+                        return Ok((touched, done));
+                    }
+                    return Err(engine_error(&err));
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "the engine did not take a follow-up event");
                     continue;
                 }
             };
+            let finishing = if first { signal } else { None };
             if first {
                 touched.clone_from(&output.changed);
+                if let Some(signal) = finishing
+                    && output.changed.is_empty()
+                {
+                    let outcome = SignalOutcome {
+                        id: signal.id,
+                        state: SignalState::Done,
+                        outcome: "Acted on: nothing needed to change.".to_owned(),
+                    };
+                    finished = state.store.finish_signal(&outcome, now).await?;
+                }
             }
             first = false;
             let mut lost = HashSet::new();
+            let last = output.changed.last().copied();
             for id in &output.changed {
                 let Some(book) = engine.deal(*id) else { continue };
                 let known = rs.saved.entry(*id).or_default();
                 let changed: Vec<OrderIntent> =
                     book.orders.iter().filter(|o| known.get(&o.client_order_id) != Some(*o)).cloned().collect();
-                let saved = state.store.save_deal(&state.runner.node, now, &book.deal, &changed, &[]).await?;
+                let outcome = finishing.filter(|_| last == Some(*id)).map(|signal| SignalOutcome {
+                    id: signal.id,
+                    state: SignalState::Done,
+                    outcome: signal_done(signal.action, &output.changed),
+                });
+                let saved =
+                    state.store.save_deal(&state.runner.node, now, &book.deal, &changed, &[], outcome.as_ref()).await?;
                 if saved {
+                    finished |= outcome.is_some();
                     known.extend(changed.into_iter().map(|o| (o.client_order_id.clone(), o)));
                 } else {
                     lost.insert(book.deal.bot_id);
@@ -837,7 +924,7 @@ async fn process(state: &AppState, venue: &str, event: Event) -> Result<Vec<Deal
             return Err(err);
         }
     }
-    Ok(touched)
+    Ok((touched, finished))
 }
 
 /// Carries out jobs: each account's in order under its lock, accounts side by side.
@@ -1005,6 +1092,153 @@ async fn disable_bot(
     Ok(())
 }
 
+/// Acts on the pending signals due now whose bots this node runs, and now and then expires the
+/// ones no node acted on in time.
+async fn due_signals(state: &AppState) -> Result<(), ApiError> {
+    let now = state.now();
+    let expire = {
+        let mut rs = state.runner.inner.lock().await;
+        rs.signals_taken.retain(|_, at| at.elapsed() < SIGNAL_MEMORY);
+        let due = rs.expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY);
+        if due {
+            rs.expired_at = Some(std::time::Instant::now());
+        }
+        due
+    };
+    if expire {
+        let config = &state.config.webhooks;
+        let expired =
+            state.store.expire_signals(now.minus(config.expire_after), now.minus(config.dedupe_window), now).await?;
+        if expired > 0 {
+            tracing::warn!(signals = expired, "signals expired: their bots were not running while they were due");
+        }
+    }
+    for signal in state.store.due_signals(&state.runner.node, now, 256).await? {
+        on_signal(state, signal).await?;
+    }
+    Ok(())
+}
+
+/// What a signal asks of the engine, for a bot of `strategy`.
+fn signal_event(signal: &Signal, strategy: Strategy) -> Result<Event, String> {
+    let bot = signal.bot_id;
+    let pair = signal.pair.clone();
+    let webhook = |pair: Option<Pair>, command| Event::Webhook { bot, pair, command };
+    let long = strategy == Strategy::Long;
+    Ok(match signal.action {
+        SignalAction::StartDeal | SignalAction::EnterLong | SignalAction::EnterShort => Event::Signal { bot, pair },
+        SignalAction::Buy if long => Event::Signal { bot, pair },
+        SignalAction::Sell if !long => Event::Signal { bot, pair },
+        SignalAction::CloseAtMarketPrice
+        | SignalAction::ExitLong
+        | SignalAction::ExitShort
+        | SignalAction::Buy
+        | SignalAction::Sell => webhook(pair, WebhookCommand::CloseAtMarket),
+        SignalAction::CloseAtMarketPriceAll => webhook(None, WebhookCommand::CloseAtMarket),
+        SignalAction::AddFundsInQuote => {
+            let params: serde_json::Value = serde_json::from_str(&signal.params).map_err(|e| e.to_string())?;
+            let number = |key: &str| params.get(key).and_then(|v| v.as_str()).and_then(|t| t.parse::<Decimal>().ok());
+            let quote = number("volume").ok_or("the signal has no volume")?;
+            webhook(pair, WebhookCommand::AddFunds { quote, price: number("price") })
+        }
+        SignalAction::StartTrailing => webhook(pair, WebhookCommand::StartTrailing),
+    })
+}
+
+/// The signal log's sentence for a signal acted on.
+fn signal_done(action: SignalAction, deals: &[DealId]) -> String {
+    let what = match action {
+        SignalAction::StartDeal | SignalAction::EnterLong | SignalAction::EnterShort => "deal started",
+        SignalAction::AddFundsInQuote => "funds added to deal",
+        SignalAction::StartTrailing => "trailing started for deal",
+        SignalAction::Buy | SignalAction::Sell => "acted on deal",
+        _ => "closing at market: deal",
+    };
+    let ids: Vec<String> = deals.iter().map(ToString::to_string).collect();
+    format!("Acted on: {what} {}.", ids.join(", "))
+}
+
+/// Acts on one signal if this node runs its bot and it is due and not already taken up here.
+async fn on_signal(state: &AppState, signal: Signal) -> Result<(), ApiError> {
+    if signal.due_at > state.now() {
+        return Ok(());
+    }
+    let (venue, strategy, account, pairs, exchange) = {
+        let mut rs = state.runner.inner.lock().await;
+        // Not run here: its node's cycle takes it up (or it expires).
+        let Some(venue) = rs.bot_venue.get(&signal.bot_id).cloned() else { return Ok(()) };
+        let Some(bot) = rs.engines.get(&venue).and_then(|e| e.bot(signal.bot_id)) else { return Ok(()) };
+        let strategy = bot.settings.dca.strategy();
+        let account = bot.bot.exchange_account_id;
+        let pairs = match &signal.pair {
+            Some(pair) => vec![pair.clone()],
+            None => bot.bot.pairs.clone(),
+        };
+        if rs.signals_taken.contains_key(&signal.id) {
+            return Ok(());
+        }
+        rs.signals_taken.insert(signal.id, std::time::Instant::now());
+        let exchange = rs.accounts.get(&account).map(|link| Arc::clone(&link.exchange));
+        (venue, strategy, account, pairs, exchange)
+    };
+    let event = match signal_event(&signal, strategy) {
+        Ok(event) => event,
+        Err(why) => {
+            let outcome =
+                SignalOutcome { id: signal.id, state: SignalState::Refused, outcome: format!("Not acted on: {why}.") };
+            state.store.finish_signal(&outcome, state.now()).await?;
+            return Ok(());
+        }
+    };
+    fresh_prices(state, &venue, account, pairs, exchange).await;
+    let result = process_signal(state, &venue, event, Some(&signal)).await;
+    if !matches!(result, Ok((_, true))) {
+        // Still pending in the store (a store failure, or the bot's lease was lost): the next
+        // cycle of whichever node runs the bot takes it up again.
+        state.runner.inner.lock().await.signals_taken.remove(&signal.id);
+    }
+    result.map(|_| ())
+}
+
+/// Gives the pairs of a command or signal a recent price (fetched if the last is older than
+/// `PRICE_FRESH`) and their market rules.
+async fn fresh_prices(
+    state: &AppState,
+    venue: &str,
+    account: ExchangeAccountId,
+    pairs: Vec<Pair>,
+    exchange: Option<Arc<dyn Exchange>>,
+) {
+    refresh_markets(state, pairs.iter().map(|p| (venue.to_owned(), account, p.clone())).collect()).await;
+    let Some(exchange) = exchange else { return };
+    let stale: Vec<Pair> = {
+        let rs = state.runner.inner.lock().await;
+        pairs
+            .into_iter()
+            .filter(|p| rs.priced_at.get(&(venue.to_owned(), p.clone())).is_none_or(|at| at.elapsed() >= PRICE_FRESH))
+            .collect()
+    };
+    if stale.is_empty() {
+        return;
+    }
+    let asks = stale.into_iter().map(|pair| (venue.to_owned(), pair, Arc::clone(&exchange))).collect();
+    let answers = batched(asks, ask_ticker).await;
+    let mut guard = state.runner.inner.lock().await;
+    let rs = &mut *guard;
+    for (_, pair, answer) in answers {
+        let Ok(ticker) = answer else { continue };
+        let price = ticker.last_price;
+        rs.tickers.insert((venue.to_owned(), pair.clone()), ticker);
+        rs.priced_at.insert((venue.to_owned(), pair.clone()), std::time::Instant::now());
+        if let Some(engine) = rs.engines.get_mut(venue)
+            && price > Decimal::ZERO
+        {
+            // Only the price: a tick here must not start deals of other bots before the command.
+            engine.set_market_price(&pair, price);
+        }
+    }
+}
+
 fn engine_error(err: &EngineError) -> ApiError {
     use axum::http::StatusCode;
     let refused = |status, code, message: &str| ApiError::Refused { status, code, message: message.to_owned() };
@@ -1035,6 +1269,27 @@ fn engine_error(err: &EngineError) -> ApiError {
         EngineError::Deal(engine::DealError::BelowFilters(why)) => {
             ApiError::OrderRejected(format!("The order does not fit the market's rules ({why})."))
         }
+        EngineError::NoSignalStart => refused(
+            StatusCode::CONFLICT,
+            "no_signal_start",
+            "The bot does not start deals on signals: set its start condition to TradingView.",
+        ),
+        EngineError::NoOpenDeal => refused(StatusCode::CONFLICT, "no_open_deal", "The bot has no open deal for this."),
+        EngineError::PairNeeded => ApiError::InvalidInput {
+            field: "pair",
+            message: "The bot has several open deals: name the pair.".to_owned(),
+        },
+        EngineError::Deal(engine::DealError::NoTrailing) => {
+            refused(StatusCode::CONFLICT, "no_trailing", "The bot has no trailing take profit.")
+        }
+        EngineError::Deal(engine::DealError::AlreadyTrailing) => {
+            refused(StatusCode::CONFLICT, "already_trailing", "The deal's take profit is trailing already.")
+        }
+        EngineError::Deal(engine::DealError::NotInProfit) => refused(
+            StatusCode::CONFLICT,
+            "not_in_profit",
+            "The deal is not far enough in profit to trail: the trailing exit would not be past its average price.",
+        ),
     }
 }
 
@@ -1091,23 +1346,7 @@ async fn prepare_command(
     }
     let exchange = rs.accounts.get(&account).map(|link| Arc::clone(&link.exchange));
     drop(rs);
-    refresh_markets(state, pairs.iter().map(|p| (venue.clone(), account, p.clone())).collect()).await;
-    let Some(exchange) = exchange else { return Ok(venue) };
-    let asks = pairs.into_iter().map(|pair| (venue.clone(), pair, Arc::clone(&exchange))).collect();
-    let answers = batched(asks, ask_ticker).await;
-    let mut guard = state.runner.inner.lock().await;
-    let rs = &mut *guard;
-    for (_, pair, answer) in answers {
-        let Ok(ticker) = answer else { continue };
-        let price = ticker.last_price;
-        rs.tickers.insert((venue.clone(), pair.clone()), ticker);
-        if let Some(engine) = rs.engines.get_mut(&venue)
-            && price > Decimal::ZERO
-        {
-            // Only the price: a tick here must not start deals of other bots before the command.
-            engine.set_market_price(&pair, price);
-        }
-    }
+    fresh_prices(state, &venue, account, pairs, exchange).await;
     Ok(venue)
 }
 

@@ -44,6 +44,7 @@ pub struct Inner {
     pub paper: Option<Arc<dyn exchange::PaperMarket>>,
     pub hashes: HashPool,
     pub runner: crate::runner::Runner,
+    pub webhook_limits: crate::webhooks::Limits,
 }
 
 impl std::ops::Deref for AppState {
@@ -61,6 +62,7 @@ impl AppState {
         let hasher = auth::PasswordHasher::new(config.hash_params)?;
         let hashes = HashPool::new(hasher, config.hash_concurrency, config.hash_queue)?;
         let runner = crate::runner::Runner::new(config.node_id.clone());
+        let webhook_limits = crate::webhooks::Limits::new(&config.webhooks);
         Ok(AppState(Arc::new(Inner {
             config,
             store: deps.store,
@@ -72,6 +74,7 @@ impl AppState {
             paper: deps.paper,
             runner,
             hashes,
+            webhook_limits,
         })))
     }
 

@@ -795,6 +795,7 @@ macro_rules! impl_store {
                 deal: &::domain::Deal,
                 orders: &[::domain::OrderIntent],
                 audit: &[AuditRecord],
+                signal: Option<&::store::SignalOutcome>,
             ) -> StoreResult<bool> {
                 // The lease check locks the bot row until commit: a node that claims the bot
                 // after the lease expires waits for this write and then finds it done.
@@ -861,6 +862,13 @@ macro_rules! impl_store {
                 for order in orders {
                     upsert_order(tx, order).await?;
                 }
+                // The signal that caused this write ends with it, or nothing is written: a signal
+                // already acted on (or of another bot) must not change a deal a second time.
+                if let Some(outcome) = signal
+                    && !finish_signal(&mut **tx, outcome, now, Some(deal.bot_id)).await?
+                {
+                    return Err(StoreError::Conflict("signal_not_pending"));
+                }
                 for record in audit {
                     insert_audit(&mut **tx, record).await?;
                 }
@@ -896,6 +904,82 @@ macro_rules! impl_store {
                     max_price_deviation_percent: get_dec(row, "max_price_deviation_percent")?,
                     min_quote_volume_24h: get_dec(row, "min_quote_volume_24h")?,
                 })
+            }
+
+            // --- webhook signals ---
+
+            const SIGNAL_FIELDS: [&str; 12] = [
+                "id",
+                "bot_id",
+                "user_id",
+                "action",
+                "pair",
+                "params",
+                "source_ip",
+                "received_at",
+                "due_at",
+                "state",
+                "outcome",
+                "handled_at",
+            ];
+
+            /// The signal columns of table alias `s`, under their own names.
+            pub(super) fn signal_columns() -> String {
+                SIGNAL_FIELDS.iter().map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
+            }
+
+            pub(super) fn signal(row: &DbRow) -> StoreResult<::domain::Signal> {
+                Ok(::domain::Signal {
+                    id: parse_id(&get::<String>(row, "id")?, "signal")?,
+                    bot_id: parse_id(&get::<String>(row, "bot_id")?, "bot")?,
+                    user_id: parse_id(&get::<String>(row, "user_id")?, "user")?,
+                    action: get_name(row, "action")?,
+                    pair: get::<Option<String>>(row, "pair")?.map(|raw| parse_pair(&raw)).transpose()?,
+                    params: get(row, "params")?,
+                    source_ip: get(row, "source_ip")?,
+                    received_at: ts(get(row, "received_at")?),
+                    due_at: ts(get(row, "due_at")?),
+                    state: get_name(row, "state")?,
+                    outcome: get(row, "outcome")?,
+                    handled_at: get::<Option<i64>>(row, "handled_at")?.map(ts),
+                })
+            }
+
+            /// The outcome of a signal that expired: written by `expire_signals`.
+            pub(super) const EXPIRED_OUTCOME: &str = "Not acted on in time: its bot was not running while it was due.";
+
+            /// An outcome ends a signal: one whose state is still `pending` is refused.
+            pub(super) fn check_outcome(outcome: &::store::SignalOutcome) -> StoreResult<()> {
+                if outcome.state == ::domain::SignalState::Pending {
+                    return Err(StoreError::Conflict("signal_outcome_pending"));
+                }
+                Ok(())
+            }
+
+            /// Finishes a pending signal (of `bot` when given): whether it was pending and changed.
+            pub(super) async fn finish_signal<'c, E>(
+                executor: E,
+                outcome: &::store::SignalOutcome,
+                now: Timestamp,
+                bot: Option<::domain::BotId>,
+            ) -> StoreResult<bool>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                let finished = sqlx::query(
+                    "UPDATE signals SET state = $1, outcome = $2, handled_at = $3 \
+                     WHERE id = $4 AND state = 'pending' AND ($5 IS NULL OR bot_id = $5)",
+                )
+                .bind(outcome.state.as_str())
+                .bind(outcome.outcome.as_str())
+                .bind(now.as_unix_millis())
+                .bind(outcome.id.to_string())
+                .bind(bot.map(|id| id.to_string()))
+                .execute(executor)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                Ok(finished == 1)
             }
         }
 
@@ -2127,6 +2211,190 @@ macro_rules! impl_store {
                 sql_impl::end_tx(tx, result, |updated| *updated).await
             }
 
+            async fn webhook_target(
+                &self,
+                bot: ::domain::BotId,
+            ) -> ::store::StoreResult<Option<(::domain::Bot, ::store::WebhookSecrets)>> {
+                use $crate::sqlx;
+                let sql = format!(
+                    "SELECT {}, webhook_secret_hash, previous_webhook_secret_hash, previous_secret_until \
+                     FROM bots WHERE id = $1",
+                    sql_impl::BOT_COLUMNS
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(bot.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                row.as_ref()
+                    .map(|row| Ok((sql_impl::bot(row)?.1, sql_impl::webhook_secrets(row)?)))
+                    .transpose()
+            }
+
+            async fn record_signal(
+                &self,
+                signal: &::domain::Signal,
+                dedupe_key: &[u8; 32],
+                dedupe_since: ::domain::Timestamp,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<bool> {
+                use $crate::sqlx;
+                // Pending with no outcome yet, or finished on arrival with its outcome.
+                let pending = signal.state == ::domain::SignalState::Pending;
+                let consistent = pending == signal.outcome.is_none() && pending == signal.handled_at.is_none();
+                if !consistent {
+                    return Err(::store::StoreError::Conflict("signal_inconsistent"));
+                }
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM bots WHERE id = $1")
+                        .bind(signal.bot_id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                    if owner != Some(signal.user_id.to_string()) {
+                        return Err(::store::StoreError::Conflict("signal_bot_not_found"));
+                    }
+                    // The check and the claim in one statement: a row comes back only when the
+                    // body is new to the bot or was last accepted before the window. PostgreSQL
+                    // locks the conflicting row, so an identical request running at once waits
+                    // for this transaction and then finds the row inside the window; SQLite's
+                    // write transactions run one at a time.
+                    let accepted = sqlx::query(
+                        "INSERT INTO signal_dedupe (bot_id, dedupe_key, signal_id, received_at) \
+                         VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (bot_id, dedupe_key) DO UPDATE SET signal_id = excluded.signal_id, \
+                           received_at = excluded.received_at \
+                         WHERE signal_dedupe.received_at < $5 \
+                         RETURNING signal_id",
+                    )
+                    .bind(signal.bot_id.to_string())
+                    .bind(dedupe_key.as_slice())
+                    .bind(signal.id.to_string())
+                    .bind(signal.received_at.as_unix_millis())
+                    .bind(dedupe_since.as_unix_millis())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .is_some();
+                    if !accepted {
+                        return Ok(false);
+                    }
+                    sqlx::query(
+                        "INSERT INTO signals (id, bot_id, user_id, action, pair, params, source_ip, received_at, \
+                           due_at, state, outcome, handled_at, created_seq) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                           (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM signals))",
+                    )
+                    .bind(signal.id.to_string())
+                    .bind(signal.bot_id.to_string())
+                    .bind(signal.user_id.to_string())
+                    .bind(signal.action.as_str())
+                    .bind(signal.pair.as_ref().map(::domain::Pair::to_3commas))
+                    .bind(signal.params.as_str())
+                    .bind(signal.source_ip.as_str())
+                    .bind(signal.received_at.as_unix_millis())
+                    .bind(signal.due_at.as_unix_millis())
+                    .bind(signal.state.as_str())
+                    .bind(signal.outcome.as_deref())
+                    .bind(signal.handled_at.map(|t| t.as_unix_millis()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                    sql_impl::insert_audit(&mut *tx, audit).await?;
+                    Ok(true)
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |accepted| *accepted).await
+            }
+
+            async fn due_signals(
+                &self,
+                node: &str,
+                now: ::domain::Timestamp,
+                limit: u32,
+            ) -> ::store::StoreResult<Vec<::domain::Signal>> {
+                use $crate::sqlx;
+                // The lease as `save_deal` checks it: held by `node` until `now` or later.
+                let sql = format!(
+                    "SELECT {} FROM signals s JOIN bots b ON b.id = s.bot_id \
+                     WHERE s.state = 'pending' AND s.due_at <= $2 AND b.lease_node = $1 AND b.lease_until >= $2 \
+                     ORDER BY s.received_at, s.created_seq, s.id LIMIT $3",
+                    sql_impl::signal_columns()
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(node)
+                    .bind(now.as_unix_millis())
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                rows.iter().map(sql_impl::signal).collect()
+            }
+
+            async fn finish_signal(
+                &self,
+                outcome: &::store::SignalOutcome,
+                now: ::domain::Timestamp,
+            ) -> ::store::StoreResult<bool> {
+                sql_impl::check_outcome(outcome)?;
+                sql_impl::finish_signal(&self.pool, outcome, now, None).await
+            }
+
+            async fn signals(
+                &self,
+                user: ::domain::UserId,
+                bot: ::domain::BotId,
+                limit: u32,
+            ) -> ::store::StoreResult<Vec<::domain::Signal>> {
+                use $crate::sqlx;
+                let sql = format!(
+                    "SELECT {} FROM signals s WHERE s.bot_id = $1 AND s.user_id = $2 \
+                     ORDER BY s.received_at DESC, s.created_seq DESC, s.id DESC LIMIT $3",
+                    sql_impl::signal_columns()
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(bot.to_string())
+                    .bind(user.to_string())
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_impl::map_err)?;
+                rows.iter().map(sql_impl::signal).collect()
+            }
+
+            async fn expire_signals(
+                &self,
+                due_before: ::domain::Timestamp,
+                dedupe_before: ::domain::Timestamp,
+                now: ::domain::Timestamp,
+            ) -> ::store::StoreResult<u64> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    let expired = sqlx::query(
+                        "UPDATE signals SET state = $1, outcome = $2, handled_at = $3 \
+                         WHERE state = 'pending' AND due_at < $4",
+                    )
+                    .bind(::domain::SignalState::Expired.as_str())
+                    .bind(sql_impl::EXPIRED_OUTCOME)
+                    .bind(now.as_unix_millis())
+                    .bind(due_before.as_unix_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                    sqlx::query("DELETE FROM signal_dedupe WHERE received_at < $1")
+                        .bind(dedupe_before.as_unix_millis())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                    Ok(expired)
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |_| true).await
+            }
+
             async fn claim_bots(
                 &self,
                 node: &str,
@@ -2205,7 +2473,11 @@ macro_rules! impl_store {
                 deal: &::domain::Deal,
                 orders: &[::domain::OrderIntent],
                 audit: &[::store::AuditRecord],
+                signal: Option<&::store::SignalOutcome>,
             ) -> ::store::StoreResult<bool> {
+                if let Some(outcome) = signal {
+                    sql_impl::check_outcome(outcome)?;
+                }
                 if orders.iter().any(|order| {
                     order.deal_id != Some(deal.id)
                         || order.user_id != deal.user_id
@@ -2214,7 +2486,7 @@ macro_rules! impl_store {
                     return Err(::store::StoreError::Conflict("order_not_of_its_deal"));
                 }
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
-                let result = sql_impl::save_deal(&mut tx, node, now, deal, orders, audit).await;
+                let result = sql_impl::save_deal(&mut tx, node, now, deal, orders, audit, signal).await;
                 sql_impl::end_tx(tx, result, |saved| *saved).await
             }
 

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use domain::{
     AuditId, BackupCodeId, Bot, BotId, CloseReason, Deal, DealId, DealStatus, Decimal, Email, ExchangeAccountId,
-    IntentState, OrderIntent, OrderKind, OrderRole, Pair, SessionId, Side, Strategy, Timestamp, TradingPolicy, UserId,
+    IntentState, OrderIntent, OrderKind, OrderRole, Pair, SessionId, Side, Signal, SignalAction, SignalId, SignalState,
+    Strategy, Timestamp, TradingPolicy, UserId,
 };
 
 use crate::{
     AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountStatus, KekState,
     KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken, NewExchangeAccount, NewSession, NewUser,
-    PreferencesUpdate, SealedBlob, SealedColumn, SecondFactorUse, Store, StoreError, StoreResult, StoredKeyPermissions,
-    ThrottleRule, TokenPurpose, WebhookSecrets,
+    PreferencesUpdate, SealedBlob, SealedColumn, SecondFactorUse, SignalOutcome, Store, StoreError, StoreResult,
+    StoredKeyPermissions, ThrottleRule, TokenPurpose, WebhookSecrets,
 };
 
 /// Expands to one `#[tokio::test]` per contract function. `$make` is an async expression that
@@ -68,6 +69,14 @@ macro_rules! store_contract_tests {
             trading_policies_are_set_per_account_by_its_owner,
             the_kill_switch_stops_bots_revokes_webhooks_and_ends_other_sessions,
             deleting_an_exchange_account_removes_its_bots_deals_orders_and_policy,
+            a_webhook_target_is_any_bot_by_id_with_its_secrets,
+            signals_round_trip_every_value_and_are_listed_newest_first,
+            a_duplicate_signal_inside_the_window_is_refused_and_writes_nothing,
+            identical_signals_arriving_at_once_are_recorded_once,
+            due_signals_are_the_pending_due_signals_of_the_nodes_leased_bots,
+            a_signal_is_finished_once_and_never_with_a_pending_outcome,
+            a_deal_saved_with_its_signal_finishes_it_in_the_same_write,
+            expiry_ends_overdue_pending_signals_and_forgets_old_dedupe_entries,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -1155,7 +1164,7 @@ fn manual_order(user: UserId, account: ExchangeAccountId, client_order_id: &str,
 /// Saves a deal as `node` at `now` with one audit row; whether it was written.
 async fn save_as(store: &dyn Store, node: &str, now: Timestamp, deal: &Deal, orders: &[OrderIntent]) -> bool {
     let record = audit(Some(deal.user_id), "deal.saved", now);
-    store.save_deal(node, now, deal, orders, &[record]).await.unwrap()
+    store.save_deal(node, now, deal, orders, &[record], None).await.unwrap()
 }
 
 /// Claims every bot that needs running for `NODE_A` until far in the future.
@@ -1493,18 +1502,18 @@ pub async fn a_deal_is_written_whole_or_not_at_all(store: &dyn Store) {
     // A deal id of another bot's deal.
     let mut hijack = new_deal(&others_bot, DealStatus::Completed, at(2));
     hijack.id = deal.id;
-    let err = store.save_deal(NODE_A, at(2), &hijack, &[], &[audit(Some(other), "deal.hijack", at(2))]).await;
+    let err = store.save_deal(NODE_A, at(2), &hijack, &[], &[audit(Some(other), "deal.hijack", at(2))], None).await;
     assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
     assert_eq!(store.deal(user, deal.id).await.unwrap(), before);
     assert_eq!(store.deal(other, deal.id).await.unwrap(), None);
 
     // An order of another deal, or a deal of another account than its bot's.
     let fresh = new_deal(&bot, DealStatus::Created, at(3));
-    let err = store.save_deal(NODE_A, at(3), &fresh, &[new_order(&deal, 5, OrderRole::Safety)], &[]).await;
+    let err = store.save_deal(NODE_A, at(3), &fresh, &[new_order(&deal, 5, OrderRole::Safety)], &[], None).await;
     assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
     let mut misplaced = new_deal(&bot, DealStatus::Created, at(3));
     misplaced.exchange_account_id = others_account;
-    let err = store.save_deal(NODE_A, at(3), &misplaced, &[], &[]).await;
+    let err = store.save_deal(NODE_A, at(3), &misplaced, &[], &[], None).await;
     assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
 
     // A client order id another account already used: the deal, its other order and the audit
@@ -1515,7 +1524,7 @@ pub async fn a_deal_is_written_whole_or_not_at_all(store: &dyn Store) {
     let mut clash = new_order(&fresh, 1, OrderRole::Safety);
     clash.client_order_id = "taken-id".to_owned();
     let record = audit(Some(user), "deal.clash", at(3));
-    let err = store.save_deal(NODE_A, at(3), &fresh, &[good, clash], &[record]).await;
+    let err = store.save_deal(NODE_A, at(3), &fresh, &[good, clash], &[record], None).await;
     assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
     for id in [fresh.id, misplaced.id] {
         assert_eq!(store.deal(user, id).await.unwrap(), None);
@@ -1674,7 +1683,7 @@ pub async fn manual_orders_are_recorded_and_counted_since(store: &dyn Store) {
     assert!(matches!(store.record_order(&into_deal, None).await, Err(StoreError::Conflict(_))));
     let mut out_of_deal = new_order(&deal, 1, OrderRole::Safety);
     out_of_deal.client_order_id = "manual-2".to_owned();
-    let err = store.save_deal(NODE_A, at(40), &deal, &[out_of_deal], &[]).await;
+    let err = store.save_deal(NODE_A, at(40), &deal, &[out_of_deal], &[], None).await;
     assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
     assert_eq!(since(account, 0).await[0], m1);
     assert_eq!(since(account, 0).await[1].state, IntentState::Pending);
@@ -1931,6 +1940,423 @@ pub async fn deleting_an_exchange_account_removes_its_bots_deals_orders_and_poli
     assert_eq!(store.trading_policy(kept_account).await.unwrap(), Some(policy));
 }
 
+// --- webhook signals ---
+
+/// The dedupe window of the tests (spec/webhooks.md section 4's default).
+const WINDOW: Duration = Duration::from_secs(60);
+
+fn new_signal(bot: &Bot, action: SignalAction, received: Timestamp, delay: Duration) -> Signal {
+    Signal {
+        id: SignalId::from_random_bytes(random_bytes()),
+        bot_id: bot.id,
+        user_id: bot.user_id,
+        action,
+        pair: Some(pair("USDT_BTC")),
+        params: r#"{"volume":"10.50","price":"27000.5"}"#.to_owned(),
+        source_ip: "52.89.214.238".to_owned(),
+        received_at: received,
+        due_at: received.plus(delay),
+        state: SignalState::Pending,
+        outcome: None,
+        handled_at: None,
+    }
+}
+
+/// Records `signal` under the dedupe key `key` with the tests' window ending at its arrival.
+async fn record(store: &dyn Store, signal: &Signal, key: &[u8; 32]) -> bool {
+    let accepted = audit(Some(signal.user_id), "webhook.signal_accepted", signal.received_at);
+    store.record_signal(signal, key, signal.received_at.minus(WINDOW), &accepted).await.unwrap()
+}
+
+/// A new signal recorded at `received` (due then), under a fresh dedupe key.
+async fn recorded(store: &dyn Store, bot: &Bot, received: Timestamp) -> Signal {
+    let signal = new_signal(bot, SignalAction::StartDeal, received, Duration::ZERO);
+    assert!(record(store, &signal, &random_bytes()).await);
+    signal
+}
+
+/// The signal as stored, found in its bot's log.
+async fn stored_signal(store: &dyn Store, signal: &Signal) -> Signal {
+    let log = store.signals(signal.user_id, signal.bot_id, 1000).await.unwrap();
+    log.into_iter().find(|s| s.id == signal.id).expect("recorded")
+}
+
+fn ended(signal: &Signal, state: SignalState, outcome: &str) -> SignalOutcome {
+    SignalOutcome { id: signal.id, state, outcome: outcome.to_owned() }
+}
+
+fn signal_ids(signals: &[Signal]) -> Vec<SignalId> {
+    ids(signals, |s| s.id)
+}
+
+async fn accepted_audits(store: &dyn Store, user: UserId) -> usize {
+    audit_kinds(store, user).await.iter().filter(|k| *k == "webhook.signal_accepted").count()
+}
+
+pub async fn a_webhook_target_is_any_bot_by_id_with_its_secrets(store: &dyn Store) {
+    assert!(store.webhook_target(BotId::from_random_bytes(random_bytes())).await.unwrap().is_none());
+    let (owner, _) = register(store, "target@example.com").await;
+    let account = exchange_account_of(store, owner.id, "TARGETKEY").await;
+    let mut bot = new_bot(owner.id, account, "hooked", at(1));
+    bot.pairs = vec![pair("BTC_ETH")];
+    let first = add_bot(store, &bot).await;
+    let (other_bot, other_hash) = {
+        let (_, _, other_bot) = bot_owner(store, "target-other@example.com").await;
+        let hash = store.webhook_secrets(other_bot.id).await.unwrap().unwrap().current;
+        (other_bot, hash)
+    };
+    let fresh = WebhookSecrets { current: Some(first), previous: None, previous_until: None };
+    assert_eq!(store.webhook_target(bot.id).await.unwrap(), Some((bot.clone(), fresh)));
+    let theirs = store.webhook_target(other_bot.id).await.unwrap().expect("any user's bot");
+    assert_eq!((theirs.0, theirs.1.current), (other_bot, other_hash));
+
+    // A rotation shows the previous hash and its end; an update shows the bot as it is now.
+    let second: [u8; 32] = random_bytes();
+    let rotated = audit(Some(owner.id), "bot.webhook_rotated", at(2));
+    assert!(store.rotate_webhook_secret(owner.id, bot.id, &second, at(100), &rotated).await.unwrap());
+    bot.enabled = false;
+    bot.disabled_reason = Some("paused_key".to_owned());
+    bot.updated_at = at(3);
+    assert!(store.update_bot(&bot, &audit(Some(owner.id), "bot.updated", at(3))).await.unwrap());
+    let rotated = WebhookSecrets { current: Some(second), previous: Some(first), previous_until: Some(at(100)) };
+    assert_eq!(store.webhook_target(bot.id).await.unwrap(), Some((bot.clone(), rotated)));
+
+    // A deleted bot is no target; its signals and dedupe entries go with it.
+    let signal = recorded(store, &bot, at(4)).await;
+    assert_eq!(store.signals(owner.id, bot.id, 10).await.unwrap(), [signal]);
+    let removed = audit(Some(owner.id), "exchange_key.removed", at(5));
+    assert!(store.delete_exchange_account(owner.id, account, &removed).await.unwrap());
+    assert!(store.webhook_target(bot.id).await.unwrap().is_none());
+    assert!(store.signals(owner.id, bot.id, 10).await.unwrap().is_empty());
+}
+
+pub async fn signals_round_trip_every_value_and_are_listed_newest_first(store: &dyn Store) {
+    let (user, account, bot) = bot_owner(store, "signals@example.com").await;
+    let second_bot = new_bot(user, account, "second", at(2));
+    add_bot(store, &second_bot).await;
+    let (other, _, others_bot) = bot_owner(store, "signals-other@example.com").await;
+    // Every action, with and without a pair, each a second apart; the last three in one
+    // millisecond, listed newest first in the reverse of the order they were written.
+    let same_ms = falling_ids(3, || SignalId::from_random_bytes(random_bytes()));
+    let mut written = Vec::new();
+    for (i, action) in SignalAction::ALL.iter().enumerate() {
+        let n = i64::try_from(i).unwrap();
+        let received = at(10 + n.min(8));
+        let mut signal = new_signal(&bot, *action, received, Duration::from_millis(1500 * u64::try_from(i).unwrap()));
+        signal.pair = (i % 3 != 1).then(|| pair(["USDT_BTC", "BTC_ETH", "USDC_SOL"][i % 3]));
+        signal.params = format!(r#"{{"i":{i},"volume":"0.00000001","note":"ünïcödé 'q' \"dq\""}}"#);
+        signal.source_ip = ["52.89.214.238", "2001:db8::7", "10.0.0.1"][i % 3].to_owned();
+        if n >= 8 {
+            signal.id = same_ms[usize::try_from(n - 8).unwrap()];
+        }
+        assert!(record(store, &signal, &random_bytes()).await, "{action:?}");
+        written.push(signal);
+    }
+    assert_eq!(written.len(), 11, "a new action gets a row here");
+    let others = recorded(store, &second_bot, at(30)).await;
+    let foreign = recorded(store, &others_bot, at(30)).await;
+
+    let newest_first: Vec<Signal> = written.iter().rev().cloned().collect();
+    assert_eq!(store.signals(user, bot.id, 100).await.unwrap(), newest_first, "every field as written");
+    assert_eq!(store.signals(user, bot.id, 4).await.unwrap(), newest_first[..4], "at most the limit");
+    assert!(store.signals(user, bot.id, 0).await.unwrap().is_empty());
+    assert_eq!(store.signals(user, second_bot.id, 100).await.unwrap(), [others], "per bot");
+    assert!(store.signals(other, bot.id, 100).await.unwrap().is_empty(), "not another user's bot");
+    assert!(store.signals(user, others_bot.id, 100).await.unwrap().is_empty());
+    assert_eq!(store.signals(other, others_bot.id, 100).await.unwrap(), [foreign]);
+    assert_eq!(accepted_audits(store, user).await, 12, "an audit row with each");
+
+    // A signal of another user's bot, of no bot, or one already ended is refused whole.
+    let mut stolen = new_signal(&others_bot, SignalAction::StartDeal, at(40), Duration::ZERO);
+    stolen.user_id = user;
+    let unknown = new_signal(&new_bot(user, account, "ghost", at(40)), SignalAction::StartDeal, at(40), Duration::ZERO);
+    for refused in [stolen, unknown] {
+        let record = audit(Some(user), "webhook.signal_accepted", at(40));
+        let err = store.record_signal(&refused, &random_bytes(), at(0), &record).await;
+        assert!(matches!(err, Err(StoreError::Conflict("signal_bot_not_found"))), "{err:?}");
+    }
+    // A finished signal needs its outcome and time; a pending one has neither.
+    let mut done = new_signal(&bot, SignalAction::StartDeal, at(40), Duration::ZERO);
+    done.state = SignalState::Done;
+    let mut handled = new_signal(&bot, SignalAction::StartDeal, at(40), Duration::ZERO);
+    handled.handled_at = Some(at(40));
+    let mut explained = new_signal(&bot, SignalAction::StartDeal, at(40), Duration::ZERO);
+    explained.outcome = Some("Started.".to_owned());
+    let mut unexplained = new_signal(&bot, SignalAction::StartDeal, at(40), Duration::ZERO);
+    unexplained.state = SignalState::Refused;
+    unexplained.handled_at = Some(at(40));
+    for refused in [done, handled, explained, unexplained] {
+        let record = audit(Some(user), "webhook.signal_accepted", at(40));
+        let err = store.record_signal(&refused, &random_bytes(), at(0), &record).await;
+        assert!(matches!(err, Err(StoreError::Conflict("signal_inconsistent"))), "{err:?}");
+    }
+    assert_eq!(store.signals(user, bot.id, 100).await.unwrap(), newest_first, "nothing written");
+    assert_eq!(store.signals(other, others_bot.id, 100).await.unwrap().len(), 1);
+    assert_eq!(accepted_audits(store, user).await, 12);
+
+    // One refused on arrival (a start signal for a disabled bot) is recorded finished, as given,
+    // and is never due.
+    let mut refused = new_signal(&second_bot, SignalAction::StartDeal, at(50), Duration::ZERO);
+    refused.state = SignalState::Refused;
+    refused.outcome = Some("Not acted on: the bot is disabled.".to_owned());
+    refused.handled_at = Some(at(50));
+    assert!(record(store, &refused, &random_bytes()).await);
+    assert_eq!(store.signals(user, second_bot.id, 1).await.unwrap(), [refused]);
+}
+
+pub async fn a_duplicate_signal_inside_the_window_is_refused_and_writes_nothing(store: &dyn Store) {
+    let (user, account, bot) = bot_owner(store, "dedupe@example.com").await;
+    let second_bot = new_bot(user, account, "second", at(2));
+    add_bot(store, &second_bot).await;
+    let body: [u8; 32] = random_bytes();
+    let first = new_signal(&bot, SignalAction::StartDeal, at(10), Duration::ZERO);
+    assert!(record(store, &first, &body).await);
+
+    // The same body inside the window (60 s back from its arrival, the first's millisecond
+    // included): no signal, no audit row, and the window is not moved.
+    for when in [at(10), at(40), at(70)] {
+        let again = new_signal(&bot, SignalAction::StartDeal, when, Duration::ZERO);
+        assert!(!record(store, &again, &body).await, "{when:?}");
+    }
+    assert_eq!(store.signals(user, bot.id, 10).await.unwrap(), std::slice::from_ref(&first));
+    assert_eq!(accepted_audits(store, user).await, 1);
+
+    // Another body, or the same body for another bot, is no duplicate.
+    let other_body = new_signal(&bot, SignalAction::CloseAtMarketPrice, at(40), Duration::ZERO);
+    assert!(record(store, &other_body, &random_bytes()).await);
+    let other_bot = new_signal(&second_bot, SignalAction::StartDeal, at(40), Duration::ZERO);
+    assert!(record(store, &other_bot, &body).await);
+
+    // Just past the window the body is accepted again, and the window starts over from it.
+    let after = new_signal(&bot, SignalAction::StartDeal, at(70).plus(Duration::from_millis(1)), Duration::ZERO);
+    assert!(record(store, &after, &body).await);
+    let within_new_window = new_signal(&bot, SignalAction::StartDeal, at(100), Duration::ZERO);
+    assert!(!record(store, &within_new_window, &body).await);
+    assert_eq!(signal_ids(&store.signals(user, bot.id, 10).await.unwrap()), [after.id, other_body.id, first.id]);
+    assert_eq!(signal_ids(&store.signals(user, second_bot.id, 10).await.unwrap()), [other_bot.id]);
+    assert_eq!(accepted_audits(store, user).await, 4);
+}
+
+pub async fn identical_signals_arriving_at_once_are_recorded_once(store: &dyn Store) {
+    let (user, _, bot) = bot_owner(store, "dedupe-race@example.com").await;
+    let mut expected = 0;
+    for round in 0..3 {
+        let body: [u8; 32] = random_bytes();
+        // A new body, then the same body again once its window has passed: each time eight
+        // identical requests at once, of which one is recorded.
+        for when in [at(1000 * round), at(1000 * round + 61)] {
+            let signals: Vec<Signal> =
+                (0..8).map(|_| new_signal(&bot, SignalAction::StartDeal, when, Duration::ZERO)).collect();
+            let audits: Vec<AuditRecord> = (0..8).map(|_| audit(Some(user), "webhook.signal_accepted", when)).collect();
+            let one = |i: usize| store.record_signal(&signals[i], &body, when.minus(WINDOW), &audits[i]);
+            let (a, b, c, d, e, f, g, h) = tokio::join!(one(0), one(1), one(2), one(3), one(4), one(5), one(6), one(7));
+            let results: Vec<bool> = [a, b, c, d, e, f, g, h].into_iter().map(|r| r.unwrap()).collect();
+            assert_eq!(
+                results.iter().filter(|accepted| **accepted).count(),
+                1,
+                "round {round} at {when:?}: {results:?}"
+            );
+            expected += 1;
+            let log = store.signals(user, bot.id, 100).await.unwrap();
+            assert_eq!(log.len(), expected);
+            let winner = results.iter().position(|accepted| *accepted).unwrap();
+            assert_eq!(log[0], signals[winner], "the accepted one is the one recorded");
+            assert_eq!(accepted_audits(store, user).await, expected);
+        }
+    }
+}
+
+pub async fn due_signals_are_the_pending_due_signals_of_the_nodes_leased_bots(store: &dyn Store) {
+    let (user, account, bot) = bot_owner(store, "due@example.com").await;
+    let (_, _, others_bot) = bot_owner(store, "due-other@example.com").await;
+    assert_eq!(store.claim_bots(NODE_A, at(0), at(1000)).await.unwrap().len(), 2);
+    let b_bot = new_bot(user, account, "node b's", at(2));
+    add_bot(store, &b_bot).await;
+    assert_eq!(ids(&store.claim_bots(NODE_B, at(0), at(1000)).await.unwrap(), |b| b.id), [b_bot.id]);
+
+    // Received first but delayed: due after the others, still listed first once due.
+    let delayed = new_signal(&bot, SignalAction::AddFundsInQuote, at(5), Duration::from_secs(25));
+    assert!(record(store, &delayed, &random_bytes()).await);
+    // Two in one millisecond: in the order they were recorded.
+    let same_ms = falling_ids(2, || SignalId::from_random_bytes(random_bytes()));
+    let first = Signal { id: same_ms[0], ..new_signal(&bot, SignalAction::StartDeal, at(10), Duration::ZERO) };
+    let second = Signal { id: same_ms[1], pair: None, ..new_signal(&bot, SignalAction::Buy, at(10), Duration::ZERO) };
+    for signal in [&first, &second] {
+        assert!(record(store, signal, &random_bytes()).await);
+    }
+    let finished = recorded(store, &bot, at(8)).await;
+    assert!(store.finish_signal(&ended(&finished, SignalState::Refused, "No deal."), at(9)).await.unwrap());
+    let foreign = recorded(store, &others_bot, at(20)).await;
+    let node_bs = recorded(store, &b_bot, at(10)).await;
+
+    let due = |node: &'static str, now: Timestamp, limit: u32| async move {
+        store.due_signals(node, now, limit).await.unwrap()
+    };
+    assert!(due(NODE_A, at(9), 10).await.is_empty(), "nothing due yet");
+    assert_eq!(due(NODE_A, at(20), 10).await, [first.clone(), second.clone(), foreign.clone()], "every field");
+    assert_eq!(signal_ids(&due(NODE_A, at(29), 10).await), [first.id, second.id, foreign.id], "not before due");
+    let all = [delayed.id, first.id, second.id, foreign.id];
+    assert_eq!(signal_ids(&due(NODE_A, at(30), 10).await), all, "oldest first, due at due_at");
+    assert_eq!(signal_ids(&due(NODE_A, at(30), 2).await), all[..2], "at most the limit");
+    assert_eq!(signal_ids(&due(NODE_B, at(30), 10).await), [node_bs.id], "each node its own bots");
+    assert!(due("node-c", at(30), 10).await.is_empty());
+    assert_eq!(signal_ids(&due(NODE_A, at(1000), 10).await), all, "the lease holds until its very end");
+    assert!(due(NODE_A, at(1001), 10).await.is_empty(), "an expired lease is no lease");
+
+    // A finished signal is no longer due.
+    assert!(store.finish_signal(&ended(&first, SignalState::Done, "Started."), at(31)).await.unwrap());
+    assert_eq!(signal_ids(&due(NODE_A, at(31), 10).await), [delayed.id, second.id, foreign.id]);
+    store.release_bots(NODE_A).await.unwrap();
+    assert!(due(NODE_A, at(32), 10).await.is_empty(), "released");
+    assert_eq!(signal_ids(&due(NODE_B, at(32), 10).await), [node_bs.id]);
+}
+
+pub async fn a_signal_is_finished_once_and_never_with_a_pending_outcome(store: &dyn Store) {
+    let (user, _, bot) = bot_owner(store, "finish@example.com").await;
+    let signal = new_signal(&bot, SignalAction::CloseAtMarketPrice, at(10), Duration::ZERO);
+    assert!(record(store, &signal, &random_bytes()).await);
+
+    let err = store.finish_signal(&ended(&signal, SignalState::Pending, "Still waiting."), at(11)).await;
+    assert!(matches!(err, Err(StoreError::Conflict("signal_outcome_pending"))), "{err:?}");
+    assert_eq!(stored_signal(store, &signal).await, signal, "nothing written");
+
+    let sentence = "No deal to close on USDT_BTC.";
+    assert!(store.finish_signal(&ended(&signal, SignalState::Refused, sentence), at(12)).await.unwrap());
+    let refused = Signal {
+        state: SignalState::Refused,
+        outcome: Some(sentence.to_owned()),
+        handled_at: Some(at(12)),
+        ..signal.clone()
+    };
+    assert_eq!(stored_signal(store, &refused).await, refused);
+    for state in [SignalState::Done, SignalState::Refused, SignalState::Expired] {
+        assert!(!store.finish_signal(&ended(&signal, state, "Again."), at(13)).await.unwrap(), "{state:?}");
+    }
+    assert_eq!(stored_signal(store, &signal).await, refused, "the first outcome stays");
+    let unknown = new_signal(&bot, SignalAction::StartDeal, at(10), Duration::ZERO);
+    assert!(!store.finish_signal(&ended(&unknown, SignalState::Done, "Started."), at(13)).await.unwrap());
+    assert_eq!(store.signals(user, bot.id, 10).await.unwrap(), [refused]);
+}
+
+pub async fn a_deal_saved_with_its_signal_finishes_it_in_the_same_write(store: &dyn Store) {
+    let (user, account, bot) = bot_owner(store, "deal-signal@example.com").await;
+    let second_bot = new_bot(user, account, "second", at(2));
+    add_bot(store, &second_bot).await;
+    assert_eq!(claim_all(store).await.len(), 2);
+    let signal = recorded(store, &bot, at(10)).await;
+    let seconds = recorded(store, &second_bot, at(10)).await;
+
+    let mut deal = new_deal(&bot, DealStatus::Created, at(11));
+    let base = new_order(&deal, 0, OrderRole::Base);
+    deal.next_seq = 1;
+    let started = ended(&signal, SignalState::Done, "Started a deal on USDT_BTC.");
+    let record = audit(Some(user), "deal.saved", at(11));
+    assert!(
+        store.save_deal(NODE_A, at(11), &deal, std::slice::from_ref(&base), &[record], Some(&started)).await.unwrap()
+    );
+    let done = Signal {
+        state: SignalState::Done,
+        outcome: Some(started.outcome.clone()),
+        handled_at: Some(at(11)),
+        ..signal.clone()
+    };
+    assert_eq!(stored_signal(store, &signal).await, done);
+    let saved = Some((deal.clone(), vec![base.clone()]));
+    assert_eq!(store.deal(user, deal.id).await.unwrap(), saved);
+
+    // The same signal again, a signal of another bot, one of no bot, or an outcome that ends
+    // nothing: an error, and neither the deal, its orders, nor the audit row are written.
+    let mut changed = deal.clone();
+    changed.status = DealStatus::BaseOrderPlaced;
+    changed.next_seq = 2;
+    changed.updated_at = at(12);
+    let safety = new_order(&changed, 1, OrderRole::Safety);
+    let unknown = new_signal(&bot, SignalAction::StartDeal, at(10), Duration::ZERO);
+    for (outcome, code) in [
+        (ended(&signal, SignalState::Done, "Started again."), "signal_not_pending"),
+        (ended(&seconds, SignalState::Done, "Started."), "signal_not_pending"),
+        (ended(&unknown, SignalState::Done, "Started."), "signal_not_pending"),
+        (ended(&seconds, SignalState::Pending, "Waiting."), "signal_outcome_pending"),
+    ] {
+        let record = audit(Some(user), "deal.resaved", at(12));
+        let err =
+            store.save_deal(NODE_A, at(12), &changed, std::slice::from_ref(&safety), &[record], Some(&outcome)).await;
+        assert!(matches!(err, Err(StoreError::Conflict(c)) if c == code), "{outcome:?}: {err:?}");
+        assert_eq!(store.deal(user, deal.id).await.unwrap(), saved, "{outcome:?}");
+    }
+    assert!(!audit_kinds(store, user).await.contains(&"deal.resaved".to_owned()));
+    assert_eq!(stored_signal(store, &signal).await, done, "the first outcome stays");
+    assert_eq!(stored_signal(store, &seconds).await, seconds, "another bot's signal is untouched");
+
+    // Without the lease nothing is written and the signal stays pending, due for the next holder.
+    store.release_bots(NODE_A).await.unwrap();
+    let later = recorded(store, &bot, at(20)).await;
+    let outcome = ended(&later, SignalState::Done, "Closed at market.");
+    let record = audit(Some(user), "deal.resaved", at(21));
+    assert!(
+        !store
+            .save_deal(NODE_A, at(21), &changed, std::slice::from_ref(&safety), &[record], Some(&outcome))
+            .await
+            .unwrap()
+    );
+    assert_eq!(stored_signal(store, &later).await, later);
+    assert_eq!(store.deal(user, deal.id).await.unwrap(), saved);
+    assert_eq!(store.claim_bots(NODE_B, at(22), at(100)).await.unwrap().len(), 2);
+    assert_eq!(signal_ids(&store.due_signals(NODE_B, at(22), 10).await.unwrap()), [seconds.id, later.id]);
+    let record = audit(Some(user), "deal.resaved", at(23));
+    assert!(
+        store
+            .save_deal(NODE_B, at(23), &changed, std::slice::from_ref(&safety), &[record], Some(&outcome))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.deal(user, deal.id).await.unwrap(), Some((changed, vec![base, safety])));
+    assert_eq!(stored_signal(store, &later).await.handled_at, Some(at(23)));
+    assert_eq!(signal_ids(&store.due_signals(NODE_B, at(23), 10).await.unwrap()), [seconds.id]);
+}
+
+pub async fn expiry_ends_overdue_pending_signals_and_forgets_old_dedupe_entries(store: &dyn Store) {
+    let (user, _, bot) = bot_owner(store, "expiry@example.com").await;
+    let (other, _, others_bot) = bot_owner(store, "expiry-other@example.com").await;
+    let old_body: [u8; 32] = random_bytes();
+    let overdue = new_signal(&bot, SignalAction::StartDeal, at(10), Duration::ZERO);
+    assert!(record(store, &overdue, &old_body).await);
+    let others_overdue = recorded(store, &others_bot, at(20)).await;
+    let finished = recorded(store, &bot, at(20)).await;
+    let result = ended(&finished, SignalState::Done, "Started.");
+    assert!(store.finish_signal(&result, at(21)).await.unwrap());
+    // Due exactly at the cut: not before it.
+    let on_the_cut = new_signal(&bot, SignalAction::StartDeal, at(50), Duration::from_secs(50));
+    let new_body: [u8; 32] = random_bytes();
+    assert!(record(store, &on_the_cut, &new_body).await);
+    let later = new_signal(&bot, SignalAction::StartDeal, at(60), Duration::from_secs(300));
+    assert!(record(store, &later, &random_bytes()).await);
+
+    assert_eq!(store.expire_signals(at(100), at(50), at(200)).await.unwrap(), 2);
+    for signal in [&overdue, &others_overdue] {
+        let stored = stored_signal(store, signal).await;
+        assert_eq!((stored.state, stored.handled_at), (SignalState::Expired, Some(at(200))));
+        assert!(stored.outcome.is_some_and(|sentence| sentence.len() > 10), "a sentence says why");
+        assert_eq!(Signal { state: SignalState::Pending, outcome: None, handled_at: None, ..stored }, *signal);
+    }
+    let done = Signal { state: SignalState::Done, outcome: Some(result.outcome), handled_at: Some(at(21)), ..finished };
+    assert_eq!(stored_signal(store, &done).await, done, "a finished signal is left as it is");
+    assert_eq!(stored_signal(store, &on_the_cut).await, on_the_cut);
+    assert_eq!(stored_signal(store, &later).await, later);
+    assert!(!store.finish_signal(&ended(&overdue, SignalState::Done, "Late."), at(201)).await.unwrap());
+    assert_eq!(store.expire_signals(at(100), at(50), at(201)).await.unwrap(), 0, "nothing left to expire");
+
+    // The entries recorded before `dedupe_before` are gone: their bodies are new again even to a
+    // window that would still hold them. The later entry stays.
+    let resent = new_signal(&bot, SignalAction::StartDeal, at(210), Duration::ZERO);
+    let accepted = audit(Some(user), "webhook.signal_accepted", at(210));
+    assert!(store.record_signal(&resent, &old_body, at(0), &accepted).await.unwrap());
+    let resent_new = new_signal(&bot, SignalAction::StartDeal, at(210), Duration::ZERO);
+    let accepted = audit(Some(user), "webhook.signal_accepted", at(210));
+    assert!(!store.record_signal(&resent_new, &new_body, at(0), &accepted).await.unwrap());
+    assert_eq!(signal_ids(&store.signals(other, others_bot.id, 10).await.unwrap()), [others_overdue.id]);
+}
+
 // --- for backend tests that damage stored rows by hand ---
 
 /// What `damaged_fixture` holds, for a backend test to damage with its own SQL.
@@ -1949,11 +2375,15 @@ pub enum Damaged {
     Deal,
     Order,
     Policy,
+    /// A pending signal, which `due_signals` reads too.
+    Signal,
+    /// A signal's state: no longer read as pending, so only the signal log reads it.
+    SignalState,
 }
 
 /// Statements that damage one record of the fixture the way a hand edit or a bad migration could,
 /// each with the record it hits. The tables' checks allow each of them.
-pub const DAMAGING_UPDATES: [(&str, Damaged); 10] = [
+pub const DAMAGING_UPDATES: [(&str, Damaged); 13] = [
     ("UPDATE bots SET pairs = 'USDT'", Damaged::Bot),
     ("UPDATE bots SET pairs = 'USDT_BTC,,USDT_ETH'", Damaged::Bot),
     ("UPDATE deals SET status = 'bogus'", Damaged::Deal),
@@ -1964,9 +2394,13 @@ pub const DAMAGING_UPDATES: [(&str, Damaged); 10] = [
     ("UPDATE orders SET role = 'sideways'", Damaged::Order),
     ("UPDATE orders SET price = '79228162514264337593543950336'", Damaged::Order),
     ("UPDATE trading_policies SET max_order_notional = ''", Damaged::Policy),
+    ("UPDATE signals SET action = 'shout'", Damaged::Signal),
+    ("UPDATE signals SET pair = 'USDT'", Damaged::Signal),
+    ("UPDATE signals SET state = 'limbo'", Damaged::SignalState),
 ];
 
-/// A user with an exchange account and its trading policy, a bot, and an open deal with an order.
+/// A user with an exchange account and its trading policy, a bot, an open deal with an order, and
+/// a pending signal of the bot, due.
 pub async fn deal_fixture(store: &dyn Store) -> DealFixture {
     let (user, account, bot) = bot_owner(store, "damaged@example.com").await;
     assert_eq!(claim_all(store).await.len(), 1);
@@ -1974,6 +2408,7 @@ pub async fn deal_fixture(store: &dyn Store) -> DealFixture {
     assert!(save_as(store, NODE_A, at(2), &deal, &[new_order(&deal, 0, OrderRole::Base)]).await);
     let set = audit(Some(user), "trading_policy.changed", at(3));
     assert!(store.set_trading_policy(user, account, &TradingPolicy::default(), at(3), &set).await.unwrap());
+    recorded(store, &bot, at(4)).await;
     DealFixture { user, account, bot: bot.id, deal: deal.id }
 }
 
@@ -1997,5 +2432,13 @@ pub async fn damaged_record_reads_as_corrupt(store: &dyn Store, fixture: &DealFi
             }
         }
         Damaged::Policy => corrupt(store.trading_policy(fixture.account).await, "trading_policy"),
+        Damaged::Signal => {
+            corrupt(store.signals(fixture.user, fixture.bot, 10).await, "signals");
+            corrupt(store.due_signals(NODE_A, at(10), 10).await, "due_signals");
+        }
+        Damaged::SignalState => {
+            corrupt(store.signals(fixture.user, fixture.bot, 10).await, "signals");
+            assert!(store.due_signals(NODE_A, at(10), 10).await.unwrap().is_empty(), "an unknown state is not pending");
+        }
     }
 }

@@ -13,14 +13,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::{
-    Bot, BotId, Deal, DealId, ExchangeAccountId, IntentState, OrderIntent, SessionId, Timestamp, TradingPolicy, UserId,
+    Bot, BotId, Deal, DealId, ExchangeAccountId, IntentState, OrderIntent, SessionId, Signal, Timestamp, TradingPolicy,
+    UserId,
 };
 
 pub use records::{
     AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountRecord,
     ExchangeAccountStatus, KekRecord, KekState, KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken,
     NewExchangeAccount, NewSession, NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SealedEntry, SealedRef,
-    SecondFactorUse, SessionRecord, StoredKeyPermissions, ThrottleRule, TokenPurpose, UserRecord, WebhookSecrets,
+    SecondFactorUse, SessionRecord, SignalOutcome, StoredKeyPermissions, ThrottleRule, TokenPurpose, UserRecord,
+    WebhookSecrets,
 };
 
 /// What went wrong in a backend, phrased as what the caller should do about it.
@@ -311,6 +313,51 @@ pub trait Store: Send + Sync + fmt::Debug {
         audit: &AuditRecord,
     ) -> StoreResult<bool>;
 
+    // --- webhook signals (spec/webhooks.md) ---
+
+    /// A bot by id alone, with its webhook secrets' hashes: what a webhook needs to check the
+    /// secret it carries (`None` when there is no such bot).
+    async fn webhook_target(&self, bot: BotId) -> StoreResult<Option<(Bot, WebhookSecrets)>>;
+
+    /// Records an accepted signal with its audit row — usually `pending`; one refused on arrival
+    /// (a start signal for a disabled bot) is recorded already finished — unless a body with the same
+    /// `dedupe_key` was recorded for the same bot at or after `dedupe_since`: then nothing is
+    /// written and the answer is `false`. The check and the write are one atomic step, so of two
+    /// identical signals arriving together exactly one is recorded.
+    ///
+    /// # Errors
+    /// `StoreError::Conflict` (nothing written): `"signal_not_new"` when `signal` is not `pending`
+    /// or already has an outcome or `handled_at`; `"signal_bot_not_found"` when its bot does not
+    /// exist or is not its user's.
+    async fn record_signal(
+        &self,
+        signal: &Signal,
+        dedupe_key: &[u8; 32],
+        dedupe_since: Timestamp,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
+    /// Signals still `pending` and due at `now` (`due_at <= now`) whose bot `node` leases at
+    /// `now`, oldest first (by `received_at`, then the order they were recorded in), at most `limit`.
+    async fn due_signals(&self, node: &str, now: Timestamp, limit: u32) -> StoreResult<Vec<Signal>>;
+
+    /// Finishes a pending signal that changed no deal (refused, expired, or acted on without a
+    /// deal to save): state, outcome and `handled_at` = `now`. `false` (nothing written) when it is
+    /// not pending.
+    ///
+    /// # Errors
+    /// `StoreError::Conflict("signal_outcome_pending")` (nothing written) when `outcome.state` is
+    /// `Pending`.
+    async fn finish_signal(&self, outcome: &SignalOutcome, now: Timestamp) -> StoreResult<bool>;
+
+    /// The latest signals of the user's bot, newest first, at most `limit` (none for anyone else's bot).
+    async fn signals(&self, user: UserId, bot: BotId, limit: u32) -> StoreResult<Vec<Signal>>;
+
+    /// Housekeeping: marks `expired` every signal still pending that was due before `due_before`,
+    /// and forgets dedupe entries recorded before `dedupe_before`; returns how many expired.
+    async fn expire_signals(&self, due_before: Timestamp, dedupe_before: Timestamp, now: Timestamp)
+    -> StoreResult<u64>;
+
     /// Leases to `node` until `until` every bot that needs running (enabled, or with a deal that
     /// needs running, see `open_deals`) whose lease is free, expired at `now` or already `node`'s, and returns those bots,
     /// oldest first. Of nodes claiming at once, each bot goes to one.
@@ -325,10 +372,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// account and creation time change), an order by client order id (all but its user,
     /// account, deal, sequence number and creation time change).
     ///
+    /// With `signal`, the write also finishes that signal (state, outcome, `handled_at` = `now`),
+    /// so the deal a webhook signal changed and the mark that the signal was acted on commit
+    /// together (exactly once across a crash).
+    ///
     /// # Errors
     /// `StoreError::Conflict` (nothing written) when the deal id or a client order id is taken by
     /// another bot's deal or another account's order, or when an order or the deal does not belong
-    /// with the rest (another deal id, another bot's user or account).
+    /// with the rest (another deal id, another bot's user or account);
+    /// `StoreError::Conflict("signal_not_pending")` when `signal` names a signal of another bot or
+    /// one no longer pending (or none); `StoreError::Conflict("signal_outcome_pending")` when its
+    /// state is `Pending`. Without the lease the answer is `false`, whichever signal it names.
     async fn save_deal(
         &self,
         node: &str,
@@ -336,6 +390,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         deal: &Deal,
         orders: &[OrderIntent],
         audit: &[AuditRecord],
+        signal: Option<&SignalOutcome>,
     ) -> StoreResult<bool>;
 
     /// One of the user's deals with its orders by sequence number; `None` for anyone else's.

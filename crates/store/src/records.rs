@@ -405,3 +405,14 @@ pub struct WebhookSecrets {
     pub previous: Option<[u8; 32]>,
     pub previous_until: Option<Timestamp>,
 }
+
+/// How a signal ended: written by `Store::finish_signal`, or by `Store::save_deal` together with
+/// the deal the signal changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalOutcome {
+    pub id: domain::SignalId,
+    /// `Done`, `Refused` or `Expired` (never `Pending`).
+    pub state: domain::SignalState,
+    /// What came of it, in a sentence the signal log shows.
+    pub outcome: String,
+}

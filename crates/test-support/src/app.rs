@@ -207,6 +207,23 @@ impl TestApp {
         Reply { status, headers, text, json }
     }
 
+    /// Posts `body` as it is, with these headers (no cookie): how a webhook sender posts.
+    ///
+    /// # Panics
+    /// When the request cannot be sent.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.client.post(self.url(path)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, HeaderValue::from_str(value).expect("header value"));
+        }
+        let response = request.send().await.expect("send request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, text, json }
+    }
+
     pub async fn post(&self, path: &str, body: Value, cookie: Option<&str>) -> Reply {
         self.send("POST", path, Some(body), cookie, &[]).await
     }

@@ -8,6 +8,7 @@ mod layers;
 // Kills `serve` with SIGKILL and stops the simulator with SIGTERM (rustix, a Linux dependency).
 #[cfg(target_os = "linux")]
 mod restart;
+mod signals;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

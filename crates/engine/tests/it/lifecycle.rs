@@ -193,7 +193,7 @@ fn a_refused_base_order_fails_the_deal() {
 fn adding_funds_buys_at_market_and_moves_the_take_profit() {
     let mut h = Harness::open(settings(Strategy::Long), "100");
     h.settle();
-    h.event(DealEvent::AddFunds { quote: dec("20") });
+    h.event(DealEvent::AddFunds { quote: dec("20"), price: None });
     h.settle();
     let tp = h.book.orders.iter().rev().find(|o| o.role == OrderRole::TakeProfit).expect("TP");
     assert_eq!(tp.state, IntentState::Open);
@@ -205,7 +205,7 @@ fn adding_funds_buys_at_market_and_moves_the_take_profit() {
             now: domain::Timestamp::from_unix_millis(h.now),
             price: Some(h.price),
         },
-        DealEvent::AddFunds { quote: dec("1") },
+        DealEvent::AddFunds { quote: dec("1"), price: None },
     );
     assert!(matches!(small, Err(engine::DealError::BelowFilters(_))), "{small:?}");
 }

@@ -6,4 +6,5 @@
 mod exits;
 mod lifecycle;
 mod properties;
+mod signals;
 mod venue;

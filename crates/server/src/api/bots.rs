@@ -93,6 +93,36 @@ pub struct SettingsFields {
     /// `[{"strategy": "nonstop" | "manual" | "trading_view"}]`; nonstop by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     strategy_list: Option<Value>,
+    /// Source addresses webhooks are taken from (IPs or CIDR blocks; `"tradingview"` stands for
+    /// TradingView's four); absent or empty: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook_ip_allowlist: Option<Value>,
+    /// For DCA-format messages without their own `max_lag`: seconds after the message's
+    /// `timestamp` past which it is stale (a message without `timestamp` is then refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook_max_lag_seconds: Option<Value>,
+}
+
+/// TradingView's webhook source addresses (`spec/webhooks.md` section 1).
+pub const TRADINGVIEW_IPS: [&str; 4] = ["52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"];
+
+/// How a bot takes webhooks, from its settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// `None`: any source address.
+    pub ip_allowlist: Option<Vec<ipnet::IpNet>>,
+    pub max_lag: Option<std::time::Duration>,
+}
+
+impl WebhookSettings {
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address on a dual-stack socket.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 @ std::net::IpAddr::V4(_) => v4,
+        };
+        self.ip_allowlist.as_ref().is_none_or(|nets| nets.iter().any(|net| net.contains(&ip)))
+    }
 }
 
 /// Takes the fields named in `keys` out of a JSON object body and reads the rest as settings.
@@ -398,7 +428,55 @@ impl SettingsFields {
     ///
     /// # Errors
     /// 422 `invalid_input` naming the field.
+    /// The webhook settings, checked.
+    pub fn webhook(&self) -> Result<WebhookSettings, ApiError> {
+        let bad_list = || ApiError::InvalidInput {
+            field: "webhook_ip_allowlist",
+            message: "webhook_ip_allowlist is a list of IP addresses or CIDR blocks (\"tradingview\" stands for \
+                      TradingView's four addresses), at most 64."
+                .to_owned(),
+        };
+        let ip_allowlist = match &self.webhook_ip_allowlist {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) if items.len() <= 64 => {
+                let mut nets = Vec::new();
+                for item in items {
+                    let text = item.as_str().ok_or_else(bad_list)?.trim();
+                    if text.eq_ignore_ascii_case("tradingview") {
+                        nets.extend(
+                            TRADINGVIEW_IPS
+                                .iter()
+                                .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
+                                .map(ipnet::IpNet::from),
+                        );
+                    } else if let Ok(net) = text.parse::<ipnet::IpNet>() {
+                        nets.push(net.trunc());
+                    } else {
+                        nets.push(ipnet::IpNet::from(text.parse::<std::net::IpAddr>().map_err(|_| bad_list())?));
+                    }
+                }
+                (!nets.is_empty()).then_some(nets)
+            }
+            Some(_) => return Err(bad_list()),
+        };
+        let max_lag = match &self.webhook_max_lag_seconds {
+            None | Some(Value::Null) => None,
+            Some(raw) => {
+                let seconds = count("webhook_max_lag_seconds", raw)?;
+                if !(1..=86_400).contains(&seconds) {
+                    return Err(ApiError::InvalidInput {
+                        field: "webhook_max_lag_seconds",
+                        message: "webhook_max_lag_seconds is from 1 to 86400.".to_owned(),
+                    });
+                }
+                Some(std::time::Duration::from_secs(u64::from(seconds)))
+            }
+        };
+        Ok(WebhookSettings { ip_allowlist, max_lag })
+    }
+
     pub fn bot_settings(&self) -> Result<BotSettings, ApiError> {
+        self.webhook()?;
         let dca = self.dca()?;
         let start_order_type = match self.start_order_type.as_deref() {
             None | Some("market") => OrderKind::Market,
@@ -469,6 +547,15 @@ fn start_condition(list: &Value) -> Result<StartCondition, ApiError> {
 pub fn bot_settings(stored: &str) -> Result<BotSettings, ApiError> {
     let fields: SettingsFields = serde_json::from_str(stored).map_err(ApiError::internal)?;
     fields.bot_settings()
+}
+
+/// A stored bot's webhook settings.
+///
+/// # Errors
+/// When the stored settings do not parse (a corrupt row).
+pub fn webhook_settings(stored: &str) -> Result<WebhookSettings, ApiError> {
+    let fields: SettingsFields = serde_json::from_str(stored).map_err(ApiError::internal)?;
+    fields.webhook()
 }
 
 fn settings_error(err: &DcaError) -> ApiError {

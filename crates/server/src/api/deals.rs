@@ -306,6 +306,46 @@ pub async fn show(
     Ok(axum::Json(bot_json(&state, &bot, &Amounts::new(&authed, query.reveal)).await?).into_response())
 }
 
+/// `GET /api/v1/bots/{id}/signals`: the bot's latest webhook signals (at most 100), newest first,
+/// with what came of each. Parameters are shown as received; amounts follow hide-balances.
+pub async fn signals(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<RevealQuery>,
+) -> Result<Response, ApiError> {
+    let bot = owned_bot(&state, &authed, &id).await?;
+    let amounts = Amounts::new(&authed, query.reveal);
+    let mut out = Vec::new();
+    for signal in state.store.signals(authed.user.id, bot.id, 100).await? {
+        let mut params: Value = serde_json::from_str(&signal.params).unwrap_or_else(|_| json!({}));
+        if let Some(map) = params.as_object_mut() {
+            if let Some(amount) = map.get("volume").and_then(Value::as_str).and_then(|t| t.parse::<Decimal>().ok()) {
+                map.insert("volume".to_owned(), Value::from(amounts.show(amount)));
+            }
+            if let Some(order) = map.get_mut("order").and_then(Value::as_object_mut)
+                && let Some(amount) =
+                    order.get("amount").and_then(Value::as_str).and_then(|t| t.parse::<Decimal>().ok())
+            {
+                order.insert("amount".to_owned(), Value::from(amounts.show(amount)));
+            }
+        }
+        out.push(json!({
+            "id": signal.id,
+            "action": signal.action.as_str(),
+            "pair": signal.pair.as_ref().map(Pair::to_3commas),
+            "params": params,
+            "source_ip": signal.source_ip,
+            "received_at": signal.received_at,
+            "due_at": signal.due_at,
+            "state": signal.state.as_str(),
+            "outcome": signal.outcome,
+            "handled_at": signal.handled_at,
+        }));
+    }
+    Ok(axum::Json(out).into_response())
+}
+
 /// `PATCH /api/v1/bots/{id}`: name, pairs and any settings; the settings given replace those
 /// stored, the rest stay. New settings apply to deals started from now on.
 pub async fn update(
@@ -577,9 +617,12 @@ pub async fn cancel(
 #[serde(deny_unknown_fields)]
 pub struct AddFundsBody {
     quantity_quote: Value,
+    #[serde(default)]
+    price: Option<Value>,
 }
 
-/// `POST /api/v1/deals/{id}/add_funds` `{"quantity_quote"}`: a market order of that much quote.
+/// `POST /api/v1/deals/{id}/add_funds` `{"quantity_quote", "price"?}`: an order of that much
+/// quote, at market or as a limit order at `price`.
 pub async fn add_funds(
     State(state): State<AppState>,
     authed: Authed,
@@ -594,7 +637,21 @@ pub async fn add_funds(
     if quote <= Decimal::ZERO {
         return Err(bad());
     }
-    deal_command(&state, &authed, &id, |deal| UserCommand::AddFunds { deal, quote }).await
+    let price = match body.price.as_ref().filter(|p| !p.is_null()) {
+        None => None,
+        Some(raw) => {
+            let price: Option<Decimal> = decimal_text(raw).and_then(|t| t.parse().ok()).filter(|p| *p > Decimal::ZERO);
+            Some(price.ok_or_else(|| {
+                ApiError::InvalidInput {
+                    field: "price",
+                    message: "price is a positive limit price in the quote asset, e.g. \"61250.5\", or absent for a \
+                          market order."
+                        .to_owned(),
+                }
+            })?)
+        }
+    };
+    deal_command(&state, &authed, &id, |deal| UserCommand::AddFunds { deal, quote, price }).await
 }
 
 fn policy_json(policy: &TradingPolicy, is_default: bool) -> Value {

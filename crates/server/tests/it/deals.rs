@@ -10,16 +10,16 @@ use serde_json::{Value, json};
 
 use crate::{Backend, PASSWORD, TestApp, logs, spawn_app_with};
 
-async fn app(backend: Backend) -> TestApp {
+pub(crate) async fn app(backend: Backend) -> TestApp {
     logs::install();
     spawn_app_with(backend, |config| config.engine_interval = Duration::from_millis(50)).await
 }
 
-fn dec(value: &Value) -> Decimal {
+pub(crate) fn dec(value: &Value) -> Decimal {
     value.as_str().unwrap_or_else(|| panic!("a decimal string, got {value}")).parse().expect("a decimal")
 }
 
-async fn paper_account(app: &TestApp, cookie: &str, balances: Value) -> String {
+pub(crate) async fn paper_account(app: &TestApp, cookie: &str, balances: Value) -> String {
     let body = json!({"exchange": "paper", "name": "Paper", "balances": balances});
     let created = app.post("/api/v1/exchange-accounts", body, Some(cookie)).await;
     assert_eq!(created.status, 201, "{}", created.text);
@@ -28,7 +28,7 @@ async fn paper_account(app: &TestApp, cookie: &str, balances: Value) -> String {
 
 /// Example A of spec/dca.md scaled to BTC at 30,000: BO 100, SO 100, 3 safety orders 1 % apart
 /// (two on the book), TP 1 % of the total; started by hand.
-fn bot_body(account: &str, changes: Value) -> Value {
+pub(crate) fn bot_body(account: &str, changes: Value) -> Value {
     let mut body = json!({
         "type": "dca", "name": "Example A", "exchange_account_id": account, "pairs": ["USDT_BTC"],
         "enabled": true,
@@ -43,7 +43,7 @@ fn bot_body(account: &str, changes: Value) -> Value {
     body
 }
 
-async fn create_bot(app: &TestApp, cookie: &str, body: Value) -> String {
+pub(crate) async fn create_bot(app: &TestApp, cookie: &str, body: Value) -> String {
     let created = app.post("/api/v1/bots", body, Some(cookie)).await;
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.json["webhook_secret"].as_str().map(str::len), Some(64));
@@ -57,7 +57,13 @@ async fn start(app: &TestApp, cookie: &str, bot: &str) -> String {
 }
 
 /// Polls the deal until `done` holds, for at most 20 s.
-async fn wait_deal(app: &TestApp, cookie: &str, deal: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_deal(
+    app: &TestApp,
+    cookie: &str,
+    deal: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let reply = app.get(&format!("/api/v1/deals/{deal}?reveal=true"), Some(cookie)).await;
@@ -70,11 +76,11 @@ async fn wait_deal(app: &TestApp, cookie: &str, deal: &str, what: &str, done: im
     }
 }
 
-fn orders<'a>(deal: &'a Value, role: &str) -> Vec<&'a Value> {
+pub(crate) fn orders<'a>(deal: &'a Value, role: &str) -> Vec<&'a Value> {
     deal["orders"].as_array().unwrap().iter().filter(|o| o["role"] == role).collect()
 }
 
-fn count(deal: &Value, role: &str, state: &str) -> usize {
+pub(crate) fn count(deal: &Value, role: &str, state: &str) -> usize {
     orders(deal, role).iter().filter(|o| o["state"] == state).count()
 }
 
@@ -84,7 +90,7 @@ fn assert_no_duplicates_and_nothing_left(app: &TestApp, deal: &Value) {
 }
 
 /// The venue holds each client order id of the deal once (`settled`: and none rests on the book).
-fn assert_sent_once(app: &TestApp, deal: &Value, settled: bool) {
+pub(crate) fn assert_sent_once(app: &TestApp, deal: &Value, settled: bool) {
     let ids: Vec<String> =
         deal["orders"].as_array().unwrap().iter().map(|o| o["client_order_id"].as_str().unwrap().to_owned()).collect();
     let mut seen = BTreeSet::new();
@@ -120,7 +126,7 @@ fn assert_sent_once(app: &TestApp, deal: &Value, settled: bool) {
 
 /// Replays one one-minute candle from the market's price to `value` (large volume, so no resting
 /// order is left unfilled for want of it): the simulator fills what the candle reaches.
-fn price(app: &TestApp, value: i64) {
+pub(crate) fn price(app: &TestApp, value: i64) {
     let to = Decimal::new(value, 0);
     let from = app.venue.paper.price("BTCUSDT").expect("the paper market lists BTCUSDT");
     let minute = app.venue.paper.server_time_ms().div_euclid(60_000) * 60_000;

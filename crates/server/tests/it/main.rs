@@ -16,6 +16,7 @@ mod security;
 mod sessions;
 mod throttling;
 mod two_factor;
+mod webhooks;
 
 pub use test_support::{Backend, Reply, TestApp, oathtool_totp as oathtool_at, spawn_app_with};
 

@@ -1,0 +1,494 @@
+//! The webhook routes TradingView alerts post to, at 3Commas' paths (`spec/webhooks.md`):
+//! `POST /trade_signal/trading_view` (the DCA-bot message) and `POST /signal_bots/webhooks` (the
+//! Signal-bot message).
+//!
+//! A hit is checked in this order, each step answering at once when it fails, and every hit is in
+//! the audit log without its secret or body:
+//!
+//! 1. the source address's rate (429 `rate_limited`, before the body is read);
+//! 2. the body's size (413 `body_too_large`, 16 KiB) and shape (400 `invalid_json`, 422
+//!    `invalid_signal`), whatever the Content-Type;
+//! 3. the bot and its secret: an unknown bot, a wrong secret and a revoked one get the same 401
+//!    `invalid_token` after the same work (the hash is compared against a stand-in when there is no
+//!    bot); failures count against the address's own, tighter limit;
+//! 4. the bot's source-address allowlist (403 `source_not_allowed`), then the bot's rate (429);
+//! 5. the signal's age (422 `stale_signal`), and that it fits the bot (422 `invalid_signal`);
+//! 6. the replay check and the durable record, one atomic store step (409 `duplicate_signal`);
+//! 7. 202 `{"status":"accepted","signal_id"}`, then the runner acts on it (`runner::on_signal`).
+//!
+//! A signal is durable before it is answered: a crash after the 202 leaves it pending, and the node
+//! that runs its bot acts on it after the restart, once (`Store::save_deal` finishes it with the
+//! deal it changed).
+
+use std::net::IpAddr;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::{Bot, BotId, Pair, Signal, SignalAction, SignalId, SignalState, Strategy};
+use serde_json::{Value, json};
+use store::WebhookSecrets;
+use webhook::{DcaAction, DcaSignal, Freshness, PresentedSecret, Stale};
+
+use crate::ApiError;
+use crate::api::bots::{bot_settings, webhook_settings};
+use crate::config::WebhookConfig;
+use crate::extract::ClientInfo;
+use crate::rate::{Limiter, Refusal};
+use crate::state::AppState;
+
+/// The webhook routes' in-memory rate limits (`rate.rs`).
+#[derive(Debug)]
+pub struct Limits {
+    per_ip: Limiter<IpAddr>,
+    failures_per_ip: Limiter<IpAddr>,
+    per_bot: Limiter<BotId>,
+}
+
+impl Limits {
+    pub fn new(config: &WebhookConfig) -> Limits {
+        Limits {
+            per_ip: Limiter::new(config.per_ip),
+            failures_per_ip: Limiter::new(config.failures_per_ip),
+            per_bot: Limiter::new(config.per_bot),
+        }
+    }
+}
+
+/// Which of the two message formats a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Dca,
+    Signal,
+}
+
+impl Format {
+    fn as_str(self) -> &'static str {
+        match self {
+            Format::Dca => "dca",
+            Format::Signal => "signal",
+        }
+    }
+}
+
+/// `POST /trade_signal/trading_view`: the 3Commas DCA-bot message.
+pub async fn trading_view(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    intake(&state, &client, &headers, body, Format::Dca).await
+}
+
+/// `POST /signal_bots/webhooks`: the 3Commas Signal-bot message.
+pub async fn signal_bots(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    intake(&state, &client, &headers, body, Format::Signal).await
+}
+
+/// A hit that was not accepted: the answer, and what the audit row says.
+struct Rejection {
+    error: ApiError,
+    /// The bot's owner, when the bot is known (they see the refusals of their bot).
+    user: Option<domain::UserId>,
+    detail: Value,
+    /// False for the rest of a flood already reported this minute.
+    audit: bool,
+}
+
+impl Rejection {
+    fn new(error: ApiError, detail: Value) -> Rejection {
+        Rejection { error, user: None, detail, audit: true }
+    }
+}
+
+async fn intake(state: &AppState, client: &ClientInfo, headers: &HeaderMap, body: Body, format: Format) -> Response {
+    match accept(state, client, headers, body, format).await {
+        Ok(id) => (StatusCode::ACCEPTED, axum::Json(json!({ "status": "accepted", "signal_id": id }))).into_response(),
+        Err(rejection) => {
+            let code = rejection.error.code();
+            if rejection.audit {
+                let mut detail = rejection.detail;
+                detail["format"] = json!(format.as_str());
+                detail["outcome"] = json!(code);
+                let record = state.audit(rejection.user, "webhook.rejected", client, detail);
+                if let Err(err) = state.store.append_audit(&record).await {
+                    tracing::warn!(error = %err, "a webhook refusal was not audited");
+                }
+            } else {
+                tracing::debug!(ip = %client.ip, code, "webhook refused (flood already audited this minute)");
+            }
+            rejection.error.into_response()
+        }
+    }
+}
+
+fn rate_limited(refusal: Refusal, what: &str) -> Rejection {
+    Rejection {
+        error: ApiError::RateLimited(refusal.retry_after),
+        user: None,
+        detail: json!({ "limit": what }),
+        audit: refusal.first,
+    }
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::Refused {
+        status: StatusCode::UNAUTHORIZED,
+        code: "invalid_token",
+        message: "The bot id or its webhook secret is not right. Copy the alert message again from the bot's page."
+            .to_owned(),
+    }
+}
+
+fn invalid_signal(field: &'static str, message: &str) -> ApiError {
+    ApiError::Refused {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "invalid_signal",
+        message: format!("`{field}` {message}"),
+    }
+}
+
+/// The message as parsed, which holds the presented secret (never copied out of it).
+enum Message {
+    Dca(DcaSignal),
+    Signal(webhook::Signal),
+}
+
+impl Message {
+    fn secret(&self) -> &PresentedSecret {
+        match self {
+            Message::Dca(m) => m.email_token(),
+            Message::Signal(m) => m.secret(),
+        }
+    }
+}
+
+/// What a parsed message asks, in either format.
+struct Parsed {
+    bot_ref: String,
+    message: Message,
+    action: SignalAction,
+    pair: Option<Pair>,
+    /// `tv_instrument` of a Signal-format message, matched against the bot's pairs later.
+    instrument: Option<String>,
+    delay: std::time::Duration,
+    timestamp: Option<domain::Timestamp>,
+    max_lag: Option<std::time::Duration>,
+    params: Value,
+}
+
+fn parse(format: Format, body: &[u8]) -> Result<Parsed, webhook::ParseError> {
+    match format {
+        Format::Dca => {
+            let signal = DcaSignal::parse(body)?;
+            let (action, params) = match signal.action() {
+                DcaAction::StartDeal => (SignalAction::StartDeal, json!({})),
+                DcaAction::CloseAtMarketPrice => (SignalAction::CloseAtMarketPrice, json!({})),
+                DcaAction::CloseAtMarketPriceAll => (SignalAction::CloseAtMarketPriceAll, json!({})),
+                DcaAction::AddFundsInQuote { volume, price } => (
+                    SignalAction::AddFundsInQuote,
+                    json!({ "volume": volume.get().to_string(), "price": price.map(|p| p.get().to_string()) }),
+                ),
+                DcaAction::StartTrailing => (SignalAction::StartTrailing, json!({})),
+            };
+            Ok(Parsed {
+                bot_ref: signal.bot_id().as_str().to_owned(),
+                action,
+                pair: signal.pair().cloned(),
+                instrument: None,
+                delay: signal.delay(),
+                timestamp: signal.timestamp(),
+                max_lag: signal.max_lag(),
+                params,
+                message: Message::Dca(signal),
+            })
+        }
+        Format::Signal => {
+            let signal = webhook::Signal::parse(body)?;
+            let action = match signal.action() {
+                webhook::SignalAction::Buy => SignalAction::Buy,
+                webhook::SignalAction::Sell => SignalAction::Sell,
+                webhook::SignalAction::EnterLong => SignalAction::EnterLong,
+                webhook::SignalAction::ExitLong => SignalAction::ExitLong,
+                webhook::SignalAction::EnterShort => SignalAction::EnterShort,
+                webhook::SignalAction::ExitShort => SignalAction::ExitShort,
+            };
+            let params = json!({
+                "trigger_price": signal.trigger_price().map(|p| p.get().to_string()),
+                "tv_exchange": signal.tv_exchange(),
+                "tv_instrument": signal.tv_instrument(),
+                "order": signal.order().map(|o| json!({
+                    "amount": o.amount.get().to_string(),
+                    "currency_type": match o.currency_type {
+                        webhook::CurrencyType::Base => "base",
+                        webhook::CurrencyType::Quote => "quote",
+                    },
+                })),
+            });
+            Ok(Parsed {
+                bot_ref: signal.bot_uuid().as_str().to_owned(),
+                action,
+                pair: None,
+                instrument: signal.tv_instrument().map(str::to_owned),
+                delay: std::time::Duration::ZERO,
+                timestamp: signal.timestamp(),
+                max_lag: signal.max_lag(),
+                params,
+                message: Message::Signal(signal),
+            })
+        }
+    }
+}
+
+/// The hash a secret is compared against when the bot does not exist, so that an unknown bot costs
+/// the same work as a wrong secret.
+const STAND_IN_HASH: [u8; 32] = [0x5a; 32];
+
+/// Whether `secret` is one of the bot's: the current one, or the previous one inside its grace
+/// period. Both comparisons always run.
+fn secret_matches(secret: &PresentedSecret, secrets: Option<&WebhookSecrets>, now: domain::Timestamp) -> bool {
+    let (current, previous) = match secrets {
+        Some(s) => {
+            let previous_valid = s.previous_until.is_some_and(|until| now <= until);
+            (s.current, s.previous.filter(|_| previous_valid))
+        }
+        None => (None, None),
+    };
+    let current_ok = webhook::secret::matches(secret, &current.unwrap_or(STAND_IN_HASH));
+    let previous_ok = webhook::secret::matches(secret, &previous.unwrap_or(STAND_IN_HASH));
+    (current_ok && current.is_some()) | (previous_ok && previous.is_some())
+}
+
+async fn accept(
+    state: &AppState,
+    client: &ClientInfo,
+    headers: &HeaderMap,
+    body: Body,
+    format: Format,
+) -> Result<SignalId, Rejection> {
+    let now = state.now();
+    let limits = &state.webhook_limits;
+    limits.per_ip.hit(&client.ip, now).map_err(|r| rate_limited(r, "address"))?;
+    limits.failures_per_ip.check(&client.ip, now).map_err(|r| rate_limited(r, "address_failures"))?;
+
+    let too_large = || Rejection::new(ApiError::BodyTooLarge, json!({}));
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > webhook::MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, webhook::MAX_BODY_BYTES).await.map_err(|_| too_large())?;
+    let parsed = parse(format, &bytes).map_err(|err| {
+        let error = match err.code() {
+            "body_too_large" => ApiError::BodyTooLarge,
+            "invalid_json" => ApiError::InvalidJson(err.to_string()),
+            _ => ApiError::Refused {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid_signal",
+                message: format!("The signal is not valid: {err}."),
+            },
+        };
+        Rejection::new(error, json!({ "field": err.field() }))
+    })?;
+
+    // The bot and its secret. Only a UUID can name a bot; anything else is looked up as nothing.
+    let bot_id: Option<BotId> = parsed.bot_ref.parse().ok();
+    let target = match bot_id {
+        Some(id) => state.store.webhook_target(id).await.map_err(|e| Rejection::new(e.into(), json!({})))?,
+        None => None,
+    };
+    let authentic = secret_matches(parsed.message.secret(), target.as_ref().map(|(_, s)| s), now);
+    let owner = target.as_ref().map(|(b, _)| b.user_id);
+    let Some((bot, _)) = target.filter(|_| authentic) else {
+        let _ = limits.failures_per_ip.hit(&client.ip, now);
+        let detail = json!({ "bot_id": parsed.bot_ref });
+        return Err(Rejection { error: invalid_token(), user: owner, detail, audit: true });
+    };
+    let owned = |error: ApiError, mut detail: Value| {
+        detail["bot_id"] = json!(bot.id.to_string());
+        detail["action"] = json!(parsed.action.as_str());
+        Rejection { error, user: Some(bot.user_id), detail, audit: true }
+    };
+
+    let settings = webhook_settings(&bot.settings).map_err(|e| owned(e, json!({})))?;
+    if !settings.allows(client.ip) {
+        let error = ApiError::Refused {
+            status: StatusCode::FORBIDDEN,
+            code: "source_not_allowed",
+            message: "This bot takes webhooks only from the addresses in its allowlist.".to_owned(),
+        };
+        return Err(owned(error, json!({})));
+    }
+    if let Err(refusal) = limits.per_bot.hit(&bot.id, now) {
+        let mut rejection = owned(ApiError::RateLimited(refusal.retry_after), json!({ "limit": "bot" }));
+        rejection.audit = refusal.first;
+        return Err(rejection);
+    }
+
+    // The Signal format's own lag, else the DCA format's, else the bot's setting.
+    let max_lag = parsed.max_lag.or(settings.max_lag);
+    match Freshness::check(parsed.timestamp, max_lag, now) {
+        Freshness::Fresh => {}
+        Freshness::Undated if format == Format::Dca && settings.max_lag.is_some() => {
+            let error = invalid_signal(
+                "timestamp",
+                "is required by this bot (it refuses signals older than its lag): add \"timestamp\": \"{{timenow}}\" to \
+                 the alert's message.",
+            );
+            return Err(owned(error, json!({})));
+        }
+        Freshness::Undated => {}
+        Freshness::Stale(stale) => {
+            let message = match stale {
+                Stale::TooOld { past } => {
+                    format!(
+                        "The signal is older than its max_lag allows (by {} s); it was not acted on.",
+                        past.as_secs()
+                    )
+                }
+                Stale::Ahead { ahead } => {
+                    format!("The signal's timestamp is {} s in the future; check the sender's clock.", ahead.as_secs())
+                }
+            };
+            let error = ApiError::Refused { status: StatusCode::UNPROCESSABLE_ENTITY, code: "stale_signal", message };
+            return Err(owned(error, json!({})));
+        }
+    }
+
+    let (pair, action) = fit(&bot, &parsed).map_err(|e| owned(e, json!({})))?;
+    let id = SignalId::from_random_bytes(state.random_16());
+    // Starting on a disabled bot is refused at once (and shown in its signal log); the bot's other
+    // commands still reach its open deals.
+    let starts = matches!(action, SignalAction::StartDeal | SignalAction::Buy | SignalAction::EnterLong)
+        || matches!(action, SignalAction::Sell | SignalAction::EnterShort) && is_short(&bot);
+    let (signal_state, outcome) = if starts && !bot.enabled {
+        (SignalState::Refused, Some("Not acted on: the bot is disabled.".to_owned()))
+    } else {
+        (SignalState::Pending, None)
+    };
+    let signal = Signal {
+        id,
+        bot_id: bot.id,
+        user_id: bot.user_id,
+        action,
+        pair: pair.clone(),
+        params: parsed.params.to_string(),
+        source_ip: client.ip.to_string(),
+        received_at: now,
+        due_at: now.plus(parsed.delay),
+        state: signal_state,
+        outcome: outcome.clone(),
+        handled_at: outcome.as_ref().map(|_| now),
+    };
+    let detail = json!({
+        "format": format.as_str(),
+        "bot_id": bot.id.to_string(),
+        "action": action.as_str(),
+        "pair": pair.as_ref().map(Pair::to_3commas),
+        "signal_id": id.to_string(),
+        "delay_seconds": parsed.delay.as_secs(),
+        "outcome": "accepted",
+    });
+    let audit = state.audit(Some(bot.user_id), "webhook.accepted", client, detail);
+    let dedupe_key = webhook::secret::dedupe_key(&bot.id.to_string(), &bytes);
+    let since = now.minus(state.config.webhooks.dedupe_window);
+    let recorded =
+        state.store.record_signal(&signal, &dedupe_key, since, &audit).await.map_err(|e| owned(e.into(), json!({})))?;
+    if !recorded {
+        let error = ApiError::Refused {
+            status: StatusCode::CONFLICT,
+            code: "duplicate_signal",
+            message: "The same signal for this bot arrived moments ago; it is acted on once.".to_owned(),
+        };
+        return Err(owned(error, json!({})));
+    }
+    if signal.state == SignalState::Pending {
+        state.runner.signal(signal);
+    }
+    Ok(id)
+}
+
+fn is_short(bot: &Bot) -> bool {
+    bot_settings(&bot.settings).is_ok_and(|s| s.dca.strategy() == Strategy::Short)
+}
+
+/// The pair a signal is for (checked against the bot's), and its action.
+fn fit(bot: &Bot, parsed: &Parsed) -> Result<(Option<Pair>, SignalAction), ApiError> {
+    if let Some(pair) = &parsed.pair
+        && !bot.pairs.contains(pair)
+    {
+        return Err(invalid_signal("pair", "is not one of this bot's pairs."));
+    }
+    let pair = match (&parsed.pair, &parsed.instrument) {
+        (Some(pair), _) => Some(pair.clone()),
+        (None, Some(instrument)) => {
+            // TradingView's `{{ticker}}`: `BTCUSDT`, sometimes with the exchange (`BINANCE:BTCUSDT`)
+            // or a perpetual's suffix (`BTCUSDT.P`, refused: Bulwark trades spot).
+            let ticker = instrument.rsplit(':').next().unwrap_or(instrument).to_ascii_uppercase();
+            let found = bot.pairs.iter().find(|p| format!("{}{}", p.base, p.quote) == ticker);
+            match found {
+                Some(pair) => Some(pair.clone()),
+                None => return Err(invalid_signal("tv_instrument", "names none of this bot's pairs.")),
+            }
+        }
+        (None, None) => None,
+    };
+    let short = is_short(bot);
+    let action = parsed.action;
+    let wrong_side = match action {
+        SignalAction::EnterLong | SignalAction::ExitLong => short,
+        SignalAction::EnterShort | SignalAction::ExitShort => !short,
+        _ => false,
+    };
+    if wrong_side {
+        let side = if short { "short" } else { "long" };
+        return Err(invalid_signal("action", &format!("does not fit this bot: it trades {side}.")));
+    }
+    Ok((pair, action))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parsers are the only way to build a presented secret: a minimal DCA message.
+    fn presented(text: &str) -> DcaSignal {
+        let body = format!(r#"{{"message_type":"bot","bot_id":"b","email_token":"{text}","delay_seconds":0}}"#);
+        DcaSignal::parse(body.as_bytes()).expect("message")
+    }
+
+    #[test]
+    fn the_previous_secret_works_only_inside_its_grace_period() {
+        let now = domain::Timestamp::from_unix_millis(1_000_000);
+        let secrets = WebhookSecrets {
+            current: Some(webhook::secret::hash(b"new")),
+            previous: Some(webhook::secret::hash(b"old")),
+            previous_until: Some(now),
+        };
+        assert!(secret_matches(presented("new").email_token(), Some(&secrets), now));
+        assert!(secret_matches(presented("old").email_token(), Some(&secrets), now));
+        assert!(!secret_matches(
+            presented("old").email_token(),
+            Some(&secrets),
+            now.plus(std::time::Duration::from_millis(1))
+        ));
+        assert!(!secret_matches(presented("other").email_token(), Some(&secrets), now));
+        let revoked = WebhookSecrets { current: None, previous: None, previous_until: None };
+        assert!(!secret_matches(presented("new").email_token(), Some(&revoked), now));
+        assert!(!secret_matches(presented("new").email_token(), None, now));
+    }
+
+    #[test]
+    fn the_stand_in_hash_is_no_secrets_hash() {
+        // A presented secret hashing to the stand-in must still fail when there is no bot.
+        let none = WebhookSecrets { current: None, previous: None, previous_until: None };
+        assert!(!secret_matches(presented("x").email_token(), Some(&none), domain::Timestamp::from_unix_millis(0)));
+    }
+}

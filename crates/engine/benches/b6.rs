@@ -426,6 +426,7 @@ fn bot_settings(j: usize) -> BotSettings {
         max_active_deals: 1,
         allowed_deals_on_same_pair: 1,
         start_condition: StartCondition::Asap,
+        take_profit_enabled: true,
     }
 }
 

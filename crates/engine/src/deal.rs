@@ -366,7 +366,7 @@ impl DealBook {
     /// Every take-profit target of the completed entries, before rounding.
     pub fn take_profit_targets(&self, settings: &BotSettings) -> Option<Vec<TakeProfitTarget>> {
         let (spent, coins, bo) = self.entry_totals();
-        if coins.is_zero() {
+        if coins.is_zero() || !settings.take_profit_enabled {
             return None;
         }
         settings.dca.take_profit_targets(bo, spent, coins)

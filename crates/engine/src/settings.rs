@@ -38,4 +38,7 @@ pub struct BotSettings {
     /// `allowed_deals_on_same_pair`.
     pub allowed_deals_on_same_pair: u32,
     pub start_condition: StartCondition,
+    /// False for a signal bot without a take profit: its deals hold the position until an exit
+    /// signal, the stop loss or the user closes them (no take-profit order, no trailing).
+    pub take_profit_enabled: bool,
 }

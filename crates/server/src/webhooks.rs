@@ -32,7 +32,7 @@ use store::WebhookSecrets;
 use webhook::{DcaAction, DcaSignal, Freshness, PresentedSecret, Stale};
 
 use crate::ApiError;
-use crate::api::bots::{bot_settings, webhook_settings};
+use crate::api::bots::{BotKind, bot_kind, bot_settings, webhook_settings};
 use crate::config::WebhookConfig;
 use crate::extract::ClientInfo;
 use crate::rate::{Limiter, Refusal};
@@ -362,7 +362,7 @@ async fn accept(
         }
     }
 
-    let (pair, action) = fit(&bot, &parsed).map_err(|e| owned(e, json!({})))?;
+    let (pair, action) = fit(&bot, &parsed, format).map_err(|e| owned(e, json!({})))?;
     let id = SignalId::from_random_bytes(state.random_16());
     // Starting on a disabled bot is refused at once (and shown in its signal log); the bot's other
     // commands still reach its open deals.
@@ -419,8 +419,15 @@ fn is_short(bot: &Bot) -> bool {
     bot_settings(&bot.settings).is_ok_and(|s| s.dca.strategy() == Strategy::Short)
 }
 
-/// The pair a signal is for (checked against the bot's), and its action.
-fn fit(bot: &Bot, parsed: &Parsed) -> Result<(Option<Pair>, SignalAction), ApiError> {
+/// The pair a signal is for (checked against the bot's), and its action. A DCA bot takes both
+/// formats; a signal bot only its own.
+fn fit(bot: &Bot, parsed: &Parsed, format: Format) -> Result<(Option<Pair>, SignalAction), ApiError> {
+    if format == Format::Dca && bot_kind(&bot.settings)? == BotKind::Signal {
+        return Err(invalid_signal(
+            "message_type",
+            "is the DCA-bot message; this is a signal bot: post the Signal-bot message to /signal_bots/webhooks.",
+        ));
+    }
     if let Some(pair) = &parsed.pair
         && !bot.pairs.contains(pair)
     {

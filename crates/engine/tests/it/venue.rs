@@ -52,6 +52,7 @@ pub fn settings_tp(strategy: Strategy, base_order_volume: &str, take_profit: &st
         max_active_deals: 1,
         allowed_deals_on_same_pair: 1,
         start_condition: StartCondition::Manual,
+        take_profit_enabled: true,
     }
 }
 

@@ -31,17 +31,26 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsFields {
+    /// `signal` for a signal bot (set from the bot's `type` at creation, never changed); absent
+    /// for a DCA bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bot_type: Option<String>,
+    /// The order size of each deal (a signal bot's only entry).
     base_order_volume: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     base_order_volume_type: Option<String>,
-    safety_order_volume: Value,
+    /// Required for a DCA bot; a signal bot has no safety orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    safety_order_volume: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     safety_order_volume_type: Option<String>,
-    max_safety_orders: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_safety_orders: Option<Value>,
     /// Defaults to `max_safety_orders`: every safety order rests on the book.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     active_safety_orders_count: Option<Value>,
-    safety_order_step_percentage: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    safety_order_step_percentage: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     martingale_step_coefficient: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +110,22 @@ pub struct SettingsFields {
     /// `timestamp` past which it is stale (a message without `timestamp` is then refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     webhook_max_lag_seconds: Option<Value>,
+}
+
+/// A DCA bot (`"type": "dca"`) or a signal bot (`"type": "signal"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BotKind {
+    Dca,
+    Signal,
+}
+
+impl BotKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BotKind::Dca => "dca",
+            BotKind::Signal => "signal",
+        }
+    }
 }
 
 /// TradingView's webhook source addresses (`spec/webhooks.md` section 1).
@@ -293,8 +318,66 @@ async fn rounded_for(
 }
 
 impl SettingsFields {
+    /// The bot kind these settings are for.
+    pub fn kind(&self) -> BotKind {
+        match self.bot_type.as_deref() {
+            Some("signal") => BotKind::Signal,
+            _ => BotKind::Dca,
+        }
+    }
+
+    /// Marks the settings as a signal bot's (at creation).
+    pub fn set_kind(&mut self, kind: BotKind) {
+        self.bot_type = match kind {
+            BotKind::Dca => None,
+            BotKind::Signal => Some("signal".to_owned()),
+        };
+    }
+
+    /// A signal bot's settings: one entry order per deal, no safety orders, started by signals;
+    /// the take profit is optional (without one a deal holds until an exit signal or the stop loss).
+    fn check_signal_bot(&self) -> Result<(), ApiError> {
+        let dca_only: [(&'static str, bool); 8] = [
+            ("safety_order_volume", self.safety_order_volume.is_some()),
+            ("safety_order_volume_type", self.safety_order_volume_type.is_some()),
+            ("max_safety_orders", self.max_safety_orders.is_some()),
+            ("active_safety_orders_count", self.active_safety_orders_count.is_some()),
+            ("safety_order_step_percentage", self.safety_order_step_percentage.is_some()),
+            ("martingale_step_coefficient", self.martingale_step_coefficient.is_some()),
+            ("martingale_volume_coefficient", self.martingale_volume_coefficient.is_some()),
+            ("strategy_list", self.strategy_list.is_some()),
+        ];
+        if let Some((field, _)) = dca_only.iter().find(|(_, given)| *given) {
+            return Err(ApiError::InvalidInput {
+                field,
+                message: format!(
+                    "A signal bot has no {field}: it enters with one order of base_order_volume when a signal \
+                     says so."
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn dca(&self) -> Result<DcaSettings, ApiError> {
         let body = self;
+        let signal = self.kind() == BotKind::Signal;
+        if signal {
+            self.check_signal_bot()?;
+        }
+        let required = |field: &'static str, raw: &Option<Value>| {
+            raw.clone().ok_or_else(|| ApiError::InvalidInput { field, message: format!("Give {field}.") })
+        };
+        // A signal bot's plan is its entry alone: no safety orders (their size and step unused).
+        let (safety_order_volume, max_safety_orders, safety_order_step_percentage) = if signal {
+            (body.base_order_volume.clone(), Value::from(0), Value::from(1))
+        } else {
+            (
+                required("safety_order_volume", &body.safety_order_volume)?,
+                required("max_safety_orders", &body.max_safety_orders)?,
+                required("safety_order_step_percentage", &body.safety_order_step_percentage)?,
+            )
+        };
         let volume_type = |field: &'static str, raw: &Option<String>| match raw {
             None => Ok(VolumeType::QuoteCurrency),
             Some(raw) => VolumeType::parse(field, raw).map_err(|err| settings_error(&err)),
@@ -303,7 +386,7 @@ impl SettingsFields {
             None => Ok(Decimal::ONE),
             Some(raw) => decimal(field, raw),
         };
-        let max_safety_orders = count("max_safety_orders", &body.max_safety_orders)?;
+        let max_safety_orders = count("max_safety_orders", &max_safety_orders)?;
         let active_safety_orders_count = match &body.active_safety_orders_count {
             None => max_safety_orders,
             Some(raw) => count("active_safety_orders_count", raw)?,
@@ -325,17 +408,19 @@ impl SettingsFields {
         let input = DcaSettingsInput {
             base_order_volume: decimal("base_order_volume", &body.base_order_volume)?,
             base_order_volume_type: volume_type("base_order_volume_type", &body.base_order_volume_type)?,
-            safety_order_volume: decimal("safety_order_volume", &body.safety_order_volume)?,
+            safety_order_volume: decimal("safety_order_volume", &safety_order_volume)?,
             safety_order_volume_type: volume_type("safety_order_volume_type", &body.safety_order_volume_type)?,
             max_safety_orders,
             active_safety_orders_count,
-            safety_order_step_percentage: decimal("safety_order_step_percentage", &body.safety_order_step_percentage)?,
+            safety_order_step_percentage: decimal("safety_order_step_percentage", &safety_order_step_percentage)?,
             martingale_step_coefficient: coefficient("martingale_step_coefficient", &body.martingale_step_coefficient)?,
             martingale_volume_coefficient: coefficient(
                 "martingale_volume_coefficient",
                 &body.martingale_volume_coefficient,
             )?,
-            take_profit: self.take_profit(&steps)?,
+            // Without a take profit, a signal bot's plan needs a nominal one; it is never placed
+            // (`BotSettings::take_profit_enabled`).
+            take_profit: if self.holds_until_exit() { Decimal::ONE } else { self.take_profit(&steps)? },
             take_profit_type,
             strategy,
         };
@@ -355,6 +440,14 @@ impl SettingsFields {
             stop_loss: self.stop_loss()?,
         };
         DcaSettings::new(input).and_then(|s| s.with_exits(exits)).map_err(|err| settings_error(&err))
+    }
+
+    /// A signal bot given no take profit (nor steps, nor trailing).
+    fn holds_until_exit(&self) -> bool {
+        self.kind() == BotKind::Signal
+            && self.take_profit.is_none()
+            && self.take_profit_steps.is_none()
+            && self.trailing_enabled != Some(true)
     }
 
     /// `take_profit`, or the last step's profit when steps are given without it.
@@ -507,9 +600,10 @@ impl SettingsFields {
                 message: "allowed_deals_on_same_pair is from 1 to 199.".to_owned(),
             });
         }
-        let start_condition = match &self.strategy_list {
-            None => StartCondition::Asap,
-            Some(list) => start_condition(list)?,
+        let start_condition = match (&self.strategy_list, self.kind()) {
+            (_, BotKind::Signal) => StartCondition::TradingView,
+            (None, BotKind::Dca) => StartCondition::Asap,
+            (Some(list), BotKind::Dca) => start_condition(list)?,
         };
         Ok(BotSettings {
             dca,
@@ -518,6 +612,7 @@ impl SettingsFields {
             max_active_deals,
             allowed_deals_on_same_pair,
             start_condition,
+            take_profit_enabled: !self.holds_until_exit(),
         })
     }
 }
@@ -556,6 +651,15 @@ pub fn bot_settings(stored: &str) -> Result<BotSettings, ApiError> {
 pub fn webhook_settings(stored: &str) -> Result<WebhookSettings, ApiError> {
     let fields: SettingsFields = serde_json::from_str(stored).map_err(ApiError::internal)?;
     fields.webhook()
+}
+
+/// A stored bot's kind.
+///
+/// # Errors
+/// When the stored settings do not parse (a corrupt row).
+pub fn bot_kind(stored: &str) -> Result<BotKind, ApiError> {
+    let fields: SettingsFields = serde_json::from_str(stored).map_err(ApiError::internal)?;
+    Ok(fields.kind())
 }
 
 fn settings_error(err: &DcaError) -> ApiError {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use store::{DealFilter, ExchangeAccountStatus};
 
 use crate::ApiError;
-use crate::api::bots::{SettingsFields, bot_settings, split_settings};
+use crate::api::bots::{BotKind, SettingsFields, bot_kind, bot_settings, split_settings};
 use crate::api::exchange_accounts::owned;
 use crate::api::shown::{Amounts, pair_of, text};
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, StepUp, decimal_text};
@@ -146,7 +146,7 @@ async fn bot_json(state: &AppState, bot: &Bot, amounts: &Amounts) -> Result<Valu
     let profit: Decimal = deals.iter().filter_map(|(d, _)| d.profit_quote).sum();
     Ok(json!({
         "id": bot.id,
-        "type": "dca",
+        "type": bot_kind(&bot.settings)?.as_str(),
         "name": bot.name,
         "exchange_account_id": bot.exchange_account_id,
         "pairs": bot.pairs.iter().map(Pair::to_3commas).collect::<Vec<_>>(),
@@ -175,16 +175,19 @@ pub async fn create(
     authed: Authed,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let (extra, fields) = split_settings(body, &["type", "name", "exchange_account_id", "pairs", "enabled"])?;
-    match extra.get("type").and_then(Value::as_str) {
-        Some("dca") | None => {}
+    let (extra, mut fields) =
+        split_settings(body, &["type", "name", "exchange_account_id", "pairs", "enabled", "bot_type"])?;
+    let kind = match extra.get("type").and_then(Value::as_str) {
+        Some("dca") | None => BotKind::Dca,
+        Some("signal") => BotKind::Signal,
         Some(_) => {
             return Err(ApiError::InvalidInput {
                 field: "type",
-                message: "Only DCA bots (\"type\": \"dca\") exist in this version.".to_owned(),
+                message: "A bot's type is \"dca\" or \"signal\".".to_owned(),
             });
         }
-    }
+    };
+    fields.set_kind(kind);
     let name = name_of(extra.get("name"))?;
     let account_id =
         extra.get("exchange_account_id").and_then(Value::as_str).ok_or_else(|| ApiError::InvalidInput {
@@ -364,7 +367,14 @@ pub async fn update(
         _ => serde_json::Map::new(),
     };
     let mut extra = serde_json::Map::new();
+    let kind = bot_kind(&bot.settings)?;
     for (key, value) in changes {
+        if key == "bot_type" || key == "type" {
+            return Err(ApiError::InvalidInput {
+                field: "type",
+                message: "A bot's type does not change; create a new bot instead.".to_owned(),
+            });
+        }
         if matches!(key.as_str(), "name" | "pairs") {
             extra.insert(key, value);
         } else if value.is_null() {
@@ -373,7 +383,8 @@ pub async fn update(
             merged.insert(key, value);
         }
     }
-    let (_, fields): (_, SettingsFields) = split_settings(Value::Object(merged), &[])?;
+    let (_, mut fields): (_, SettingsFields) = split_settings(Value::Object(merged), &[])?;
+    fields.set_kind(kind);
     fields.bot_settings()?;
     if let Some(name) = extra.get("name") {
         bot.name = name_of(Some(name))?;

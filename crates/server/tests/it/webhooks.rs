@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use domain::Clock as _;
+use domain::{Clock as _, Decimal};
 use serde_json::{Value, json};
 
 use crate::deals::{assert_sent_once, bot_body, count, dec, orders, paper_account, price, wait_deal};
@@ -393,6 +393,80 @@ pub async fn signal_format_and_delays(backend: Backend) {
     assert_eq!(deals_of(&app, &cookie, &bot).await.len(), 2);
 }
 
+/// A signal bot (`"type": "signal"`): one entry order of its size per signal, no safety orders, no
+/// take profit unless given — it holds until the exit signal; only the Signal-bot message.
+pub async fn a_signal_bot_enters_and_exits_on_signals(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let cookie = app.signed_in("signal-bot@example.com", PASSWORD).await;
+    let account = paper_account(&app, &cookie, json!({"USDT": "10000"})).await;
+    price(&app, 30_000);
+    let body = |changes: Value| {
+        let mut body = json!({
+            "type": "signal", "name": "Signals", "exchange_account_id": account, "pairs": ["USDT_BTC"],
+            "enabled": true, "base_order_volume": "100",
+        });
+        for (key, value) in changes.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        body
+    };
+    let refused = app.post("/api/v1/bots", body(json!({"max_safety_orders": 2})), Some(&cookie)).await;
+    assert_eq!((refused.status, refused.json["field"].as_str()), (422, Some("max_safety_orders")), "{}", refused.text);
+    let refused =
+        app.post("/api/v1/bots", body(json!({"strategy_list": [{"strategy": "nonstop"}]})), Some(&cookie)).await;
+    assert_eq!((refused.status, refused.json["field"].as_str()), (422, Some("strategy_list")), "{}", refused.text);
+    let mut dca = bot_body(&account, json!({}));
+    dca.as_object_mut().unwrap().remove("safety_order_volume");
+    let refused = app.post("/api/v1/bots", dca, Some(&cookie)).await;
+    assert_eq!(
+        (refused.status, refused.json["field"].as_str()),
+        (422, Some("safety_order_volume")),
+        "{}",
+        refused.text
+    );
+
+    let created = app.post("/api/v1/bots", body(json!({})), Some(&cookie)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.json["type"], "signal");
+    let bot = created.json["id"].as_str().unwrap().to_owned();
+    let secret = created.json["webhook_secret"].as_str().unwrap().to_owned();
+    let changed =
+        app.send("PATCH", &format!("/api/v1/bots/{bot}"), Some(json!({"type": "dca"})), Some(&cookie), &[]).await;
+    assert_eq!((changed.status, changed.code()), (422, "invalid_input"), "{}", changed.text);
+
+    let dca_format = post_json(&app, DCA_PATH, &dca_message(&bot, &secret, None)).await;
+    assert_eq!((dca_format.status, dca_format.code()), (422, "invalid_signal"), "{}", dca_format.text);
+    let message =
+        |action: &str| json!({"secret": secret, "bot_uuid": bot, "action": action, "tv_instrument": "BTCUSDT"});
+    accepted(&post_json(&app, SIGNAL_PATH, &message("buy")).await);
+    let deal = first_deal(&app, &cookie, &bot).await;
+    let bought = wait_deal(&app, &cookie, &deal, "the entry", |d| d["status"] == "bought").await;
+    assert_eq!(dec(&orders(&bought, "base")[0]["executed_quote"]).round(), 100.into());
+    assert!(orders(&bought, "take_profit").is_empty() && orders(&bought, "safety").is_empty(), "{bought:#}");
+    assert!(bought["take_profit_price"].is_null(), "{bought:#}");
+
+    // 10 % up: no take profit to fill; the deal holds until the exit signal.
+    price(&app, 33_000);
+    let id = accepted(&post_json(&app, SIGNAL_PATH, &message("sell")).await);
+    let closed = wait_deal(&app, &cookie, &deal, "the exit", |d| d["status"] == "panic_sold").await;
+    assert_eq!(closed["close_reason"], "closed_at_market");
+    assert!(orders(&closed, "take_profit").is_empty(), "{closed:#}");
+    assert!(dec(&closed["profit_quote"]) > Decimal::from(9), "sold near 33,000: {closed:#}");
+    assert_eq!(settled_signal(&app, &cookie, &bot, &id).await["state"], "done");
+
+    // With a take profit, the entry gets one.
+    let created = app.post("/api/v1/bots", body(json!({"name": "With TP", "take_profit": "2"})), Some(&cookie)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let (bot, secret) =
+        (created.json["id"].as_str().unwrap().to_owned(), created.json["webhook_secret"].as_str().unwrap().to_owned());
+    let enter = json!({"secret": secret, "bot_uuid": bot, "action": "enter_long", "tv_instrument": "BINANCE:BTCUSDT"});
+    accepted(&post_json(&app, SIGNAL_PATH, &enter).await);
+    let deal = first_deal(&app, &cookie, &bot).await;
+    let bought = wait_deal(&app, &cookie, &deal, "the take profit", |d| count(d, "take_profit", "open") == 1).await;
+    let tp = dec(&bought["take_profit_price"]);
+    assert!(tp > Decimal::from(33_600) && tp < Decimal::from(33_800), "2 % above the entry at 33,000: {tp}");
+}
+
 crate::on_both!(
     dca_alerts_start_add_funds_and_close_a_deal,
     wrong_and_foreign_secrets_get_the_same_401,
@@ -400,4 +474,5 @@ crate::on_both!(
     floods_and_guessing_are_rate_limited,
     an_ip_allowlist_refuses_other_sources,
     signal_format_and_delays,
+    a_signal_bot_enters_and_exits_on_signals,
 );

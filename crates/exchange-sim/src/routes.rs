@@ -48,6 +48,7 @@ pub(crate) async fn handle(
 ) -> Response {
     let path = uri.path();
     let query = uri.query().unwrap_or("");
+    let received_at = std::time::Instant::now();
     let (log_index, fault) = {
         let mut state = shared.lock();
         let log_index = state.push_record(RequestRecord {
@@ -58,6 +59,7 @@ pub(crate) async fn handle(
             api_key: headers.get(API_KEY).and_then(|value| value.to_str().ok()).map(str::to_owned),
             signed: false,
             status: None,
+            received_at,
         });
         (log_index, state.faults.take_for(path))
     };

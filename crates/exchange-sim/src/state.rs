@@ -41,6 +41,9 @@ pub struct RequestRecord {
     /// The HTTP status answered; `None` while in flight, or when no response was sent (dropped
     /// connection, hang).
     pub status: Option<u16>,
+    /// When the simulator's handler got the request (headers and body read): the end of a
+    /// benchmark's signal-to-order measurement (B4, B5).
+    pub received_at: std::time::Instant,
 }
 
 #[derive(Debug)]

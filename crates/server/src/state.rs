@@ -45,6 +45,7 @@ pub struct Inner {
     pub hashes: HashPool,
     pub runner: crate::runner::Runner,
     pub webhook_limits: crate::webhooks::Limits,
+    pub webhook_recorder: crate::webhooks::Recorder,
 }
 
 impl std::ops::Deref for AppState {
@@ -75,6 +76,7 @@ impl AppState {
             runner,
             hashes,
             webhook_limits,
+            webhook_recorder: crate::webhooks::Recorder::default(),
         })))
     }
 

@@ -56,6 +56,65 @@ impl Limits {
     }
 }
 
+/// The group commit of accepted signals: requests hand their signal to one task, which records
+/// whatever has queued up meanwhile in one transaction (`Store::record_signals`: one commit, one
+/// fsync on SQLite, for the lot) and answers each. Under load the batches grow by themselves;
+/// alone, a signal is recorded at once. Started on first use.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<RecordJob>>,
+}
+
+type RecordJob = (store::NewSignal, tokio::sync::oneshot::Sender<store::StoreResult<bool>>);
+
+/// The most signals one transaction records.
+const MAX_BATCH: usize = 256;
+
+impl Recorder {
+    /// Records one signal as `Store::record_signal` would, committed with the others queued.
+    async fn record(
+        &self,
+        store: &std::sync::Arc<dyn store::Store>,
+        item: store::NewSignal,
+    ) -> store::StoreResult<bool> {
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+            tokio::spawn(run_recorder(std::sync::Arc::clone(store), rx));
+            tx
+        });
+        let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+        let gone = || store::StoreError::Unavailable("the signal recorder stopped".to_owned());
+        queue.send((item, answer_tx)).await.map_err(|_| gone())?;
+        answer_rx.await.map_err(|_| gone())?
+    }
+}
+
+async fn run_recorder(store: std::sync::Arc<dyn store::Store>, mut rx: tokio::sync::mpsc::Receiver<RecordJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let (items, answers): (Vec<store::NewSignal>, Vec<_>) = jobs.into_iter().unzip();
+        match store.record_signals(&items).await {
+            Ok(results) => {
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(result);
+                }
+            }
+            Err(err) => {
+                let text = err.to_string();
+                for answer in answers {
+                    let _ = answer.send(Err(store::StoreError::Unavailable(text.clone())));
+                }
+            }
+        }
+    }
+}
+
 /// Which of the two message formats a route takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -399,8 +458,8 @@ async fn accept(
     let audit = state.audit(Some(bot.user_id), "webhook.accepted", client, detail);
     let dedupe_key = webhook::secret::dedupe_key(&bot.id.to_string(), &bytes);
     let since = now.minus(state.config.webhooks.dedupe_window);
-    let recorded =
-        state.store.record_signal(&signal, &dedupe_key, since, &audit).await.map_err(|e| owned(e.into(), json!({})))?;
+    let item = store::NewSignal { signal: signal.clone(), dedupe_key, dedupe_since: since, audit };
+    let recorded = state.webhook_recorder.record(&state.store, item).await.map_err(|e| owned(e.into(), json!({})))?;
     if !recorded {
         let error = ApiError::Refused {
             status: StatusCode::CONFLICT,

@@ -788,6 +788,82 @@ macro_rules! impl_store {
             }
 
             /// The body of `save_deal`: `false` (the caller rolls back) without the lease.
+            /// A signal to record is pending with no outcome, or finished on arrival with one.
+            pub(super) fn check_new_signal(signal: &::domain::Signal) -> StoreResult<()> {
+                let pending = signal.state == ::domain::SignalState::Pending;
+                let consistent = pending == signal.outcome.is_none() && pending == signal.handled_at.is_none();
+                if consistent { Ok(()) } else { Err(StoreError::Conflict("signal_inconsistent")) }
+            }
+
+            /// Records one signal inside `tx` unless its body is a replay (`false`, nothing
+            /// written); `Conflict("signal_bot_not_found")`, nothing written, for a bot that is
+            /// not the signal's user's.
+            pub(super) async fn record_signal(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                signal: &::domain::Signal,
+                dedupe_key: &[u8; 32],
+                dedupe_since: Timestamp,
+                audit: &AuditRecord,
+            ) -> StoreResult<bool> {
+                let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM bots WHERE id = $1")
+                    .bind(signal.bot_id.to_string())
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                if owner != Some(signal.user_id.to_string()) {
+                    return Err(StoreError::Conflict("signal_bot_not_found"));
+                }
+                // The check and the claim in one statement: a row comes back only when the body
+                // is new to the bot or was last accepted before the window. PostgreSQL locks the
+                // conflicting row, so an identical request running at once waits for this
+                // transaction and then finds the row inside the window; SQLite's write
+                // transactions run one at a time. Inside one transaction (a batch), a later
+                // identical body sees the earlier one's row.
+                let accepted = sqlx::query(
+                    "INSERT INTO signal_dedupe (bot_id, dedupe_key, signal_id, received_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (bot_id, dedupe_key) DO UPDATE SET signal_id = excluded.signal_id, \
+                       received_at = excluded.received_at \
+                     WHERE signal_dedupe.received_at < $5 \
+                     RETURNING signal_id",
+                )
+                .bind(signal.bot_id.to_string())
+                .bind(dedupe_key.as_slice())
+                .bind(signal.id.to_string())
+                .bind(signal.received_at.as_unix_millis())
+                .bind(dedupe_since.as_unix_millis())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?
+                .is_some();
+                if !accepted {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO signals (id, bot_id, user_id, action, pair, params, source_ip, received_at, \
+                       due_at, state, outcome, handled_at, created_seq) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                       (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM signals))",
+                )
+                .bind(signal.id.to_string())
+                .bind(signal.bot_id.to_string())
+                .bind(signal.user_id.to_string())
+                .bind(signal.action.as_str())
+                .bind(signal.pair.as_ref().map(::domain::Pair::to_3commas))
+                .bind(signal.params.as_str())
+                .bind(signal.source_ip.as_str())
+                .bind(signal.received_at.as_unix_millis())
+                .bind(signal.due_at.as_unix_millis())
+                .bind(signal.state.as_str())
+                .bind(signal.outcome.as_deref())
+                .bind(signal.handled_at.map(|t| t.as_unix_millis()))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                insert_audit(&mut **tx, audit).await?;
+                Ok(true)
+            }
+
             pub(super) async fn save_deal(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 node: &str,
@@ -2238,74 +2314,46 @@ macro_rules! impl_store {
                 dedupe_since: ::domain::Timestamp,
                 audit: &::store::AuditRecord,
             ) -> ::store::StoreResult<bool> {
-                use $crate::sqlx;
-                // Pending with no outcome yet, or finished on arrival with its outcome.
-                let pending = signal.state == ::domain::SignalState::Pending;
-                let consistent = pending == signal.outcome.is_none() && pending == signal.handled_at.is_none();
-                if !consistent {
-                    return Err(::store::StoreError::Conflict("signal_inconsistent"));
-                }
+                sql_impl::check_new_signal(signal)?;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = sql_impl::record_signal(&mut tx, signal, dedupe_key, dedupe_since, audit).await;
+                sql_impl::end_tx(tx, result, |accepted| *accepted).await
+            }
+
+            async fn record_signals(
+                &self,
+                batch: &[::store::NewSignal],
+            ) -> ::store::StoreResult<Vec<::store::StoreResult<bool>>> {
                 let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
                 let result = async {
-                    let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM bots WHERE id = $1")
-                        .bind(signal.bot_id.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(sql_impl::map_err)?;
-                    if owner != Some(signal.user_id.to_string()) {
-                        return Err(::store::StoreError::Conflict("signal_bot_not_found"));
+                    let mut answers = Vec::with_capacity(batch.len());
+                    for item in batch {
+                        // A refusal of one signal (its bot gone, an inconsistent record) writes
+                        // nothing and is its answer; any other failure ends the whole batch.
+                        let answer = match sql_impl::check_new_signal(&item.signal) {
+                            Err(err) => Err(err),
+                            Ok(()) => {
+                                match sql_impl::record_signal(
+                                    &mut tx,
+                                    &item.signal,
+                                    &item.dedupe_key,
+                                    item.dedupe_since,
+                                    &item.audit,
+                                )
+                                .await
+                                {
+                                    Err(::store::StoreError::Conflict(code)) => Err(::store::StoreError::Conflict(code)),
+                                    Err(other) => return Err(other),
+                                    Ok(accepted) => Ok(accepted),
+                                }
+                            }
+                        };
+                        answers.push(answer);
                     }
-                    // The check and the claim in one statement: a row comes back only when the
-                    // body is new to the bot or was last accepted before the window. PostgreSQL
-                    // locks the conflicting row, so an identical request running at once waits
-                    // for this transaction and then finds the row inside the window; SQLite's
-                    // write transactions run one at a time.
-                    let accepted = sqlx::query(
-                        "INSERT INTO signal_dedupe (bot_id, dedupe_key, signal_id, received_at) \
-                         VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (bot_id, dedupe_key) DO UPDATE SET signal_id = excluded.signal_id, \
-                           received_at = excluded.received_at \
-                         WHERE signal_dedupe.received_at < $5 \
-                         RETURNING signal_id",
-                    )
-                    .bind(signal.bot_id.to_string())
-                    .bind(dedupe_key.as_slice())
-                    .bind(signal.id.to_string())
-                    .bind(signal.received_at.as_unix_millis())
-                    .bind(dedupe_since.as_unix_millis())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(sql_impl::map_err)?
-                    .is_some();
-                    if !accepted {
-                        return Ok(false);
-                    }
-                    sqlx::query(
-                        "INSERT INTO signals (id, bot_id, user_id, action, pair, params, source_ip, received_at, \
-                           due_at, state, outcome, handled_at, created_seq) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                           (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM signals))",
-                    )
-                    .bind(signal.id.to_string())
-                    .bind(signal.bot_id.to_string())
-                    .bind(signal.user_id.to_string())
-                    .bind(signal.action.as_str())
-                    .bind(signal.pair.as_ref().map(::domain::Pair::to_3commas))
-                    .bind(signal.params.as_str())
-                    .bind(signal.source_ip.as_str())
-                    .bind(signal.received_at.as_unix_millis())
-                    .bind(signal.due_at.as_unix_millis())
-                    .bind(signal.state.as_str())
-                    .bind(signal.outcome.as_deref())
-                    .bind(signal.handled_at.map(|t| t.as_unix_millis()))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(sql_impl::map_err)?;
-                    sql_impl::insert_audit(&mut *tx, audit).await?;
-                    Ok(true)
+                    Ok(answers)
                 }
                 .await;
-                sql_impl::end_tx(tx, result, |accepted| *accepted).await
+                sql_impl::end_tx(tx, result, |_| true).await
             }
 
             async fn due_signals(

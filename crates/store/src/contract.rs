@@ -12,9 +12,9 @@ use domain::{
 
 use crate::{
     AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountStatus, KekState,
-    KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken, NewExchangeAccount, NewSession, NewUser,
-    PreferencesUpdate, SealedBlob, SealedColumn, SecondFactorUse, SignalOutcome, Store, StoreError, StoreResult,
-    StoredKeyPermissions, ThrottleRule, TokenPurpose, WebhookSecrets,
+    KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken, NewExchangeAccount, NewSession, NewSignal,
+    NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SecondFactorUse, SignalOutcome, Store, StoreError,
+    StoreResult, StoredKeyPermissions, ThrottleRule, TokenPurpose, WebhookSecrets,
 };
 
 /// Expands to one `#[tokio::test]` per contract function. `$make` is an async expression that
@@ -72,6 +72,7 @@ macro_rules! store_contract_tests {
             a_webhook_target_is_any_bot_by_id_with_its_secrets,
             signals_round_trip_every_value_and_are_listed_newest_first,
             a_duplicate_signal_inside_the_window_is_refused_and_writes_nothing,
+            a_batch_of_signals_is_recorded_in_order_each_with_its_own_answer,
             identical_signals_arriving_at_once_are_recorded_once,
             due_signals_are_the_pending_due_signals_of_the_nodes_leased_bots,
             a_signal_is_finished_once_and_never_with_a_pending_outcome,
@@ -2441,4 +2442,41 @@ pub async fn damaged_record_reads_as_corrupt(store: &dyn Store, fixture: &DealFi
             assert!(store.due_signals(NODE_A, at(10), 10).await.unwrap().is_empty(), "an unknown state is not pending");
         }
     }
+}
+
+pub async fn a_batch_of_signals_is_recorded_in_order_each_with_its_own_answer(store: &dyn Store) {
+    let (user, _, bot) = bot_owner(store, "batch@example.com").await;
+    let (other, _, others_bot) = bot_owner(store, "batch-other@example.com").await;
+    let item = |signal: Signal, key: [u8; 32]| NewSignal {
+        dedupe_key: key,
+        dedupe_since: signal.received_at.minus(WINDOW),
+        audit: audit(Some(signal.user_id), "webhook.signal_accepted", signal.received_at),
+        signal,
+    };
+    let key: [u8; 32] = random_bytes();
+    let first = new_signal(&bot, SignalAction::StartDeal, at(10), Duration::ZERO);
+    let replay = new_signal(&bot, SignalAction::StartDeal, at(10), Duration::ZERO);
+    let mut stolen = new_signal(&others_bot, SignalAction::ExitLong, at(10), Duration::ZERO);
+    stolen.user_id = user;
+    let mut inconsistent = new_signal(&bot, SignalAction::Buy, at(10), Duration::ZERO);
+    inconsistent.state = SignalState::Done;
+    let last = new_signal(&bot, SignalAction::Sell, at(10), Duration::ZERO);
+    let batch = [
+        item(first.clone(), key),
+        item(replay, key),
+        item(stolen, random_bytes()),
+        item(inconsistent, random_bytes()),
+        item(last.clone(), random_bytes()),
+    ];
+    let answers = store.record_signals(&batch).await.unwrap();
+    assert!(matches!(answers[0], Ok(true)), "{answers:?}");
+    assert!(matches!(answers[1], Ok(false)), "the same body later in the batch is a replay: {answers:?}");
+    assert!(matches!(answers[2], Err(StoreError::Conflict("signal_bot_not_found"))), "{answers:?}");
+    assert!(matches!(answers[3], Err(StoreError::Conflict("signal_inconsistent"))), "{answers:?}");
+    assert!(matches!(answers[4], Ok(true)), "a refusal does not end the batch: {answers:?}");
+    assert_eq!(answers.len(), 5);
+    assert_eq!(store.signals(user, bot.id, 10).await.unwrap(), [last, first], "only the recorded ones, as given");
+    assert!(store.signals(other, others_bot.id, 10).await.unwrap().is_empty());
+    assert_eq!(accepted_audits(store, user).await, 2, "an audit row with each recorded signal only");
+    assert!(store.record_signals(&[]).await.unwrap().is_empty());
 }

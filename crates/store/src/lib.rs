@@ -20,9 +20,9 @@ use domain::{
 pub use records::{
     AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountRecord,
     ExchangeAccountStatus, KekRecord, KekState, KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken,
-    NewExchangeAccount, NewSession, NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SealedEntry, SealedRef,
-    SecondFactorUse, SessionRecord, SignalOutcome, StoredKeyPermissions, ThrottleRule, TokenPurpose, UserRecord,
-    WebhookSecrets,
+    NewExchangeAccount, NewSession, NewSignal, NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SealedEntry,
+    SealedRef, SecondFactorUse, SessionRecord, SignalOutcome, StoredKeyPermissions, ThrottleRule, TokenPurpose,
+    UserRecord, WebhookSecrets,
 };
 
 /// What went wrong in a backend, phrased as what the caller should do about it.
@@ -336,6 +336,15 @@ pub trait Store: Send + Sync + fmt::Debug {
         dedupe_since: Timestamp,
         audit: &AuditRecord,
     ) -> StoreResult<bool>;
+
+    /// Records several signals in one transaction (one commit: the webhook routes' group commit),
+    /// each exactly as [`Store::record_signal`] would, in order — so of two identical bodies in one
+    /// batch the second is a replay. Each answer is the signal's own: `Ok(true)` recorded,
+    /// `Ok(false)` a replay, `Err(Conflict)` refused (nothing of it written).
+    ///
+    /// # Errors
+    /// Any other failure: then nothing of the batch is written.
+    async fn record_signals(&self, batch: &[NewSignal]) -> StoreResult<Vec<StoreResult<bool>>>;
 
     /// Signals still `pending` and due at `now` (`due_at <= now`) whose bot `node` leases at
     /// `now`, oldest first (by `received_at`, then the order they were recorded in), at most `limit`.

@@ -416,3 +416,12 @@ pub struct SignalOutcome {
     /// What came of it, in a sentence the signal log shows.
     pub outcome: String,
 }
+
+/// One signal of a batch for `Store::record_signals`: the arguments of `Store::record_signal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSignal {
+    pub signal: domain::Signal,
+    pub dedupe_key: [u8; 32],
+    pub dedupe_since: domain::Timestamp,
+    pub audit: AuditRecord,
+}

@@ -1569,7 +1569,49 @@ function botSettings(form) {
   if (form.elements.tsl_enabled.checked) body.tsl_enabled = true;
   const breakeven = form.elements.sl_to_breakeven_enabled;
   if (breakeven.checked && !breakeven.disabled) body.sl_to_breakeven_enabled = true;
+  return { ...body, ...webhookSettings(form, false) };
+}
+
+// ---- Webhook settings: the new-bot form and the bot page's settings form
+
+// The address allowlist as typed: one entry a line (commas and spaces separate too).
+function readAllowlist(text) {
+  return String(text).split(/[\s,;]+/).map((entry) => entry.trim()).filter(Boolean);
+}
+
+// The form's webhook settings under their API names. An empty field is left out when a bot is
+// created, and sent as null when it is edited (PATCH with null removes a setting). A value that is
+// not a whole number is sent as typed, so the API names the field.
+function webhookSettings(form, editing) {
+  const body = {};
+  const list = readAllowlist(form.elements.webhook_ip_allowlist.value);
+  if (list.length > 0) body.webhook_ip_allowlist = list;
+  else if (editing) body.webhook_ip_allowlist = null;
+  const lag = form.elements.webhook_max_lag_seconds.value.trim().replace(/[\s,_]/g, "");
+  if (lag !== "") body.webhook_max_lag_seconds = /^\d+$/.test(lag) ? Number(lag) : lag;
+  else if (editing) body.webhook_max_lag_seconds = null;
   return body;
+}
+
+// The stored webhook settings back in the form's fields.
+function fillWebhookFields(form, settings) {
+  const list = Array.isArray(settings.webhook_ip_allowlist) ? settings.webhook_ip_allowlist : [];
+  form.elements.webhook_ip_allowlist.value = list.join("\n");
+  const lag = settings.webhook_max_lag_seconds;
+  form.elements.webhook_max_lag_seconds.value = lag === undefined || lag === null ? "" : String(lag);
+}
+
+// "Add TradingView's addresses": the preset `tradingview` joins the list once.
+function bindTradingViewPreset(form) {
+  form.querySelector("[data-add-tradingview]").addEventListener("click", () => {
+    const area = form.elements.webhook_ip_allowlist;
+    const list = readAllowlist(area.value);
+    if (!list.some((entry) => entry.toLowerCase() === "tradingview")) {
+      area.value = [...list, "tradingview"].join("\n");
+      area.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    area.focus();
+  });
 }
 
 // The take-profit step rows: all four, and those in use (the others are hidden).
@@ -1815,8 +1857,22 @@ function previewParts(plan, pair, settings) {
   ];
 }
 
-// The market's last price as the start price, unless the person typed one. Read from the chart
-// the account's page draws (its root element names the last price).
+// A market's last price as a decimal string, or null. Read from the chart the account's page draws
+// (its root element names the last price).
+async function lastPrice(account, pair) {
+  try {
+    const url = `${ACCOUNTS_API}/${encodeURIComponent(account)}/chart.svg?${new URLSearchParams({ pair, limit: "2" })}`;
+    const res = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+    if (!res.ok) return null;
+    const svg = new DOMParser().parseFromString(await res.text(), "image/svg+xml");
+    const price = svg.documentElement.getAttribute("data-last-price");
+    return price && readAmount(price) !== null ? price : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+// The market's last price as the start price, unless the person typed one.
 async function prefillStartPrice() {
   const form = botForm;
   const input = form.elements.start_price;
@@ -1832,17 +1888,7 @@ async function prefillStartPrice() {
   if (listed.length > 0 && !listed.includes(pair)) return;
   if (input.dataset.typed === "true" || !account || !/^[A-Z0-9]+_[A-Z0-9]+$/.test(pair) || newBot.priceFor === wanted) return;
   newBot.priceFor = wanted;
-  let price = null;
-  try {
-    const url = `${ACCOUNTS_API}/${encodeURIComponent(account)}/chart.svg?${new URLSearchParams({ pair, limit: "2" })}`;
-    const res = await fetch(url, { credentials: "same-origin", cache: "no-store" });
-    if (res.ok) {
-      const svg = new DOMParser().parseFromString(await res.text(), "image/svg+xml");
-      price = svg.documentElement.getAttribute("data-last-price");
-    }
-  } catch (_) {
-    price = null;
-  }
+  const price = await lastPrice(account, pair);
   if (newBot.priceFor !== wanted || input.dataset.typed === "true") return;
   const help = form.querySelector("[data-start-price-help]");
   if (price && readAmount(price) !== null) {
@@ -1953,6 +1999,7 @@ async function createBot(form) {
   clearMessages(panel);
   panel.querySelector("[data-bot-created-title]").textContent = `“${bot.name}” is created${bot.enabled ? " and enabled" : ", disabled for now"}`;
   panel.querySelector("[data-webhook-secret]").textContent = bot.webhook_secret;
+  panel.dataset.botId = bot.id;
   panel.querySelector("[data-bot-link]").href = `/bots/${encodeURIComponent(bot.id)}`;
   panel.hidden = false;
   panel.focus();
@@ -2002,8 +2049,15 @@ function startBotsPage() {
       panel.querySelector("[data-copy-error]").textContent = "The browser did not allow copying. Select the secret and copy it by hand.";
     }
   });
+  panel.querySelector("[data-open-messages]").addEventListener("click", () => openMessagesWithSecret(panel));
+  window.addEventListener("message", answerSecretHandoff);
+  bindTradingViewPreset(form);
   // Leaving the page takes the secret with it.
-  window.addEventListener("pagehide", () => { panel.querySelector("[data-webhook-secret]").textContent = ""; });
+  window.addEventListener("pagehide", () => {
+    panel.querySelector("[data-webhook-secret]").textContent = "";
+    handoff.secret = "";
+    handoff.win = null;
+  });
   loadAccountsForBots(form).then(() => {
     loadMarkets(form).then(prefillStartPrice);
     loadBots();
@@ -2011,6 +2065,32 @@ function startBotsPage() {
     keepRefreshing(loadBots, () => false);
   });
   schedulePreview(0);
+}
+
+// The new bot's page in a new tab, handed the secret from this page's memory (postMessage between
+// two pages of this origin; nothing is stored, and nothing goes into an address): its alert
+// messages are then ready to paste. The bot's page asks (bulwark:webhook-secret?) once it runs;
+// only the tab opened here, asking for this bot, gets an answer, and only one.
+const handoff = { win: null, id: "", secret: "" };
+
+function openMessagesWithSecret(panel) {
+  clearMessages(panel);
+  handoff.id = panel.dataset.botId || "";
+  handoff.secret = panel.querySelector("[data-webhook-secret]").textContent;
+  handoff.win = window.open(`/bots/${encodeURIComponent(handoff.id)}#webhook-title`, "_blank");
+  if (!handoff.win) {
+    handoff.secret = "";
+    panel.querySelector("[data-copy-error]").textContent = "The browser did not open a new tab. Open the bot and paste the secret into its page instead.";
+  }
+}
+
+function answerSecretHandoff(event) {
+  const data = event.data;
+  if (event.origin !== window.location.origin || !handoff.win || event.source !== handoff.win || !handoff.secret) return;
+  if (!data || data.type !== "bulwark:webhook-secret?" || data.bot !== handoff.id) return;
+  handoff.win.postMessage({ type: "bulwark:webhook-secret", bot: handoff.id, secret: handoff.secret }, window.location.origin);
+  handoff.secret = "";
+  handoff.win = null;
 }
 
 // ---- One bot
@@ -2041,6 +2121,8 @@ const SETTING_LABELS = [
   ["max_active_deals", "Max active deals"],
   ["allowed_deals_on_same_pair", "Deals on the same pair"],
   ["strategy_list", "Deal start condition"],
+  ["webhook_ip_allowlist", "Webhook signals from"],
+  ["webhook_max_lag_seconds", "Refuse webhook signals older than", "s"],
 ];
 const SETTING_DEFAULTS = {
   base_order_volume_type: "quote_currency", safety_order_volume_type: "quote_currency",
@@ -2053,6 +2135,9 @@ const SETTING_WORDS = {
   stop_loss_type: { stop_loss: "close the deal", stop_loss_and_disable_bot: "close the deal and disable the bot" },
 };
 const SWITCH_SETTINGS = ["tsl_enabled", "sl_to_breakeven_enabled"];
+// A signal bot has no ladder: these settings are not its own (their defaults would mislead).
+const LADDER_SETTINGS = ["safety_order_volume", "safety_order_volume_type", "max_safety_orders", "active_safety_orders_count",
+  "safety_order_step_percentage", "martingale_step_coefficient", "martingale_volume_coefficient"];
 
 // `units` holds the bot's base and quote assets ("" when its pairs differ).
 function settingsFacts(settings, units) {
@@ -2061,19 +2146,27 @@ function settingsFacts(settings, units) {
   const assetOf = (type) => (type === "base_currency"
     ? units.base || "base"
     : units.quote || "quote");
+  const signalBot = settings.bot_type === "signal";
   for (const [name, label, unit] of SETTING_LABELS) {
+    if (signalBot && LADDER_SETTINGS.includes(name)) continue;
     let value = settings[name];
     if (name === "active_safety_orders_count" && value === undefined) value = settings.max_safety_orders;
     if (name === "stop_loss_timeout_in_seconds" && !settings.stop_loss_timeout_enabled) value = "off";
     if (name === "trailing_deviation" && !settings.trailing_enabled) value = "off";
     // With steps take_profit may be left out: it is the last step's profit.
     if (name === "take_profit" && (value === undefined || value === null) && steps.length > 0) value = steps[steps.length - 1].profit_percentage;
-    if (name === "strategy_list") value = Array.isArray(value) && value[0] ? value[0].strategy : "nonstop";
+    if (name === "strategy_list") value = signalBot ? "signals" : Array.isArray(value) && value[0] ? value[0].strategy : "nonstop";
+    if (name === "webhook_ip_allowlist") {
+      const list = Array.isArray(value) ? value : [];
+      value = list.length === 0 ? "any address"
+        : list.map((entry) => (String(entry).toLowerCase() === "tradingview" ? "TradingView’s addresses" : String(entry))).join(", ");
+    }
+    if (name === "webhook_max_lag_seconds" && (value === undefined || value === null)) value = "off";
     if (value === undefined || value === null) value = SETTING_DEFAULTS[name];
     if (SWITCH_SETTINGS.includes(name)) value = value === true ? "on" : "off";
     if (value === undefined) continue;
     let shown;
-    if (value === "off" || value === "on") shown = value;
+    if (value === "off" || value === "on" || name === "webhook_ip_allowlist") shown = value;
     else if (name === "take_profit_steps") shown = steps.length > 0 ? stepsText(steps) : "off";
     else if (name.endsWith("_volume_type")) {
       const inBase = value === "base_currency";
@@ -2085,7 +2178,7 @@ function settingsFacts(settings, units) {
       if (name === "trailing_deviation") shown += " back from the peak";
     }
     facts.push(el("dt", {}, label, " ", el("span", { class: "optional" }, `(${name})`)),
-      el("dd", { "data-setting": name, class: name === "take_profit_steps" ? "wrap" : null }, shown));
+      el("dd", { "data-setting": name, class: name === "take_profit_steps" || name === "webhook_ip_allowlist" ? "wrap" : null }, shown));
   }
   return facts;
 }
@@ -2108,6 +2201,7 @@ async function loadBotPage() {
   dca.bot = bot;
   dca.deals = dealsResult.data;
   renderBot(bot);
+  renderWebhook(bot);
   drawOnce(dcaPart("[data-deals-list]"), JSON.stringify(dca.deals), () => dealsTable(dca.deals, null));
   drawOnce(dcaPart("[data-profit-days]"), JSON.stringify(dca.deals.map((d) => [d.status, d.closed_at, d.profit_quote, d.pair])),
     () => profitDaysTable(dca.deals));
@@ -2164,8 +2258,9 @@ async function botCommand(button, path, body, done) {
 }
 
 async function startBotPage() {
-  dca.refresh = loadBotPage;
+  dca.refresh = () => Promise.all([loadBotPage(), loadSignals()]);
   bindDcaReveal();
+  startWebhook();
   dcaPart("[data-bot-enable]").addEventListener("click", (event) => botCommand(event.currentTarget, "enable", undefined, (bot, ok) => {
     ok.textContent = "Enabled: the bot starts deals by its start condition.";
   }));
@@ -2189,6 +2284,491 @@ async function startBotPage() {
     }
   }
   keepRefreshing(loadBotPage, () => (dca.deals || []).some((d) => !FINISHED.has(d.status)));
+  await loadSignals();
+  // Signals arrive from outside at any time: the log follows every few seconds.
+  keepRefreshing(loadSignals, () => true);
+}
+
+// ---- One bot's TradingView webhook
+
+// The webhook section of the bot page: the URLs (this page's origin), the alert messages in both
+// 3Commas formats, a test signal sent exactly as TradingView sends one, the signal log, rotation and
+// the webhook settings. The secret is known only when the person fills it in, or from a rotation
+// or the bots page right after creation; it lives in `hook.secret`, this page's memory, and is sent
+// nowhere but inside a test signal to the webhook URL.
+const hook = { secret: "", settingsFilled: false, pending: new Set() };
+const SECRET_PLACEHOLDER = "<webhook secret>";
+const SECRET_PATTERN = /^[0-9a-f]{64}$/i;
+const DCA_MESSAGES = ["start_deal", "close_at_market_price", "close_at_market_price_all", "add_funds_in_quote", "start_trailing"];
+const SIGNAL_ACTIONS = {
+  start_deal: "Start a deal",
+  close_at_market_price: "Close at market",
+  close_at_market_price_all: "Close all at market",
+  add_funds_in_quote: "Add funds",
+  start_trailing: "Start trailing",
+  buy: "Buy",
+  sell: "Sell",
+  enter_long: "Enter long",
+  exit_long: "Exit long",
+  enter_short: "Enter short",
+  exit_short: "Exit short",
+};
+const SIGNAL_STATES = { pending: null, done: "ok", refused: "danger", expired: "warn" };
+
+function hookPart(selector) {
+  return dcaPart(`[data-webhook] ${selector}`);
+}
+
+function webhookUrl(format) {
+  const section = dcaPart("[data-webhook]");
+  return `${window.location.origin}${format === "signal" ? section.dataset.signalPath : section.dataset.dcaPath}`;
+}
+
+// TradingView reaches only ports 80 and 443: a page served elsewhere says so.
+function reflectWebhookUrls() {
+  for (const format of ["dca", "signal"]) hookPart(`[data-webhook-url="${format}"]`).textContent = webhookUrl(format);
+  const note = hookPart("[data-webhook-port-note]");
+  const { protocol, port, host } = window.location;
+  const https = protocol === "https:" && (port === "" || port === "443");
+  const local = /^(localhost|127\.|\[::1\]|10\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.)/.test(host);
+  note.hidden = https && !local;
+  if (!https) {
+    note.textContent = `This page is at ${window.location.origin}, which TradingView cannot post to (${protocol === "https:" ? `port ${port}` : "plain HTTP"}). `
+      + "Use the public HTTPS address of this server in the alert instead; a test signal from this page still works.";
+  } else if (local) {
+    note.textContent = `This page is at ${window.location.origin}, a private address TradingView cannot reach. Use this server’s public HTTPS address in the alert.`;
+  }
+}
+
+function botDirection(bot) {
+  return (bot.settings || {}).strategy === "short" ? "short" : "long";
+}
+
+function hookPair(bot) {
+  const select = hookPart("[data-webhook-pair]");
+  return bot.pairs.includes(select.value) ? select.value : bot.pairs[0];
+}
+
+// One message as [name, value, raw] fields; `raw` values are JSON numbers written as typed.
+function messageFields(kind, bot, secret) {
+  const settings = bot.settings || {};
+  const pair = hookPair(bot);
+  if (kind === "signal_enter" || kind === "signal_exit") {
+    const lag = settings.webhook_max_lag_seconds;
+    return [
+      ["secret", secret || SECRET_PLACEHOLDER],
+      ["bot_uuid", bot.id],
+      ["action", `${kind === "signal_enter" ? "enter" : "exit"}_${botDirection(bot)}`],
+      ["timestamp", "{{timenow}}"],
+      ["max_lag", String(lag === undefined || lag === null ? 300 : lag)],
+      ["trigger_price", "{{close}}"],
+      ["tv_exchange", "{{exchange}}"],
+      ["tv_instrument", "{{ticker}}"],
+    ];
+  }
+  const fields = [
+    ["message_type", "bot"],
+    ["bot_id", bot.id],
+    ["email_token", secret || SECRET_PLACEHOLDER],
+    ["delay_seconds", "0", true],
+    ["pair", pair],
+  ];
+  // A bot with a lag refuses DCA-format messages that do not say when they were sent.
+  if (settings.webhook_max_lag_seconds !== undefined && settings.webhook_max_lag_seconds !== null) fields.push(["timestamp", "{{timenow}}"]);
+  if (kind !== "start_deal") fields.push(["action", kind]);
+  if (kind === "add_funds_in_quote") {
+    const { quote } = pairParts(pair);
+    const volume = readAmount(hookPart("#webhook-volume").value);
+    fields.push(volume !== null && !isZero(volume) ? ["volume", volume, true] : ["volume", `<volume in ${quote || "quote"}>`]);
+    const price = readAmount(hookPart("#webhook-price").value);
+    if (price !== null && !isZero(price)) fields.push(["price", price, true]);
+  }
+  return fields;
+}
+
+function messageText(fields) {
+  const lines = fields.map(([name, value, raw]) => `  ${JSON.stringify(name)}: ${raw ? value : JSON.stringify(String(value))}`);
+  return `{\n${lines.join(",\n")}\n}`;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+// The messages, with the secret when it is known, for the chosen pair.
+function renderMessages() {
+  const bot = dca.bot;
+  if (!bot) return;
+  const settings = bot.settings || {};
+  const direction = botDirection(bot);
+  for (const box of dca.root.querySelectorAll("[data-webhook] [data-message]")) {
+    setText(box.querySelector("[data-message-text]"), messageText(messageFields(box.dataset.message, bot, hook.secret)));
+  }
+  const strategy = Array.isArray(settings.strategy_list) && settings.strategy_list[0] ? settings.strategy_list[0].strategy : "nonstop";
+  const startNote = strategy !== "trading_view"
+    ? `This bot’s start condition is “${strategy}”, so a start message is recorded and refused: deals start by alert only with the start condition “TradingView” (trading_view).`
+    : bot.enabled
+      ? `Starts a deal on ${marketName(hookPair(bot))}, within the bot’s limits (max active deals, deals on the same pair).`
+      : "The bot is disabled: a start message is refused until you enable it.";
+  setText(hookPart('[data-message="start_deal"] [data-message-note]'), startNote);
+  setText(hookPart('[data-message="start_trailing"] [data-message-note]'), settings.trailing_enabled
+    ? "Starts trailing the take profit of the open deal on the pair from the current price, when the trailing exit from there is still above the average price."
+    : "This bot has no trailing take profit (trailing_enabled), so this message is refused.");
+  const enter = `enter_${direction}`;
+  const exit = `exit_${direction}`;
+  setText(hookPart('[data-message="signal_enter"] [data-message-title]'), `Signal bot: ${enter}`);
+  setText(hookPart('[data-message="signal_exit"] [data-message-title]'), `Signal bot: ${exit}`);
+  const enterNote = bot.type === "signal"
+    ? `Opens a position: a deal of the bot’s base order size on the chart’s pair${bot.enabled ? "" : " (refused while the bot is disabled)"}.`
+    : strategy === "trading_view"
+      ? "Starts a deal, like “Start a deal”."
+      : "Starts a deal like “Start a deal”; refused while the start condition is not TradingView.";
+  setText(hookPart('[data-message="signal_enter"] [data-message-note]'), enterNote);
+  setText(hookPart('[data-message="signal_exit"] [data-message-note]'), "Closes the bot’s open deals on the chart’s pair at market.");
+  setText(hookPart('#test-message option[value="signal_enter"]'), `Signal bot: ${enter}`);
+  setText(hookPart('#test-message option[value="signal_exit"]'), `Signal bot: ${exit}`);
+  const { quote } = pairParts(hookPair(bot));
+  dca.root.querySelectorAll("[data-webhook-quote]").forEach((n) => setText(n, quote || "quote"));
+}
+
+// A signal bot takes the Signal-bot message only: the DCA-bot format's URL, messages and test
+// choices are not offered for it.
+function reflectBotType(bot) {
+  const signalBot = bot.type === "signal";
+  dca.root.querySelectorAll('[data-webhook] [data-format="dca"]').forEach((node) => {
+    node.hidden = signalBot;
+    if (node.tagName === "OPTION") node.disabled = signalBot;
+  });
+  const select = hookPart("#test-message");
+  if (signalBot && select.selectedOptions[0] && select.selectedOptions[0].disabled) select.value = "signal_enter";
+  setText(hookPart("[data-webhook-pair-label]"), signalBot ? "Pair of the test signals" : "Pair of the DCA-bot messages and test signals");
+  setText(hookPart("[data-signal-intro]"), signalBot
+    ? "A signal bot takes 3Commas’ Signal-bot format (to the Signal-bot URL): TradingView fills in the {{…}} placeholders when the alert fires, and the pair is the one of the chart the alert is made on."
+    : "3Commas’ Signal-bot format (to the second URL): TradingView fills in the {{…}} placeholders when the alert fires, and the pair is the one of the chart the alert is made on.");
+}
+
+function renderWebhook(bot) {
+  reflectBotType(bot);
+  const box = hookPart("[data-webhook-pair-box]");
+  box.hidden = bot.pairs.length < 2;
+  const select = hookPart("[data-webhook-pair]");
+  if (select.dataset.sig !== bot.pairs.join(",")) {
+    const chosen = select.value;
+    select.dataset.sig = bot.pairs.join(",");
+    select.replaceChildren(...bot.pairs.map((p) => el("option", { value: p }, marketName(p))));
+    if (bot.pairs.includes(chosen)) select.value = chosen;
+  }
+  const volume = hookPart("#webhook-volume");
+  const settings = bot.settings || {};
+  if (!volume.dataset.filled && settings.base_order_volume && settings.base_order_volume_type !== "base_currency") {
+    volume.dataset.filled = "true";
+    volume.value = String(settings.base_order_volume);
+  }
+  const form = dcaPart("[data-webhook-settings]");
+  if (!hook.settingsFilled) {
+    hook.settingsFilled = true;
+    fillWebhookFields(form, settings);
+  }
+  renderMessages();
+}
+
+// The secret for the messages: from the field, a rotation, or the bots page right after creation.
+function useSecret(secret, said) {
+  hook.secret = secret;
+  const form = hookPart("[data-secret-form]");
+  clearMessages(form);
+  form.elements.webhook_secret.value = secret;
+  hookPart("[data-secret-ok]").textContent = said;
+  renderMessages();
+}
+
+// The field as typed: a whole secret fills the messages at once; `strict` (on "Fill in") also says
+// what is wrong with anything else.
+function readSecretField(strict) {
+  const form = hookPart("[data-secret-form]");
+  const input = form.elements.webhook_secret;
+  const value = input.value.trim();
+  clearMessages(form);
+  hookPart("[data-secret-ok]").textContent = "";
+  if (SECRET_PATTERN.test(value)) {
+    hook.secret = value.toLowerCase();
+    hookPart("[data-secret-ok]").textContent = "The messages below carry your secret now. It stays in this page only.";
+  } else {
+    hook.secret = "";
+    if (strict) {
+      showError(form, "webhook_secret", value === ""
+        ? "Paste the bot’s webhook secret first."
+        : "That is not a webhook secret: it is 64 characters, 0–9 and a–f, as shown when the bot was created or its secret rotated.");
+    }
+  }
+  renderMessages();
+}
+
+function forgetSecret() {
+  hook.secret = "";
+  const form = hookPart("[data-secret-form]");
+  form.elements.webhook_secret.value = "";
+  clearMessages(form);
+  hookPart("[data-secret-ok]").textContent = "";
+  renderMessages();
+}
+
+async function copyText(text, said) {
+  const ok = hookPart("[data-copy-ok]");
+  const error = hookPart("[data-copy-error]");
+  ok.textContent = "";
+  error.textContent = "";
+  try {
+    await navigator.clipboard.writeText(text);
+    ok.textContent = said;
+  } catch (_) {
+    error.textContent = "The browser did not allow copying. Select the text and copy it by hand.";
+  }
+}
+
+// What a test signal will do, asked before it is sent: it acts for real.
+function testQuestion(kind, bot) {
+  const market = marketName(hookPair(bot));
+  const account = dca.accountName ? `“${dca.accountName}”` : "the bot’s exchange account";
+  const { quote } = pairParts(hookPair(bot));
+  const volume = readAmount(hookPart("#webhook-volume").value);
+  const price = readAmount(hookPart("#webhook-price").value);
+  const enter = kind === "start_deal" || kind === "signal_enter";
+  const what = {
+    close_at_market_price: `Bulwark closes this bot’s open deals on ${market} at the market price.`,
+    close_at_market_price_all: "Bulwark closes every open deal of this bot at the market price.",
+    add_funds_in_quote: `Bulwark adds ${grouped(volume || "0")} ${quote} to the open deal on ${market}${price ? `, as a limit order at ${grouped(price)}` : " at market"}.`,
+    start_trailing: `Bulwark starts trailing the take profit of the open deal on ${market}.`,
+    signal_exit: `Bulwark closes this bot’s open deals on ${market} at the market price.`,
+  }[kind];
+  const effect = enter
+    ? `Bulwark starts a deal on ${market} and places its orders on ${account}.`
+    : what;
+  return `Send this test signal for real? ${effect} It is sent as TradingView would send it; only the secret makes it count.`;
+}
+
+// The message as TradingView sends it: placeholders filled in (the time, the pair's last price,
+// the exchange and the ticker of the chosen pair). A price that cannot be read leaves trigger_price out.
+async function testBody(kind, bot) {
+  const pair = hookPair(bot);
+  const { base, quote } = pairParts(pair);
+  const needsPrice = messageFields(kind, bot, hook.secret).some(([, value]) => value === "{{close}}");
+  const price = needsPrice ? await lastPrice(bot.exchange_account_id, pair) : null;
+  const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+  const filled = {
+    "{{timenow}}": now,
+    "{{close}}": price,
+    // Bulwark trades Binance's spot markets (the paper market copies them).
+    "{{exchange}}": "BINANCE",
+    "{{ticker}}": `${base}${quote}`,
+  };
+  const fields = messageFields(kind, bot, hook.secret)
+    .map(([name, value, raw]) => [name, Object.hasOwn(filled, value) ? filled[value] : value, raw])
+    .filter(([, value]) => value !== null);
+  return messageText(fields);
+}
+
+async function sendTestSignal(form) {
+  const ok = hookPart("[data-test-ok]");
+  const error = hookPart("[data-test-error]");
+  ok.textContent = "";
+  error.textContent = "";
+  const bot = dca.bot;
+  if (!bot) return;
+  const kind = form.elements.message.value;
+  if (!hook.secret) {
+    error.textContent = "Fill in your secret first: a signal without it is refused (401 invalid_token), and nothing happens.";
+    hookPart("#webhook-secret").focus();
+    return;
+  }
+  const volume = readAmount(hookPart("#webhook-volume").value);
+  if (kind === "add_funds_in_quote" && (volume === null || isZero(volume))) {
+    error.textContent = "Write the volume to add in the “Add funds” message first, such as 25.";
+    hookPart("#webhook-volume").focus();
+    return;
+  }
+  if (!window.confirm(testQuestion(kind, bot))) return;
+  const button = form.querySelector("[data-test-send]");
+  button.disabled = true;
+  const format = kind.startsWith("signal_") ? "signal" : "dca";
+  let status = 0;
+  let data = null;
+  try {
+    const res = await fetch(webhookUrl(format), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: await testBody(kind, bot),
+      credentials: "omit",
+      cache: "no-store",
+      redirect: "error",
+      referrerPolicy: "no-referrer",
+    });
+    status = res.status;
+    try { data = await res.json(); } catch (_) { data = null; }
+  } catch (_) {
+    status = 0;
+  }
+  button.disabled = false;
+  if (status === 202 && data && data.signal_id) {
+    ok.replaceChildren(`Accepted (202): signal `, el("code", { "data-test-signal": data.signal_id }, data.signal_id),
+      ". Bulwark acts on it in a moment; the log below shows what came of it.");
+    hook.pending.add(data.signal_id);
+  } else if (status === 0) {
+    error.textContent = "The webhook URL could not be reached from this browser.";
+  } else {
+    const code = data && data.error ? ` ${data.error}` : "";
+    error.textContent = `Refused (${status}${code}): ${data && data.message ? data.message : "no explanation came with the answer."}`;
+  }
+  await loadSignals();
+}
+
+function signalActionCell(signal) {
+  const params = signal.params || {};
+  const { quote } = pairParts(signal.pair || "");
+  const extra = [];
+  if (params.volume !== undefined && params.volume !== null) extra.push(" +", amountText(params.volume), quote ? ` ${quote}` : "");
+  if (params.price !== undefined && params.price !== null) extra.push(` at ${grouped(params.price)}`);
+  if (params.order && params.order.amount !== undefined) {
+    extra.push(" order ", amountText(params.order.amount), params.order.currency_type ? ` (${params.order.currency_type})` : "");
+  }
+  return el("td", {}, SIGNAL_ACTIONS[signal.action] || signal.action, ...extra, el("span", { class: "sub" }, signal.action));
+}
+
+function signalsTable(signals) {
+  if (signals.length === 0) return el("p", { class: "help" }, "No signals yet. Send a test signal above, or set up an alert.");
+  return table([["Received"], ["Action"], ["Pair"], ["State"], ["Outcome"], ["From"]], signals.map((signal) => {
+    const delayed = signal.state === "pending" && signal.due_at && signal.due_at !== signal.received_at;
+    return el("tr", { "data-signal-row": signal.id, "data-signal-state": signal.state },
+      el("td", {}, timeEl(signal.received_at)),
+      signalActionCell(signal),
+      el("td", {}, signal.pair ? marketName(signal.pair) : "—"),
+      el("td", { "data-col": "state" }, pill(signal.state, SIGNAL_STATES[signal.state])),
+      el("td", { class: "signal-outcome", "data-col": "outcome" }, signal.outcome
+        || (delayed ? el("span", {}, "Waits until ", timeEl(signal.due_at), " (delay_seconds).") : signal.state === "pending" ? "Being acted on." : "")),
+      el("td", { class: "mono" }, signal.source_ip));
+  }));
+}
+
+async function loadSignals() {
+  const run = dcaRun("signals");
+  const result = await api("GET", `${BOTS_API}/${encodeURIComponent(dca.root.dataset.bot)}/signals${revealQuery()}`);
+  if (dca.runs.signals !== run) return;
+  const box = dcaPart("[data-signals-list]");
+  if (!result.ok || !Array.isArray(result.data)) {
+    drawOnce(box, `error ${result.status} ${describe(result)}`, () => el("p", { class: "form-error", role: "alert" }, describe(result)));
+    return;
+  }
+  drawOnce(box, JSON.stringify(result.data), () => signalsTable(result.data));
+  // A signal acted on may have started, closed or added to a deal: the deals follow at once.
+  const pending = new Set(result.data.filter((s) => s.state === "pending").map((s) => s.id));
+  const settled = [...hook.pending].some((id) => !pending.has(id));
+  hook.pending = pending;
+  if (settled) await loadBotPage();
+}
+
+async function rotateSecret(button) {
+  const error = dcaPart("[data-rotate-error]");
+  error.textContent = "";
+  const name = dca.bot ? dca.bot.name : dca.root.dataset.botName;
+  if (!window.confirm(`Make a new webhook secret for “${name}”? The current one keeps working for 24 hours, so you can update your alerts; after that it is refused.`)) return;
+  button.disabled = true;
+  const result = await api("POST", `${BOTS_API}/${encodeURIComponent(dca.root.dataset.bot)}/rotate_webhook_secret`);
+  button.disabled = false;
+  if (!result.ok || !result.data || !result.data.webhook_secret) {
+    error.textContent = describe(result);
+    return;
+  }
+  const panel = dcaPart("[data-rotated]");
+  clearMessages(panel);
+  panel.querySelectorAll("[data-rotated-copy-ok], [data-rotated-copy-error]").forEach((n) => { n.textContent = ""; });
+  panel.querySelector("[data-rotated-secret]").textContent = result.data.webhook_secret;
+  panel.querySelector("[data-rotated-grace]").replaceChildren(
+    el("strong", {}, "The previous secret keeps working until "), timeEl(result.data.previous_valid_until),
+    el("strong", {}, " (24 hours)"), ": update your alerts before then; after that, alerts still carrying it are refused. ",
+    "A secret the kill switch revoked stays revoked.");
+  panel.hidden = false;
+  panel.focus();
+  useSecret(result.data.webhook_secret, "The messages below carry the new secret.");
+}
+
+async function saveWebhookSettings(form) {
+  clearMessages(form);
+  const ok = form.querySelector("[data-webhook-settings-ok]");
+  ok.textContent = "";
+  const button = form.querySelector('button[type="submit"]');
+  button.disabled = true;
+  const result = await api("PATCH", `${BOTS_API}/${encodeURIComponent(dca.root.dataset.bot)}`, webhookSettings(form, true));
+  button.disabled = false;
+  if (!result.ok) {
+    const field = result.data && result.data.field ? result.data.field : "_form";
+    if (markField(form, field, describe(result))) fieldInputs(form, field)[0].focus();
+    else showError(form, "_form", describe(result));
+    return;
+  }
+  fillWebhookFields(form, result.data.settings || {});
+  ok.textContent = "Saved. The alert messages above follow the new settings.";
+  await loadBotPage();
+}
+
+// Right after creation, the bots page that opened this tab hands over the secret it still shows.
+function askOpenerForSecret() {
+  const opener = window.opener;
+  if (!opener || opener === window) return;
+  const bot = dca.root.dataset.bot;
+  const answer = (event) => {
+    const data = event.data;
+    if (event.origin !== window.location.origin || event.source !== opener) return;
+    if (!data || data.type !== "bulwark:webhook-secret" || data.bot !== bot || !SECRET_PATTERN.test(String(data.secret))) return;
+    window.removeEventListener("message", answer);
+    useSecret(data.secret, "The messages below carry the secret the bots page showed when the bot was created.");
+  };
+  window.addEventListener("message", answer);
+  opener.postMessage({ type: "bulwark:webhook-secret?", bot }, window.location.origin);
+}
+
+function startWebhook() {
+  reflectWebhookUrls();
+  for (const format of ["dca", "signal"]) {
+    hookPart(`[data-copy-url="${format}"]`).addEventListener("click", () => copyText(webhookUrl(format), "Copied the webhook URL."));
+  }
+  dca.root.querySelectorAll("[data-webhook] [data-message]").forEach((box) => {
+    box.querySelector("[data-copy-message]").addEventListener("click", () => {
+      const title = box.querySelector("h4").textContent;
+      const text = box.querySelector("[data-message-text]").textContent;
+      copyText(text, hook.secret
+        ? `Copied the “${title}” message, with your secret.`
+        : `Copied the “${title}” message. It holds ${SECRET_PLACEHOLDER}: fill in your secret above first, or replace it in the alert.`);
+    });
+  });
+  const secretForm = hookPart("[data-secret-form]");
+  secretForm.addEventListener("submit", (event) => { event.preventDefault(); readSecretField(true); });
+  secretForm.elements.webhook_secret.addEventListener("input", () => readSecretField(false));
+  hookPart("[data-secret-forget]").addEventListener("click", forgetSecret);
+  hookPart("[data-webhook-pair]").addEventListener("change", renderMessages);
+  dca.root.querySelectorAll("[data-webhook] [data-message-field]").forEach((input) => input.addEventListener("input", renderMessages));
+  const testForm = hookPart("[data-test-form]");
+  testForm.addEventListener("submit", (event) => { event.preventDefault(); sendTestSignal(testForm); });
+  dcaPart("[data-rotate-secret]").addEventListener("click", (event) => rotateSecret(event.currentTarget));
+  const rotated = dcaPart("[data-rotated]");
+  rotated.querySelector("[data-copy-rotated]").addEventListener("click", async () => {
+    rotated.querySelectorAll("[data-rotated-copy-ok], [data-rotated-copy-error]").forEach((n) => { n.textContent = ""; });
+    try {
+      await navigator.clipboard.writeText(rotated.querySelector("[data-rotated-secret]").textContent);
+      rotated.querySelector("[data-rotated-copy-ok]").textContent = "Copied. Keep it where you keep passwords.";
+    } catch (_) {
+      rotated.querySelector("[data-rotated-copy-error]").textContent = "The browser did not allow copying. Select the secret and copy it by hand.";
+    }
+  });
+  const settingsForm = dcaPart("[data-webhook-settings]");
+  bindTradingViewPreset(settingsForm);
+  settingsForm.addEventListener("submit", (event) => { event.preventDefault(); saveWebhookSettings(settingsForm); });
+  // Leaving the page (or it going into the back-forward cache) takes the secret with it.
+  window.addEventListener("pagehide", () => {
+    forgetSecret();
+    rotated.querySelector("[data-rotated-secret]").textContent = "";
+    rotated.hidden = true;
+  });
+  askOpenerForSecret();
 }
 
 // ---- The deals page

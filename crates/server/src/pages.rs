@@ -355,6 +355,9 @@ fn event_label(kind: &str) -> &str {
         "exchange_key.ip_restriction_waived" => "IP restriction waived for an exchange key",
         "exchange_key.used" => "Order sent with an exchange key",
         "paper.reset" => "Paper account reset",
+        "bot.webhook_rotated" => "Bot webhook secret rotated",
+        "webhook.accepted" => "Webhook signal accepted",
+        "webhook.rejected" => "Webhook signal refused",
         other => other,
     }
 }
@@ -597,7 +600,10 @@ pub async fn bots(MaybeAuthed(authed): MaybeAuthed) -> Response {
     render(&BotsPage { viewer: Some(Viewer::of(&authed.user)), active: "bots" }, StatusCode::OK)
 }
 
-/// `GET /bots/{id}`: one bot (its settings, deals and profit, filled by app.js from the API).
+/// `GET /bots/{id}`: one bot (its settings, deals and profit, filled by app.js from the API) and its
+/// TradingView webhook: the URLs, the alert messages, a test signal, the signal log, rotation and
+/// the webhook settings. The page never holds the webhook secret (only its hash is stored); app.js
+/// shows a placeholder until the person fills the secret in.
 pub async fn bot(
     State(state): State<AppState>,
     MaybeAuthed(authed): MaybeAuthed,

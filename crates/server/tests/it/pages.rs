@@ -211,6 +211,11 @@ async fn bot_and_deal_pages_need_a_session() {
         "name=\"cooldown\"",
         "name=\"max_active_deals\"",
         "name=\"strategy_list\"",
+        "name=\"webhook_ip_allowlist\"",
+        "data-add-tradingview",
+        "name=\"webhook_max_lag_seconds\"",
+        "\"timestamp\": \"{{timenow}}\"",
+        "data-open-messages",
         "name=\"start_price\"",
         "data-preview",
         "won’t be shown again",
@@ -281,9 +286,38 @@ async fn a_bot_and_its_deal_have_pages_and_the_deal_chart_marks_its_orders() {
     assert_eq!(app.get(&bot_path, None).await.header("location"), Some("/"), "signed out");
     let page = app.get(&bot_path, Some(&cookie)).await;
     assert_eq!(page.status, 200, "{}", page.text);
-    for marker in
-        [&format!("data-bot=\"{bot}\""), "Start new deal", "Profit per day", "Webhook secret", "data-deals-list"]
-    {
+    for marker in [
+        &format!("data-bot=\"{bot}\""),
+        "Start new deal",
+        "Profit per day",
+        "data-deals-list",
+        // The webhook section: the paths app.js prefixes with the page's origin, the secret field,
+        // a message block per action of both formats, the test signal, the log, rotation and the
+        // webhook settings.
+        "TradingView webhook",
+        "data-dca-path=\"/trade_signal/trading_view\"",
+        "data-signal-path=\"/signal_bots/webhooks\"",
+        "ports 80 and 443",
+        "<label for=\"webhook-secret\">Fill in my secret</label>",
+        "&lt;webhook secret&gt;",
+        "data-message=\"start_deal\"",
+        "data-message=\"close_at_market_price\"",
+        "data-message=\"close_at_market_price_all\"",
+        "data-message=\"add_funds_in_quote\"",
+        "<label for=\"webhook-volume\">Volume to add",
+        "data-message=\"start_trailing\"",
+        "data-message=\"signal_enter\"",
+        "data-message=\"signal_exit\"",
+        "{{…}}",
+        "Send test signal",
+        "Bulwark acts on it for real",
+        "data-signals-list",
+        "Rotate secret",
+        "data-webhook-settings",
+        "<label for=\"webhook-setting-allowlist\">",
+        "<label for=\"webhook-setting-lag\">",
+        "data-add-tradingview",
+    ] {
         assert!(page.text.contains(marker), "{marker}");
     }
     assert!(!page.text.contains("Ladder <i>") && page.text.contains("Ladder &#60;i&#62;"), "the name is escaped");

@@ -167,7 +167,9 @@ impl ServerConfig {
             reset_token_ttl: Duration::from_secs(3600),
             password_policy: PasswordPolicy::default(),
             hash_params: HashParams::default(),
-            hash_concurrency: cores,
+            // One core is always left to everything else (webhooks, the runner): a sign-in flood
+            // must not starve them (B7). On one core, hashing still gets it.
+            hash_concurrency: cores.saturating_sub(1).max(1),
             hash_queue: 64 * cores,
             throttles: ThrottleConfig::default(),
             trusted_proxies: Vec::new(),

@@ -16,7 +16,9 @@
 //! found, the venue's clock is noted, and once it has passed that mark by the receive window and a
 //! second, no request signed before the mark can still be accepted, so the intent is `not_placed`
 //! and the engine asks for the order again under a new id. Nothing is ever resent under the same
-//! id, and an order whose answer was lost is never sent twice. A placement still on its way (its
+//! id — except a placement refused for the venue's rate limit, which was never placed: it is held
+//! for the wait and sent again (`resend_held`) —, and an order whose answer was lost is never sent
+//! twice. A placement still on its way (its
 //! intent saved, its request not yet answered) is never looked up: its first miss could come
 //! before its request is signed.
 
@@ -111,6 +113,10 @@ struct RunnerState {
     in_flight: HashSet<String>,
     /// Each deal's orders as last saved, so a save writes only the orders that changed.
     saved: HashMap<DealId, HashMap<String, OrderIntent>>,
+    /// Placements refused for the venue's rate limit (never placed), by client order id: the
+    /// venue and when to send them again (`resend_held`). Reconciliation leaves them alone; after
+    /// a restart they are ordinary pending intents and are looked up.
+    held: HashMap<String, (String, std::time::Instant)>,
     /// Signals this node has taken up, and when: each is handled by one path only (the signal task
     /// or the cycle). Kept for `SIGNAL_MEMORY`, far longer than a cycle's list can be stale.
     signals_taken: HashMap<SignalId, std::time::Instant>,
@@ -294,6 +300,7 @@ pub async fn cycle(state: &AppState) -> Result<(), ApiError> {
         sync_bots(state, &mut rs).await?;
     }
     tick_prices(state).await?;
+    resend_held(state).await?;
     reconcile(state).await?;
     due_signals(state).await?;
     let venues: Vec<String> = state.runner.inner.lock().await.engines.keys().cloned().collect();
@@ -553,7 +560,10 @@ async fn reconcile(state: &AppState) -> Result<(), ApiError> {
             for book in engine.deals() {
                 for order in &book.orders {
                     match order.state {
-                        IntentState::Pending if !rs.in_flight.contains(&order.client_order_id) => {
+                        IntentState::Pending
+                            if !rs.in_flight.contains(&order.client_order_id)
+                                && !rs.held.contains_key(&order.client_order_id) =>
+                        {
                             if let Some(link) = rs.accounts.get(&order.exchange_account_id) {
                                 pending.push((venue.clone(), Arc::clone(&link.exchange), order.clone()));
                             }
@@ -768,6 +778,8 @@ struct Outcome {
     events: Vec<Event>,
     disable: Option<(BotId, String)>,
     ticker: Option<Ticker>,
+    /// Not sent, for the venue's rate limit: hold the placement this long, then send it again.
+    held: Option<Duration>,
 }
 
 /// Feeds `event` to a venue's engine, then everything that follows from it: under the runner's
@@ -896,35 +908,98 @@ async fn process_signal(
         if jobs.is_empty() {
             continue;
         }
-        let finished = carry_out(state, jobs).await;
-        let mut guard = state.runner.inner.lock().await;
-        let rs = &mut *guard;
-        // Every placement is answered (or left pending) now: none is in flight any more, even if a
-        // store failure below ends this early.
-        for (order, _) in &finished {
-            rs.in_flight.remove(&order.client_order_id);
-        }
-        let mut failure = None;
-        for (order, outcome) in finished {
-            match outcome {
-                Ok(outcome) => {
-                    if let Some(ticker) = outcome.ticker {
-                        rs.tickers.insert((venue.to_owned(), order.pair.clone()), ticker);
-                    }
-                    if let Some((bot, reason)) = outcome.disable {
-                        disable_bot(state, rs, venue, bot, &reason).await?;
-                    }
-                    queue.extend(outcome.events);
-                }
-                // The intent stays as saved (pending: the next cycle looks it up).
-                Err(err) => failure = Some(err),
-            }
-        }
-        if let Some(err) = failure {
-            return Err(err);
-        }
+        let answers = carry_out(state, jobs).await;
+        queue.extend(take_answers(state, venue, answers).await?);
     }
     Ok((touched, finished))
+}
+
+/// Takes the answers of carried-out jobs under the runner's lock: none is in flight any more,
+/// placements refused for the venue's rate limit are held for their wait, and the events they gave
+/// are returned (none when a store failure ends this early: the intents stay as saved, pending,
+/// and the next cycle looks them up).
+async fn take_answers(
+    state: &AppState,
+    venue: &str,
+    answers: Vec<(OrderIntent, Result<Outcome, ApiError>)>,
+) -> Result<Vec<Event>, ApiError> {
+    let mut guard = state.runner.inner.lock().await;
+    let rs = &mut *guard;
+    // Every placement is answered (or left pending) now: none is in flight any more, even if a
+    // store failure below ends this early.
+    for (order, _) in &answers {
+        rs.in_flight.remove(&order.client_order_id);
+    }
+    let mut events = Vec::new();
+    let mut failure = None;
+    for (order, outcome) in answers {
+        match outcome {
+            Ok(outcome) => {
+                if let Some(wait) = outcome.held {
+                    let until = std::time::Instant::now() + wait;
+                    rs.held.insert(order.client_order_id.clone(), (venue.to_owned(), until));
+                }
+                if let Some(ticker) = outcome.ticker {
+                    rs.tickers.insert((venue.to_owned(), order.pair.clone()), ticker);
+                }
+                if let Some((bot, reason)) = outcome.disable {
+                    disable_bot(state, rs, venue, bot, &reason).await?;
+                }
+                events.extend(outcome.events);
+            }
+            Err(err) => failure = Some(err),
+        }
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(events),
+    }
+}
+
+/// Sends again the placements held for the venue's rate limit whose wait is over — under their
+/// own client order id: the adapter refused to send them, or the venue answered 429 (a request it
+/// rejected), so none was ever placed. One the engine no longer wants (canceled meanwhile) is left
+/// to reconciliation, which looks it up like any pending intent.
+async fn resend_held(state: &AppState) -> Result<(), ApiError> {
+    let mut by_venue: HashMap<String, Vec<Job>> = HashMap::new();
+    {
+        let mut guard = state.runner.inner.lock().await;
+        let rs = &mut *guard;
+        let now = std::time::Instant::now();
+        let due: Vec<(String, String)> = rs
+            .held
+            .iter()
+            .filter(|(_, (_, until))| *until <= now)
+            .map(|(id, (v, _))| (id.clone(), v.clone()))
+            .collect();
+        for (id, venue) in due {
+            rs.held.remove(&id);
+            let Some(engine) = rs.engines.get(&venue) else { continue };
+            let Some(book) = engine.deal_of_order(&id).and_then(|deal| engine.deal(deal)) else { continue };
+            let Some(order) = book.order(&id).cloned() else { continue };
+            if order.state != IntentState::Pending || order.cancel_requested || book.deal.status.is_finished() {
+                continue;
+            }
+            let Some(link) = rs.accounts.get(&order.exchange_account_id) else { continue };
+            rs.in_flight.insert(id.clone());
+            let job = Job {
+                command: Command::Place(id),
+                exchange: Arc::clone(&link.exchange),
+                record: link.record.clone(),
+                bot: book.deal.bot_id,
+                ticker: rs.tickers.get(&(venue.clone(), order.pair.clone())).cloned(),
+                order,
+            };
+            by_venue.entry(venue).or_default().push(job);
+        }
+    }
+    for (venue, jobs) in by_venue {
+        let answers = carry_out(state, jobs).await;
+        for event in take_answers(state, &venue, answers).await? {
+            process(state, &venue, event).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Carries out jobs: each account's in order under its lock, accounts side by side.
@@ -973,6 +1048,7 @@ async fn place(state: &AppState, job: &Job) -> Result<Outcome, ApiError> {
         events: vec![Event::Refused { client_order_id: order.client_order_id.clone(), reason }],
         disable: disable.map(|code| (bot, code.to_owned())),
         ticker: None,
+        held: None,
     };
     if record.status != ExchangeAccountStatus::Active {
         let reason = "account_paused: trading on this exchange account is paused; check the key again".to_owned();
@@ -982,6 +1058,9 @@ async fn place(state: &AppState, job: &Job) -> Result<Outcome, ApiError> {
         Some(ticker) => (ticker.clone(), None),
         None => match exchange.ticker(&order.pair).await {
             Ok(ticker) => (ticker.clone(), Some(ticker)),
+            Err(ExchangeError::RateLimited { retry_after } | ExchangeError::IpBanned { retry_after }) => {
+                return Ok(Outcome { held: Some(retry_after), ..Outcome::default() });
+            }
             // Left pending: the next cycle looks it up and, not finding it, asks again.
             Err(_) => return Ok(Outcome::default()),
         },
@@ -1016,6 +1095,13 @@ async fn place(state: &AppState, job: &Job) -> Result<Outcome, ApiError> {
             | ExchangeError::InvalidApiKey { .. }
             | ExchangeError::InvalidSignature),
         ) => return Ok(Outcome { ticker: fetched, ..refused(format!("venue_refused: {err}"), None) }),
+        // Refused before it was sent (the adapter's weight budget) or by the venue's 429: never
+        // placed. Held and sent again after the wait, rather than looked up — lookups would spend
+        // the weight the wait is for.
+        Err(ExchangeError::RateLimited { retry_after } | ExchangeError::IpBanned { retry_after }) => {
+            tracing::info!(order = %order.client_order_id, wait_s = retry_after.as_secs(), "an order is held for the venue's rate limit");
+            return Ok(Outcome { held: Some(retry_after), ticker: fetched, ..Outcome::default() });
+        }
         Err(err) => {
             // Unknown outcome or not sent (rate limit, unreachable): the intent stays pending and the
             // next cycle resolves it by lookup.
@@ -1023,7 +1109,7 @@ async fn place(state: &AppState, job: &Job) -> Result<Outcome, ApiError> {
             Vec::new()
         }
     };
-    Ok(Outcome { events, disable: None, ticker: fetched })
+    Ok(Outcome { events, disable: None, ticker: fetched, held: None })
 }
 
 fn request_of(order: &OrderIntent) -> Option<OrderRequest> {

@@ -701,3 +701,37 @@ async fn rotating_a_webhook_secret_keeps_the_old_one_for_a_day() {
     let unchanged = app.store.webhook_secrets(bot.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(unchanged, secrets);
 }
+
+/// A placement refused for the venue's rate limit (429 with Retry-After, or the adapter's own
+/// weight budget after it) was never placed: it is held and sent once the wait is over, under its
+/// own client order id — not looked up (which would spend the weight the wait is for) and not
+/// declared `not_placed` and asked again under a new id. Found by the B4/B5 benchmarks.
+#[tokio::test]
+async fn a_placement_refused_for_the_rate_limit_is_held_then_sent_once() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = app.signed_in("rate-limited@example.com", PASSWORD).await;
+    let account = paper_account(&app, &cookie, json!({"USDT": "10000"})).await;
+    price(&app, 30_000);
+    let body = json!({"max_safety_orders": 1, "active_safety_orders_count": 1});
+    // A first deal makes the pair's market and price known to the runner.
+    let first = create_bot(&app, &cookie, bot_body(&account, body.clone())).await;
+    let deal = start(&app, &cookie, &first).await;
+    wait_deal(&app, &cookie, &deal, "the first deal to buy", |d| d["status"] == "bought").await;
+    let bot = create_bot(&app, &cookie, bot_body(&account, body)).await;
+    // Whatever the runner sends next (a price, a poll or the order) is answered 429: the adapter
+    // pauses for 2 s, so the base order is refused, before or at the venue's door.
+    app.venue.paper.inject(exchange_sim::Fault::RateLimited { retry_after_secs: 2 });
+    app.venue.paper.clear_request_log();
+    let deal = start(&app, &cookie, &bot).await;
+    let bought = wait_deal(&app, &cookie, &deal, "the held base order to fill", |d| d["status"] == "bought").await;
+    let bases = orders(&bought, "base");
+    assert_eq!(bases.len(), 1, "one base order, sent once its wait was over: {bought:#}");
+    assert_eq!(bases[0]["state"], "filled");
+    let id = bases[0]["client_order_id"].as_str().unwrap();
+    let log = app.venue.paper.request_log();
+    let lookups = log.iter().filter(|r| r.method == "GET" && r.path == "/api/v3/order" && r.query.contains(id)).count();
+    assert_eq!(lookups, 0, "a held order is never looked up");
+    let refused = log.iter().filter(|r| r.status == Some(429)).count();
+    assert_eq!(refused, 1, "the fault fired once");
+    assert_sent_once(&app, &bought, false);
+}

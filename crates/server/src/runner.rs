@@ -235,6 +235,14 @@ async fn on_pushed(state: &AppState, account: ExchangeAccountId, event: OrderEve
         let Some(order) = engine.deal(deal).and_then(|b| b.order(&event.client_order_id)).cloned() else {
             return Ok(());
         };
+        // Already settled as the event says, or its placement's answer (which carries the fills and
+        // their fees) is still on its way: nothing to add, and reading the fees from the trade
+        // history would cost a request of weight 20 per order. A lost answer is looked up.
+        if (order.state.is_final() && order.executed_qty == event.executed_qty)
+            || rs.in_flight.contains(&event.client_order_id)
+        {
+            return Ok(());
+        }
         (venue, exchange, order)
     };
     let report = OrderReport {

@@ -372,6 +372,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn buy_and_sell_start_deals_only_on_their_side() {
+        use SignalAction as A;
+        for strategy in [Strategy::Long, Strategy::Short] {
+            for action in [A::StartDeal, A::EnterLong, A::EnterShort] {
+                assert!(action.starts_deal(strategy), "{action:?} {strategy:?}");
+            }
+            for action in [A::CloseAtMarketPrice, A::CloseAtMarketPriceAll, A::AddFundsInQuote, A::StartTrailing] {
+                assert!(!action.starts_deal(strategy), "{action:?} {strategy:?}");
+            }
+            assert!(!A::ExitLong.starts_deal(strategy) && !A::ExitShort.starts_deal(strategy));
+        }
+        assert!(A::Buy.starts_deal(Strategy::Long) && !A::Buy.starts_deal(Strategy::Short), "buy exits a short bot");
+        assert!(A::Sell.starts_deal(Strategy::Short) && !A::Sell.starts_deal(Strategy::Long), "sell exits a long bot");
+    }
+
+    #[test]
     fn names_read_back() {
         for status in DealStatus::ALL {
             assert_eq!(status.as_str().parse::<DealStatus>(), Ok(*status));
@@ -418,6 +434,19 @@ named_enum!(
         ExitShort = "exit_short",
     }
 );
+
+impl SignalAction {
+    /// Whether the action starts a deal on a bot trading `strategy`: a start signal, an entry, or
+    /// the Signal format's `buy` (long) / `sell` (short). Every other action acts on open deals.
+    pub fn starts_deal(self, strategy: Strategy) -> bool {
+        match self {
+            SignalAction::StartDeal | SignalAction::EnterLong | SignalAction::EnterShort => true,
+            SignalAction::Buy => strategy == Strategy::Long,
+            SignalAction::Sell => strategy == Strategy::Short,
+            _ => false,
+        }
+    }
+}
 
 named_enum!(
     /// Where a recorded signal stands.

@@ -1218,11 +1218,11 @@ fn signal_event(signal: &Signal, strategy: Strategy) -> Result<Event, String> {
     let bot = signal.bot_id;
     let pair = signal.pair.clone();
     let webhook = |pair: Option<Pair>, command| Event::Webhook { bot, pair, command };
-    let long = strategy == Strategy::Long;
+    if signal.action.starts_deal(strategy) {
+        return Ok(Event::Signal { bot, pair });
+    }
     Ok(match signal.action {
         SignalAction::StartDeal | SignalAction::EnterLong | SignalAction::EnterShort => Event::Signal { bot, pair },
-        SignalAction::Buy if long => Event::Signal { bot, pair },
-        SignalAction::Sell if !long => Event::Signal { bot, pair },
         SignalAction::CloseAtMarketPrice
         | SignalAction::ExitLong
         | SignalAction::ExitShort

@@ -32,7 +32,7 @@ use store::WebhookSecrets;
 use webhook::{DcaAction, DcaSignal, Freshness, PresentedSecret, Stale};
 
 use crate::ApiError;
-use crate::api::bots::{BotKind, bot_kind, bot_settings, webhook_settings};
+use crate::api::bots::{BotKind, stored_fields};
 use crate::config::WebhookConfig;
 use crate::extract::ClientInfo;
 use crate::rate::{Limiter, Refusal};
@@ -376,7 +376,10 @@ async fn accept(
         Rejection { error, user: Some(bot.user_id), detail, audit: true }
     };
 
-    let settings = webhook_settings(&bot.settings).map_err(|e| owned(e, json!({})))?;
+    // The stored settings, read once: the webhook settings, the kind and the direction.
+    let fields = stored_fields(&bot.settings).map_err(|e| owned(e, json!({})))?;
+    let settings = fields.webhook().map_err(|e| owned(e, json!({})))?;
+    let strategy = fields.strategy().map_err(|e| owned(e, json!({})))?;
     if !settings.allows(client.ip) {
         let error = ApiError::Refused {
             status: StatusCode::FORBIDDEN,
@@ -421,13 +424,11 @@ async fn accept(
         }
     }
 
-    let (pair, action) = fit(&bot, &parsed, format).map_err(|e| owned(e, json!({})))?;
+    let (pair, action) = fit(&bot, &parsed, format, fields.kind(), strategy).map_err(|e| owned(e, json!({})))?;
     let id = SignalId::from_random_bytes(state.random_16());
     // Starting on a disabled bot is refused at once (and shown in its signal log); the bot's other
     // commands still reach its open deals.
-    let starts = matches!(action, SignalAction::StartDeal | SignalAction::Buy | SignalAction::EnterLong)
-        || matches!(action, SignalAction::Sell | SignalAction::EnterShort) && is_short(&bot);
-    let (signal_state, outcome) = if starts && !bot.enabled {
+    let (signal_state, outcome) = if action.starts_deal(strategy) && !bot.enabled {
         (SignalState::Refused, Some("Not acted on: the bot is disabled.".to_owned()))
     } else {
         (SignalState::Pending, None)
@@ -474,14 +475,16 @@ async fn accept(
     Ok(id)
 }
 
-fn is_short(bot: &Bot) -> bool {
-    bot_settings(&bot.settings).is_ok_and(|s| s.dca.strategy() == Strategy::Short)
-}
-
 /// The pair a signal is for (checked against the bot's), and its action. A DCA bot takes both
-/// formats; a signal bot only its own.
-fn fit(bot: &Bot, parsed: &Parsed, format: Format) -> Result<(Option<Pair>, SignalAction), ApiError> {
-    if format == Format::Dca && bot_kind(&bot.settings)? == BotKind::Signal {
+/// formats; a signal bot (`kind`) only its own; the entries and exits must be the bot's `strategy`'s.
+fn fit(
+    bot: &Bot,
+    parsed: &Parsed,
+    format: Format,
+    kind: BotKind,
+    strategy: Strategy,
+) -> Result<(Option<Pair>, SignalAction), ApiError> {
+    if format == Format::Dca && kind == BotKind::Signal {
         return Err(invalid_signal(
             "message_type",
             "is the DCA-bot message; this is a signal bot: post the Signal-bot message to /signal_bots/webhooks.",
@@ -506,7 +509,7 @@ fn fit(bot: &Bot, parsed: &Parsed, format: Format) -> Result<(Option<Pair>, Sign
         }
         (None, None) => None,
     };
-    let short = is_short(bot);
+    let short = strategy == Strategy::Short;
     let action = parsed.action;
     let wrong_side = match action {
         SignalAction::EnterLong | SignalAction::ExitLong => short,

@@ -326,6 +326,14 @@ impl SettingsFields {
         }
     }
 
+    /// `strategy`: long unless set.
+    pub fn strategy(&self) -> Result<Strategy, ApiError> {
+        match &self.strategy {
+            None => Ok(Strategy::Long),
+            Some(raw) => raw.parse().map_err(|err| settings_error(&err)),
+        }
+    }
+
     /// Marks the settings as a signal bot's (at creation).
     pub fn set_kind(&mut self, kind: BotKind) {
         self.bot_type = match kind {
@@ -395,10 +403,7 @@ impl SettingsFields {
             None => TakeProfitType::Total,
             Some(raw) => raw.parse().map_err(|err| settings_error(&err))?,
         };
-        let strategy = match &body.strategy {
-            None => Strategy::Long,
-            Some(raw) => raw.parse().map_err(|err| settings_error(&err))?,
-        };
+        let strategy = self.strategy()?;
         let steps = self.take_profit_steps()?;
         // Checked here as well as in `with_exits`, so that bad steps are named before the
         // `take_profit` that has to agree with them.
@@ -640,26 +645,16 @@ fn start_condition(list: &Value) -> Result<StartCondition, ApiError> {
 /// # Errors
 /// When the stored JSON is no longer valid settings.
 pub fn bot_settings(stored: &str) -> Result<BotSettings, ApiError> {
-    let fields: SettingsFields = serde_json::from_str(stored).map_err(ApiError::internal)?;
-    fields.bot_settings()
+    stored_fields(stored)?.bot_settings()
 }
 
-/// A stored bot's webhook settings.
+/// A bot's stored settings as fields, read once for whatever a caller needs of them (its kind,
+/// webhook settings, strategy) without building the whole plan.
 ///
 /// # Errors
 /// When the stored settings do not parse (a corrupt row).
-pub fn webhook_settings(stored: &str) -> Result<WebhookSettings, ApiError> {
-    let fields: SettingsFields = serde_json::from_str(stored).map_err(ApiError::internal)?;
-    fields.webhook()
-}
-
-/// A stored bot's kind.
-///
-/// # Errors
-/// When the stored settings do not parse (a corrupt row).
-pub fn bot_kind(stored: &str) -> Result<BotKind, ApiError> {
-    let fields: SettingsFields = serde_json::from_str(stored).map_err(ApiError::internal)?;
-    Ok(fields.kind())
+pub fn stored_fields(stored: &str) -> Result<SettingsFields, ApiError> {
+    serde_json::from_str(stored).map_err(ApiError::internal)
 }
 
 fn settings_error(err: &DcaError) -> ApiError {

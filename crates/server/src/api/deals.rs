@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use store::{DealFilter, ExchangeAccountStatus};
 
 use crate::ApiError;
-use crate::api::bots::{BotKind, SettingsFields, bot_kind, bot_settings, split_settings};
+use crate::api::bots::{BotKind, SettingsFields, bot_settings, split_settings, stored_fields};
 use crate::api::exchange_accounts::owned;
 use crate::api::shown::{Amounts, pair_of, text};
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, StepUp, decimal_text};
@@ -146,7 +146,7 @@ async fn bot_json(state: &AppState, bot: &Bot, amounts: &Amounts) -> Result<Valu
     let profit: Decimal = deals.iter().filter_map(|(d, _)| d.profit_quote).sum();
     Ok(json!({
         "id": bot.id,
-        "type": bot_kind(&bot.settings)?.as_str(),
+        "type": stored_fields(&bot.settings)?.kind().as_str(),
         "name": bot.name,
         "exchange_account_id": bot.exchange_account_id,
         "pairs": bot.pairs.iter().map(Pair::to_3commas).collect::<Vec<_>>(),
@@ -367,7 +367,7 @@ pub async fn update(
         _ => serde_json::Map::new(),
     };
     let mut extra = serde_json::Map::new();
-    let kind = bot_kind(&bot.settings)?;
+    let kind = stored_fields(&bot.settings)?.kind();
     for (key, value) in changes {
         if key == "bot_type" || key == "type" {
             return Err(ApiError::InvalidInput {

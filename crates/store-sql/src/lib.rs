@@ -2307,19 +2307,6 @@ macro_rules! impl_store {
                     .transpose()
             }
 
-            async fn record_signal(
-                &self,
-                signal: &::domain::Signal,
-                dedupe_key: &[u8; 32],
-                dedupe_since: ::domain::Timestamp,
-                audit: &::store::AuditRecord,
-            ) -> ::store::StoreResult<bool> {
-                sql_impl::check_new_signal(signal)?;
-                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
-                let result = sql_impl::record_signal(&mut tx, signal, dedupe_key, dedupe_since, audit).await;
-                sql_impl::end_tx(tx, result, |accepted| *accepted).await
-            }
-
             async fn record_signals(
                 &self,
                 batch: &[::store::NewSignal],

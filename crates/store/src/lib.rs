@@ -325,17 +325,22 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// written and the answer is `false`. The check and the write are one atomic step, so of two
     /// identical signals arriving together exactly one is recorded.
     ///
+    /// A batch of one ([`Store::record_signals`]).
+    ///
     /// # Errors
-    /// `StoreError::Conflict` (nothing written): `"signal_not_new"` when `signal` is not `pending`
-    /// or already has an outcome or `handled_at`; `"signal_bot_not_found"` when its bot does not
-    /// exist or is not its user's.
+    /// `StoreError::Conflict` (nothing written): `"signal_inconsistent"` when a pending signal has
+    /// an outcome or `handled_at`, or a finished one lacks them; `"signal_bot_not_found"` when its
+    /// bot does not exist or is not its user's.
     async fn record_signal(
         &self,
         signal: &Signal,
         dedupe_key: &[u8; 32],
         dedupe_since: Timestamp,
         audit: &AuditRecord,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let item = NewSignal { signal: signal.clone(), dedupe_key: *dedupe_key, dedupe_since, audit: audit.clone() };
+        self.record_signals(std::slice::from_ref(&item)).await?.pop().unwrap_or(Ok(false))
+    }
 
     /// Records several signals in one transaction (one commit: the webhook routes' group commit),
     /// each exactly as [`Store::record_signal`] would, in order — so of two identical bodies in one

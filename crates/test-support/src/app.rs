@@ -131,6 +131,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a response whole.
+    ///
+    /// # Panics
+    /// When the body cannot be read.
+    pub async fn of(response: reqwest::Response) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, text, json }
+    }
+
     /// The session cookie's value from `Set-Cookie`, if one was set (and not cleared).
     pub fn session_cookie(&self) -> Option<String> {
         self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
@@ -199,12 +211,7 @@ impl TestApp {
         for (name, value) in headers {
             request = request.header(*name, HeaderValue::from_str(value).expect("header value"));
         }
-        let response = request.send().await.expect("send request");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, headers, text, json }
+        Reply::of(request.send().await.expect("send request")).await
     }
 
     /// Posts `body` as it is, with these headers (no cookie): how a webhook sender posts.
@@ -216,12 +223,7 @@ impl TestApp {
         for (name, value) in headers {
             request = request.header(*name, HeaderValue::from_str(value).expect("header value"));
         }
-        let response = request.send().await.expect("send request");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, headers, text, json }
+        Reply::of(request.send().await.expect("send request")).await
     }
 
     pub async fn post(&self, path: &str, body: Value, cookie: Option<&str>) -> Reply {

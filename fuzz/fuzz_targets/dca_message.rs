@@ -12,10 +12,10 @@ fuzz_target!(|body: &[u8]| {
     assert!(signal.max_lag().is_none_or(|lag| (1..=webhook::MAX_LAG_SECONDS).contains(&lag.as_secs())));
     let bot_id = signal.bot_id().as_str();
     assert!(!bot_id.is_empty() && bot_id.len() <= webhook::MAX_BOT_REF_CHARS);
-    assert!(!signal.email_token().expose().is_empty());
+    assert!(!signal.email_token().expect("parse requires the secret").expose().is_empty());
     if let DcaAction::AddFundsInQuote { volume, price } = signal.action() {
         assert!(volume.get() > domain::Decimal::ZERO);
         assert!(price.is_none_or(|price| price.get() > domain::Decimal::ZERO));
     }
-    assert_eq!(format!("{:?}", signal.email_token()), "[redacted]");
+    assert_eq!(format!("{:?}", signal.email_token().expect("parse requires the secret")), "[redacted]");
 });

@@ -8,7 +8,7 @@ use webhook::Signal;
 fuzz_target!(|body: &[u8]| {
     let Ok(signal) = Signal::parse(body) else { return };
     assert!(body.len() <= webhook::MAX_BODY_BYTES);
-    assert!(!signal.secret().expose().is_empty());
+    assert!(!signal.secret().expect("parse requires the secret").expose().is_empty());
     assert!(!signal.bot_uuid().as_str().is_empty());
     assert!(signal.max_lag().is_none_or(|lag| (1..=webhook::MAX_LAG_SECONDS).contains(&lag.as_secs())));
     assert!(signal.trigger_price().is_none_or(|price| price.get() > domain::Decimal::ZERO));

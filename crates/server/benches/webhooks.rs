@@ -260,7 +260,10 @@ impl Fixture {
                 user_agent: "bench".to_owned(),
                 detail: "{}".to_owned(),
             };
-            app.store.insert_bot(&bot, &webhook::secret::hash(secret.as_bytes()), &audit).await.expect("insert bot");
+            let binding = vault::envelope::Binding::webhook_secret(&user.to_string(), &bot.id.to_string());
+            let sealed = app.keys.seal(&binding, secret.as_bytes()).await.expect("seal");
+            let stored = store::NewWebhookSecret { hash: webhook::secret::hash(secret.as_bytes()), sealed };
+            app.store.insert_bot(&bot, &stored, &audit).await.expect("insert bot");
             made.push((bot.id.to_string(), secret));
         }
         Fixture { app: Arc::new(app), bots: made, cookie }

@@ -10,7 +10,12 @@
 //!    `invalid_signal`), whatever the Content-Type;
 //! 3. the bot and its secret: an unknown bot, a wrong secret and a revoked one get the same 401
 //!    `invalid_token` after the same work (the hash is compared against a stand-in when there is no
-//!    bot); failures count against the address's own, tighter limit;
+//!    bot); failures count against the address's own, tighter limit. A request bearing a
+//!    `Bulwark-Signature` header (signed mode, WH-4) must also carry a valid HMAC of its body under
+//!    the bot's secret (the current one, or the previous one in its grace period), and may leave the
+//!    secret out of the body: a malformed header or a signature that does not match (an unknown bot
+//!    included) is 401 `invalid_signature`, a `t` over 300 s off 422 `stale_signal`. A bot set to
+//!    `webhook_require_signature` refuses unsigned requests with 401 `invalid_signature`;
 //! 4. the bot's source-address allowlist (403 `source_not_allowed`), then the bot's rate (429);
 //! 5. the signal's age (422 `stale_signal`), and that it fits the bot (422 `invalid_signal`);
 //! 6. the replay check and the durable record, one atomic store step (409 `duplicate_signal`);
@@ -29,6 +34,7 @@ use axum::response::{IntoResponse, Response};
 use domain::{Bot, BotId, Pair, Signal, SignalAction, SignalId, SignalState, Strategy};
 use serde_json::{Value, json};
 use store::WebhookSecrets;
+use webhook::signature::{SignatureError, SignatureHeader};
 use webhook::{DcaAction, DcaSignal, Freshness, PresentedSecret, Stale};
 
 use crate::ApiError;
@@ -206,6 +212,30 @@ fn invalid_token() -> ApiError {
     }
 }
 
+fn invalid_signature(message: &str) -> ApiError {
+    ApiError::Refused { status: StatusCode::UNAUTHORIZED, code: "invalid_signature", message: message.to_owned() }
+}
+
+fn signature_refused(err: &SignatureError) -> ApiError {
+    match err {
+        SignatureError::OutsideTolerance => ApiError::Refused {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "stale_signal",
+            message: format!("{err}; it was not acted on. Sign with the current time."),
+        },
+        SignatureError::Malformed { .. } => invalid_signature(&format!("{err}.")),
+        SignatureError::Mismatch => invalid_signature(
+            "The Bulwark-Signature does not match the body under this bot's webhook secret (sign t + \".\" + the \
+             exact body bytes with HMAC-SHA256).",
+        ),
+    }
+}
+
+/// The binding a bot's webhook secrets are sealed with (the current and the previous one alike).
+pub fn signing_binding(bot: &Bot) -> vault::envelope::Binding {
+    vault::envelope::Binding::webhook_secret(&bot.user_id.to_string(), &bot.id.to_string())
+}
+
 fn invalid_signal(field: &'static str, message: &str) -> ApiError {
     ApiError::Refused {
         status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -221,7 +251,8 @@ enum Message {
 }
 
 impl Message {
-    fn secret(&self) -> &PresentedSecret {
+    /// The secret the body carries; only a signed request may leave it out.
+    fn secret(&self) -> Option<&PresentedSecret> {
         match self {
             Message::Dca(m) => m.email_token(),
             Message::Signal(m) => m.secret(),
@@ -243,10 +274,11 @@ struct Parsed {
     params: Value,
 }
 
-fn parse(format: Format, body: &[u8]) -> Result<Parsed, webhook::ParseError> {
+/// Parses the body; `signed`: the request bears a signature, so the secret may be left out.
+fn parse(format: Format, body: &[u8], signed: bool) -> Result<Parsed, webhook::ParseError> {
     match format {
         Format::Dca => {
-            let signal = DcaSignal::parse(body)?;
+            let signal = if signed { DcaSignal::parse_signed(body)? } else { DcaSignal::parse(body)? };
             let (action, params) = match signal.action() {
                 DcaAction::StartDeal => (SignalAction::StartDeal, json!({})),
                 DcaAction::CloseAtMarketPrice => (SignalAction::CloseAtMarketPrice, json!({})),
@@ -270,7 +302,7 @@ fn parse(format: Format, body: &[u8]) -> Result<Parsed, webhook::ParseError> {
             })
         }
         Format::Signal => {
-            let signal = webhook::Signal::parse(body)?;
+            let signal = if signed { webhook::Signal::parse_signed(body)? } else { webhook::Signal::parse(body)? };
             let action = match signal.action() {
                 webhook::SignalAction::Buy => SignalAction::Buy,
                 webhook::SignalAction::Sell => SignalAction::Sell,
@@ -304,6 +336,54 @@ fn parse(format: Format, body: &[u8]) -> Result<Parsed, webhook::ParseError> {
             })
         }
     }
+}
+
+/// The key a signature is checked against when the bot does not exist or has no sealed secret, so
+/// that the answer is the same `invalid_signature` after the same HMAC work.
+const STAND_IN_KEY: &[u8] = b"bulwark stand-in webhook key: matches nothing a sender can know";
+
+/// Checks a signed request: `t` within 300 s of now, then any `v1` against the body's HMAC under the
+/// bot's sealed secrets (the current one, and the previous one inside its grace period), opened
+/// for this request only (invariant 9). The outer error is the vault failing, not the sender.
+async fn signature_matches(
+    state: &AppState,
+    header: &SignatureHeader,
+    body: &[u8],
+    bot: Option<&Bot>,
+    secrets: Option<&WebhookSecrets>,
+    now: domain::Timestamp,
+) -> Result<Result<(), SignatureError>, ApiError> {
+    let mut keys: Vec<zeroize::Zeroizing<Vec<u8>>> = Vec::new();
+    if let (Some(bot), Some(secrets)) = (bot, secrets) {
+        let previous_valid = secrets.previous_until.is_some_and(|until| now <= until);
+        let sealed = [secrets.current_sealed.as_ref(), secrets.previous_sealed.as_ref().filter(|_| previous_valid)];
+        let binding = signing_binding(bot);
+        for blob in sealed.into_iter().flatten() {
+            let key = state.vault.open_with_reload(&binding, blob).await.map_err(|err| match err {
+                vault::VaultError::Sealed => ApiError::VaultSealed,
+                other => ApiError::internal(format!("opening the webhook secret of bot {}: {other}", bot.id)),
+            })?;
+            keys.push(key);
+        }
+    }
+    let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+    Ok(verify_with(header, body, &keys, now))
+}
+
+/// `header.verify` under `keys`; with no key at all (no bot, or no sealed secret) the work is done
+/// under the stand-in key and the answer is `Mismatch` whatever it found — the stand-in is in this
+/// source, so a signature made with it must not count.
+fn verify_with(
+    header: &SignatureHeader,
+    body: &[u8],
+    keys: &[&[u8]],
+    now: domain::Timestamp,
+) -> Result<(), SignatureError> {
+    if keys.is_empty() {
+        header.verify(body, &[STAND_IN_KEY], now)?;
+        return Err(SignatureError::Mismatch);
+    }
+    header.verify(body, keys, now)
 }
 
 /// The hash a secret is compared against when the bot does not exist, so that an unknown bot costs
@@ -344,7 +424,15 @@ async fn accept(
         return Err(too_large());
     }
     let bytes = axum::body::to_bytes(body, webhook::MAX_BODY_BYTES).await.map_err(|_| too_large())?;
-    let parsed = parse(format, &bytes).map_err(|err| {
+    // Signed mode: the header is read before the body, so a request cannot be both.
+    let signature = match headers.get(webhook::signature::HEADER) {
+        Some(value) => Some(SignatureHeader::parse(value.as_bytes()).map_err(|err| {
+            let _ = limits.failures_per_ip.hit(&client.ip, now);
+            Rejection::new(signature_refused(&err), json!({}))
+        })?),
+        None => None,
+    };
+    let parsed = parse(format, &bytes, signature.is_some()).map_err(|err| {
         let error = match err.code() {
             "body_too_large" => ApiError::BodyTooLarge,
             "invalid_json" => ApiError::InvalidJson(err.to_string()),
@@ -363,13 +451,31 @@ async fn accept(
         Some(id) => state.store.webhook_target(id).await.map_err(|e| Rejection::new(e.into(), json!({})))?,
         None => None,
     };
-    let authentic = secret_matches(parsed.message.secret(), target.as_ref().map(|(_, s)| s), now);
-    let owner = target.as_ref().map(|(b, _)| b.user_id);
-    let Some((bot, _)) = target.filter(|_| authentic) else {
-        let _ = limits.failures_per_ip.hit(&client.ip, now);
-        let detail = json!({ "bot_id": parsed.bot_ref });
-        return Err(Rejection { error: invalid_token(), user: owner, detail, audit: true });
+    let secrets = target.as_ref().map(|(_, s)| s);
+    // A body without a secret is a signed one: the signature alone vouches for it.
+    let secret_ok = parsed.message.secret().is_none_or(|secret| secret_matches(secret, secrets, now));
+    let signature_ok = match (&signature, secret_ok) {
+        (Some(header), true) => {
+            let bot = target.as_ref().map(|(b, _)| b);
+            signature_matches(state, header, &bytes, bot, secrets, now)
+                .await
+                .map_err(|e| Rejection::new(e, json!({})))?
+        }
+        _ => Ok(()),
     };
+    let owner = target.as_ref().map(|(b, _)| b.user_id);
+    let refused = if !secret_ok || (target.is_none() && signature.is_none()) {
+        Some(invalid_token())
+    } else {
+        signature_ok.err().map(|err| signature_refused(&err))
+    };
+    let refused = refused.or_else(|| target.is_none().then(invalid_token));
+    if let Some(error) = refused {
+        let _ = limits.failures_per_ip.hit(&client.ip, now);
+        let detail = json!({ "bot_id": parsed.bot_ref, "signed": signature.is_some() });
+        return Err(Rejection { error, user: owner, detail, audit: true });
+    }
+    let Some((bot, _)) = target else { return Err(Rejection::new(invalid_token(), json!({}))) };
     let owned = |error: ApiError, mut detail: Value| {
         detail["bot_id"] = json!(bot.id.to_string());
         detail["action"] = json!(parsed.action.as_str());
@@ -380,6 +486,14 @@ async fn accept(
     let fields = stored_fields(&bot.settings).map_err(|e| owned(e, json!({})))?;
     let settings = fields.webhook().map_err(|e| owned(e, json!({})))?;
     let strategy = fields.strategy().map_err(|e| owned(e, json!({})))?;
+    if settings.require_signature && signature.is_none() {
+        let _ = limits.failures_per_ip.hit(&client.ip, now);
+        let error = invalid_signature(
+            "This bot takes only signed requests: add a Bulwark-Signature header (its settings, \
+             webhook_require_signature).",
+        );
+        return Err(owned(error, json!({ "signed": false })));
+    }
     if !settings.allows(client.ip) {
         let error = ApiError::Refused {
             status: StatusCode::FORBIDDEN,
@@ -540,24 +654,59 @@ mod tests {
             current: Some(webhook::secret::hash(b"new")),
             previous: Some(webhook::secret::hash(b"old")),
             previous_until: Some(now),
+            current_sealed: None,
+            previous_sealed: None,
         };
-        assert!(secret_matches(presented("new").email_token(), Some(&secrets), now));
-        assert!(secret_matches(presented("old").email_token(), Some(&secrets), now));
+        assert!(secret_matches(presented("new").email_token().unwrap(), Some(&secrets), now));
+        assert!(secret_matches(presented("old").email_token().unwrap(), Some(&secrets), now));
         assert!(!secret_matches(
-            presented("old").email_token(),
+            presented("old").email_token().unwrap(),
             Some(&secrets),
             now.plus(std::time::Duration::from_millis(1))
         ));
-        assert!(!secret_matches(presented("other").email_token(), Some(&secrets), now));
-        let revoked = WebhookSecrets { current: None, previous: None, previous_until: None };
-        assert!(!secret_matches(presented("new").email_token(), Some(&revoked), now));
-        assert!(!secret_matches(presented("new").email_token(), None, now));
+        assert!(!secret_matches(presented("other").email_token().unwrap(), Some(&secrets), now));
+        let revoked = WebhookSecrets {
+            current: None,
+            previous: None,
+            previous_until: None,
+            current_sealed: None,
+            previous_sealed: None,
+        };
+        assert!(!secret_matches(presented("new").email_token().unwrap(), Some(&revoked), now));
+        assert!(!secret_matches(presented("new").email_token().unwrap(), None, now));
+    }
+
+    #[test]
+    fn a_signature_under_the_stand_in_key_never_counts() {
+        let now = domain::Timestamp::from_unix_millis(1_700_000_000_000);
+        let body = br#"{"message_type":"bot","bot_id":"b"}"#;
+        let signed = |key: &[u8], t: i64| {
+            SignatureHeader::parse(webhook::signature::header_value(key, t, body).as_bytes()).unwrap()
+        };
+        let stand_in = signed(STAND_IN_KEY, 1_700_000_000);
+        assert_eq!(verify_with(&stand_in, body, &[], now), Err(SignatureError::Mismatch));
+        assert_eq!(verify_with(&stand_in, body, &[b"real"], now), Err(SignatureError::Mismatch));
+        assert_eq!(verify_with(&signed(b"real", 1_700_000_000), body, &[b"real"], now), Ok(()));
+        // A stale `t` is stale whether or not there is a key: the answer tells nothing of the bot.
+        let stale = signed(STAND_IN_KEY, 1_699_999_000);
+        assert_eq!(verify_with(&stale, body, &[], now), Err(SignatureError::OutsideTolerance));
+        assert_eq!(verify_with(&stale, body, &[b"real"], now), Err(SignatureError::OutsideTolerance));
     }
 
     #[test]
     fn the_stand_in_hash_is_no_secrets_hash() {
         // A presented secret hashing to the stand-in must still fail when there is no bot.
-        let none = WebhookSecrets { current: None, previous: None, previous_until: None };
-        assert!(!secret_matches(presented("x").email_token(), Some(&none), domain::Timestamp::from_unix_millis(0)));
+        let none = WebhookSecrets {
+            current: None,
+            previous: None,
+            previous_until: None,
+            current_sealed: None,
+            previous_sealed: None,
+        };
+        assert!(!secret_matches(
+            presented("x").email_token().unwrap(),
+            Some(&none),
+            domain::Timestamp::from_unix_millis(0)
+        ));
     }
 }

@@ -332,6 +332,26 @@ macro_rules! impl_store {
                         venue: "exchange",
                         fingerprint: "api_key_fingerprint",
                     },
+                    ::store::SealedColumn::WebhookSecret => SealedSpec {
+                        table: "bots",
+                        key: "id",
+                        blob: "webhook_secret_sealed",
+                        kek: "webhook_secret_kek",
+                        user_id: "user_id",
+                        purpose: "'webhook_secret'",
+                        venue: "''",
+                        fingerprint: "CAST(NULL AS BYTEA)",
+                    },
+                    ::store::SealedColumn::PreviousWebhookSecret => SealedSpec {
+                        table: "bots",
+                        key: "id",
+                        blob: "previous_webhook_secret_sealed",
+                        kek: "previous_webhook_secret_kek",
+                        user_id: "user_id",
+                        purpose: "'webhook_secret'",
+                        venue: "''",
+                        fingerprint: "CAST(NULL AS BYTEA)",
+                    },
                 }
             }
 
@@ -574,6 +594,8 @@ macro_rules! impl_store {
                     current: get_hash(row, "webhook_secret_hash")?,
                     previous: get_hash(row, "previous_webhook_secret_hash")?,
                     previous_until: get::<Option<i64>>(row, "previous_secret_until")?.map(ts),
+                    current_sealed: get(row, "webhook_secret_sealed")?,
+                    previous_sealed: get(row, "previous_webhook_secret_sealed")?,
                 })
             }
 
@@ -2138,7 +2160,7 @@ macro_rules! impl_store {
             async fn insert_bot(
                 &self,
                 bot: &::domain::Bot,
-                webhook_secret_hash: &[u8; 32],
+                webhook_secret: &::store::NewWebhookSecret,
                 audit: &::store::AuditRecord,
             ) -> ::store::StoreResult<()> {
                 use $crate::sqlx;
@@ -2147,9 +2169,10 @@ macro_rules! impl_store {
                     // Only on an exchange account of the bot's own user.
                     let inserted = sqlx::query(
                         "INSERT INTO bots (id, user_id, exchange_account_id, name, pairs, enabled, disabled_reason, \
-                           settings, webhook_secret_hash, created_seq, created_at, updated_at) \
-                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM bots), \
-                           $10, $11 \
+                           settings, webhook_secret_hash, webhook_secret_sealed, webhook_secret_kek, created_seq, \
+                           created_at, updated_at) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                           (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM bots), $12, $13 \
                          WHERE EXISTS (SELECT 1 FROM exchange_accounts WHERE id = $3 AND user_id = $2)",
                     )
                     .bind(bot.id.to_string())
@@ -2160,7 +2183,9 @@ macro_rules! impl_store {
                     .bind(bot.enabled)
                     .bind(bot.disabled_reason.as_deref())
                     .bind(bot.settings.as_str())
-                    .bind(webhook_secret_hash.as_slice())
+                    .bind(webhook_secret.hash.as_slice())
+                    .bind(webhook_secret.sealed.bytes.as_slice())
+                    .bind(i64::from(webhook_secret.sealed.kek_version))
                     .bind(bot.created_at.as_unix_millis())
                     .bind(bot.updated_at.as_unix_millis())
                     .execute(&mut *tx)
@@ -2242,7 +2267,8 @@ macro_rules! impl_store {
             ) -> ::store::StoreResult<Option<::store::WebhookSecrets>> {
                 use $crate::sqlx;
                 let row = sqlx::query(
-                    "SELECT webhook_secret_hash, previous_webhook_secret_hash, previous_secret_until FROM bots WHERE id = $1",
+                    "SELECT webhook_secret_hash, previous_webhook_secret_hash, previous_secret_until, webhook_secret_sealed, \
+                       previous_webhook_secret_sealed FROM bots WHERE id = $1",
                 )
                 .bind(bot.to_string())
                 .fetch_optional(&self.pool)
@@ -2255,7 +2281,7 @@ macro_rules! impl_store {
                 &self,
                 user: ::domain::UserId,
                 bot: ::domain::BotId,
-                new_hash: &[u8; 32],
+                new: &::store::NewWebhookSecret,
                 previous_until: ::domain::Timestamp,
                 audit: &::store::AuditRecord,
             ) -> ::store::StoreResult<bool> {
@@ -2266,13 +2292,17 @@ macro_rules! impl_store {
                     let updated = sqlx::query(
                         "UPDATE bots SET previous_webhook_secret_hash = webhook_secret_hash, \
                            previous_secret_until = CASE WHEN webhook_secret_hash IS NULL THEN NULL ELSE $1 END, \
-                           webhook_secret_hash = $2 \
+                           previous_webhook_secret_sealed = webhook_secret_sealed, \
+                           previous_webhook_secret_kek = webhook_secret_kek, \
+                           webhook_secret_hash = $2, webhook_secret_sealed = $5, webhook_secret_kek = $6 \
                          WHERE id = $3 AND user_id = $4",
                     )
                     .bind(previous_until.as_unix_millis())
-                    .bind(new_hash.as_slice())
+                    .bind(new.hash.as_slice())
                     .bind(bot.to_string())
                     .bind(user.to_string())
+                    .bind(new.sealed.bytes.as_slice())
+                    .bind(i64::from(new.sealed.kek_version))
                     .execute(&mut *tx)
                     .await
                     .map_err(sql_impl::map_err)?
@@ -2293,8 +2323,8 @@ macro_rules! impl_store {
             ) -> ::store::StoreResult<Option<(::domain::Bot, ::store::WebhookSecrets)>> {
                 use $crate::sqlx;
                 let sql = format!(
-                    "SELECT {}, webhook_secret_hash, previous_webhook_secret_hash, previous_secret_until \
-                     FROM bots WHERE id = $1",
+                    "SELECT {}, webhook_secret_hash, previous_webhook_secret_hash, previous_secret_until, \
+                       webhook_secret_sealed, previous_webhook_secret_sealed FROM bots WHERE id = $1",
                     sql_impl::BOT_COLUMNS
                 );
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -2781,7 +2811,9 @@ macro_rules! impl_store {
                     .rows_affected();
                     sqlx::query(
                         "UPDATE bots SET webhook_secret_hash = NULL, previous_webhook_secret_hash = NULL, \
-                           previous_secret_until = NULL WHERE user_id = $1",
+                           previous_secret_until = NULL, webhook_secret_sealed = NULL, webhook_secret_kek = NULL, \
+                           previous_webhook_secret_sealed = NULL, previous_webhook_secret_kek = NULL \
+                         WHERE user_id = $1",
                     )
                     .bind(user.to_string())
                     .execute(&mut *tx)

@@ -13,8 +13,8 @@ use domain::{
 use crate::{
     AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountStatus, KekState,
     KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken, NewExchangeAccount, NewSession, NewSignal,
-    NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SecondFactorUse, SignalOutcome, Store, StoreError,
-    StoreResult, StoredKeyPermissions, ThrottleRule, TokenPurpose, WebhookSecrets,
+    NewUser, NewWebhookSecret, PreferencesUpdate, SealedBlob, SealedColumn, SecondFactorUse, SignalOutcome, Store,
+    StoreError, StoreResult, StoredKeyPermissions, ThrottleRule, TokenPurpose, WebhookSecrets,
 };
 
 /// Expands to one `#[tokio::test]` per contract function. `$make` is an async expression that
@@ -1068,10 +1068,39 @@ fn new_bot(user: UserId, account: ExchangeAccountId, name: &str, created: Timest
     }
 }
 
-async fn add_bot(store: &dyn Store, bot: &Bot) -> [u8; 32] {
-    let hash = random_bytes();
-    store.insert_bot(bot, &hash, &audit(Some(bot.user_id), "bot.created", bot.created_at)).await.unwrap();
-    hash
+/// A webhook secret as the server stores it: a hash and a (stand-in) sealed copy under KEK 1.
+fn webhook_secret() -> NewWebhookSecret {
+    let hash: [u8; 32] = random_bytes();
+    NewWebhookSecret { hash, sealed: sealed(1, &[b"webhook:".as_slice(), &hash].concat()) }
+}
+
+/// What `webhook_secrets` reads back for a bot whose only secret is `current`.
+fn fresh_secrets(current: &NewWebhookSecret) -> WebhookSecrets {
+    WebhookSecrets {
+        current: Some(current.hash),
+        previous: None,
+        previous_until: None,
+        current_sealed: Some(current.sealed.bytes.clone()),
+        previous_sealed: None,
+    }
+}
+
+/// What `webhook_secrets` reads back after `previous` was rotated to `current`, the old one
+/// accepted until `until`.
+fn rotated_secrets(current: &NewWebhookSecret, previous: &NewWebhookSecret, until: Timestamp) -> WebhookSecrets {
+    WebhookSecrets {
+        current: Some(current.hash),
+        previous: Some(previous.hash),
+        previous_until: Some(until),
+        current_sealed: Some(current.sealed.bytes.clone()),
+        previous_sealed: Some(previous.sealed.bytes.clone()),
+    }
+}
+
+async fn add_bot(store: &dyn Store, bot: &Bot) -> NewWebhookSecret {
+    let secret = webhook_secret();
+    store.insert_bot(bot, &secret, &audit(Some(bot.user_id), "bot.created", bot.created_at)).await.unwrap();
+    secret
 }
 
 /// A registered user with one exchange account and one enabled bot on it.
@@ -1244,11 +1273,11 @@ pub async fn bots_are_stored_listed_and_updated_per_user(store: &dyn Store) {
 
     // A bot on someone else's exchange account, or with a taken id, is refused as a whole.
     let intruder = new_bot(owner.id, others_account, "intruder", at(40));
-    let err = store.insert_bot(&intruder, &random_bytes(), &audit(Some(owner.id), "bot.intruder", at(40))).await;
+    let err = store.insert_bot(&intruder, &webhook_secret(), &audit(Some(owner.id), "bot.intruder", at(40))).await;
     assert!(matches!(err, Err(StoreError::Conflict("exchange_account_not_found"))), "{err:?}");
     let mut twin = new_bot(owner.id, account, "twin", at(41));
     twin.id = bots[2].id;
-    let err = store.insert_bot(&twin, &random_bytes(), &audit(Some(owner.id), "bot.twin", at(41))).await;
+    let err = store.insert_bot(&twin, &webhook_secret(), &audit(Some(owner.id), "bot.twin", at(41))).await;
     assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
     assert_eq!(store.bots(owner.id).await.unwrap().len(), 3);
     let kinds = audit_kinds(store, owner.id).await;
@@ -1263,19 +1292,16 @@ pub async fn webhook_secrets_are_hashes_rotated_with_a_grace_period(store: &dyn 
     let bot = new_bot(owner.id, account, "hooked", at(1));
     let first = add_bot(store, &bot).await;
     let secrets = store.webhook_secrets(bot.id).await.unwrap().expect("stored");
-    assert_eq!(secrets, WebhookSecrets { current: Some(first), previous: None, previous_until: None });
+    assert_eq!(secrets, fresh_secrets(&first));
     assert_eq!(store.webhook_secrets(BotId::from_random_bytes(random_bytes())).await.unwrap(), None);
 
-    let second: [u8; 32] = random_bytes();
+    let second = webhook_secret();
     let refused = audit(Some(other.id), "bot.webhook_rotated", at(2));
     assert!(!store.rotate_webhook_secret(other.id, bot.id, &second, at(100), &refused).await.unwrap());
     assert_eq!(store.webhook_secrets(bot.id).await.unwrap(), Some(secrets), "another user cannot rotate it");
     let rotated = audit(Some(owner.id), "bot.webhook_rotated", at(2));
     assert!(store.rotate_webhook_secret(owner.id, bot.id, &second, at(100), &rotated).await.unwrap());
-    assert_eq!(
-        store.webhook_secrets(bot.id).await.unwrap(),
-        Some(WebhookSecrets { current: Some(second), previous: Some(first), previous_until: Some(at(100)) })
-    );
+    assert_eq!(store.webhook_secrets(bot.id).await.unwrap(), Some(rotated_secrets(&second, &first, at(100))));
     assert!(audit_kinds(store, owner.id).await.contains(&"bot.webhook_rotated".to_owned()));
     assert!(!audit_kinds(store, other.id).await.contains(&"bot.webhook_rotated".to_owned()));
 }
@@ -1868,7 +1894,7 @@ pub async fn the_kill_switch_stops_bots_revokes_webhooks_and_ends_other_sessions
     add_bot(store, &second).await;
     add_bot(store, &stopped).await;
     let rotated = audit(Some(user), "bot.webhook_rotated", at(4));
-    assert!(store.rotate_webhook_secret(user, first.id, &random_bytes(), at(10_000), &rotated).await.unwrap());
+    assert!(store.rotate_webhook_secret(user, first.id, &webhook_secret(), at(10_000), &rotated).await.unwrap());
     let (other, _, others_bot) = bot_owner(store, "kill-other@example.com").await;
     let others_secrets = store.webhook_secrets(others_bot.id).await.unwrap();
     let keep = session(user, at(5));
@@ -1886,10 +1912,20 @@ pub async fn the_kill_switch_stops_bots_revokes_webhooks_and_ends_other_sessions
         assert_eq!((bot.disabled_reason.as_deref(), bot.updated_at), (Some("kill_switch"), at(20)));
     }
     assert_eq!(bots[2], stopped, "an already disabled bot keeps its reason");
-    let revoked = WebhookSecrets { current: None, previous: None, previous_until: None };
+    let revoked = WebhookSecrets {
+        current: None,
+        previous: None,
+        previous_until: None,
+        current_sealed: None,
+        previous_sealed: None,
+    };
     for bot in &bots {
-        assert_eq!(store.webhook_secrets(bot.id).await.unwrap(), Some(revoked), "{}", bot.name);
+        assert_eq!(store.webhook_secrets(bot.id).await.unwrap(), Some(revoked.clone()), "{}", bot.name);
     }
+    // The sealed copies are gone, not only unreachable: rotation finds none of them.
+    let listed = store.sealed_blobs_with_kek(1, 100).await.unwrap();
+    let bot_ids: Vec<String> = bots.iter().map(|b| b.id.to_string()).collect();
+    assert!(!listed.iter().any(|e| bot_ids.contains(&e.at.row_id)), "{listed:?}");
     assert_eq!(ids(&store.sessions_for_user(user).await.unwrap(), |s| s.id), [keep.id], "the current one stays");
     assert!(store.session_by_token(&keep.token_hash).await.unwrap().is_some());
     assert_eq!(store.audit_for_user(user, None, 1).await.unwrap(), [killed]);
@@ -2006,21 +2042,22 @@ pub async fn a_webhook_target_is_any_bot_by_id_with_its_secrets(store: &dyn Stor
         let hash = store.webhook_secrets(other_bot.id).await.unwrap().unwrap().current;
         (other_bot, hash)
     };
-    let fresh = WebhookSecrets { current: Some(first), previous: None, previous_until: None };
-    assert_eq!(store.webhook_target(bot.id).await.unwrap(), Some((bot.clone(), fresh)));
+    assert_eq!(store.webhook_target(bot.id).await.unwrap(), Some((bot.clone(), fresh_secrets(&first))));
     let theirs = store.webhook_target(other_bot.id).await.unwrap().expect("any user's bot");
     assert_eq!((theirs.0, theirs.1.current), (other_bot, other_hash));
 
     // A rotation shows the previous hash and its end; an update shows the bot as it is now.
-    let second: [u8; 32] = random_bytes();
+    let second = webhook_secret();
     let rotated = audit(Some(owner.id), "bot.webhook_rotated", at(2));
     assert!(store.rotate_webhook_secret(owner.id, bot.id, &second, at(100), &rotated).await.unwrap());
     bot.enabled = false;
     bot.disabled_reason = Some("paused_key".to_owned());
     bot.updated_at = at(3);
     assert!(store.update_bot(&bot, &audit(Some(owner.id), "bot.updated", at(3))).await.unwrap());
-    let rotated = WebhookSecrets { current: Some(second), previous: Some(first), previous_until: Some(at(100)) };
-    assert_eq!(store.webhook_target(bot.id).await.unwrap(), Some((bot.clone(), rotated)));
+    assert_eq!(
+        store.webhook_target(bot.id).await.unwrap(),
+        Some((bot.clone(), rotated_secrets(&second, &first, at(100))))
+    );
 
     // A deleted bot is no target; its signals and dedupe entries go with it.
     let signal = recorded(store, &bot, at(4)).await;

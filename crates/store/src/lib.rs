@@ -20,9 +20,9 @@ use domain::{
 pub use records::{
     AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountRecord,
     ExchangeAccountStatus, KekRecord, KekState, KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken,
-    NewExchangeAccount, NewSession, NewSignal, NewUser, PreferencesUpdate, SealedBlob, SealedColumn, SealedEntry,
-    SealedRef, SecondFactorUse, SessionRecord, SignalOutcome, StoredKeyPermissions, ThrottleRule, TokenPurpose,
-    UserRecord, WebhookSecrets,
+    NewExchangeAccount, NewSession, NewSignal, NewUser, NewWebhookSecret, PreferencesUpdate, SealedBlob, SealedColumn,
+    SealedEntry, SealedRef, SecondFactorUse, SessionRecord, SignalOutcome, StoredKeyPermissions, ThrottleRule,
+    TokenPurpose, UserRecord, WebhookSecrets,
 };
 
 /// What went wrong in a backend, phrased as what the caller should do about it.
@@ -280,13 +280,13 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     // --- bots, deals and orders ---
 
-    /// Stores a new bot with the SHA-256 of its webhook secret and the audit row. The bot holds no
-    /// lease until a node claims it.
+    /// Stores a new bot with its webhook secret (hash and sealed) and the audit row. The bot holds
+    /// no lease until a node claims it.
     ///
     /// # Errors
     /// `StoreError::Conflict("exchange_account_not_found")` (nothing written) when the bot's
     /// exchange account is not one of its user's.
-    async fn insert_bot(&self, bot: &Bot, webhook_secret_hash: &[u8; 32], audit: &AuditRecord) -> StoreResult<()>;
+    async fn insert_bot(&self, bot: &Bot, webhook_secret: &NewWebhookSecret, audit: &AuditRecord) -> StoreResult<()>;
 
     /// The user's bots, oldest first.
     async fn bots(&self, user: UserId) -> StoreResult<Vec<Bot>>;
@@ -298,25 +298,25 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// `false` (and no audit row) when the user has no such bot.
     async fn update_bot(&self, bot: &Bot, audit: &AuditRecord) -> StoreResult<bool>;
 
-    /// The hashes of a bot's webhook secrets (`None` when there is no such bot).
+    /// A bot's webhook secrets, hashed and sealed (`None` when there is no such bot).
     async fn webhook_secrets(&self, bot: BotId) -> StoreResult<Option<WebhookSecrets>>;
 
-    /// Replaces the user's bot's webhook secret: the current hash becomes the previous one,
-    /// accepted until `previous_until` (none when the secret was revoked), and `new_hash` the
-    /// current one. `false` (and no audit row) when the user has no such bot.
+    /// Replaces the user's bot's webhook secret: the current one (hash and sealed) becomes the
+    /// previous one, accepted until `previous_until` (none when the secret was revoked), and `new`
+    /// the current one. `false` (and no audit row) when the user has no such bot.
     async fn rotate_webhook_secret(
         &self,
         user: UserId,
         bot: BotId,
-        new_hash: &[u8; 32],
+        new: &NewWebhookSecret,
         previous_until: Timestamp,
         audit: &AuditRecord,
     ) -> StoreResult<bool>;
 
     // --- webhook signals (spec/webhooks.md) ---
 
-    /// A bot by id alone, with its webhook secrets' hashes: what a webhook needs to check the
-    /// secret it carries (`None` when there is no such bot).
+    /// A bot by id alone, with its webhook secrets: what a webhook needs to check the secret it
+    /// carries or the signature it bears (`None` when there is no such bot).
     async fn webhook_target(&self, bot: BotId) -> StoreResult<Option<(Bot, WebhookSecrets)>>;
 
     /// Records an accepted signal with its audit row — usually `pending`; one refused on arrival
@@ -455,7 +455,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> StoreResult<bool>;
 
     /// The kill switch, in one transaction: disables every enabled bot of the user (reason
-    /// `kill_switch`), revokes every webhook secret of the user's bots (current and previous),
+    /// `kill_switch`), revokes every webhook secret of the user's bots (current and previous, hashes
+    /// and sealed copies),
     /// ends every session of the user but `keep_session`, and writes the audit row.
     async fn kill_switch(
         &self,

@@ -251,17 +251,30 @@ pub enum SealedColumn {
     TotpPending,
     /// `exchange_accounts.secret_sealed`: an exchange API secret or Ed25519 private key.
     ExchangeSecret,
+    /// `bots.webhook_secret_sealed`: a bot's current webhook secret, the key of its signed
+    /// requests (WH-4).
+    WebhookSecret,
+    /// `bots.previous_webhook_secret_sealed`: the secret the last rotation replaced, a signing key
+    /// until its grace period ends.
+    PreviousWebhookSecret,
 }
 
 impl SealedColumn {
-    pub const ALL: [SealedColumn; 3] =
-        [SealedColumn::TotpSeed, SealedColumn::TotpPending, SealedColumn::ExchangeSecret];
+    pub const ALL: [SealedColumn; 5] = [
+        SealedColumn::TotpSeed,
+        SealedColumn::TotpPending,
+        SealedColumn::ExchangeSecret,
+        SealedColumn::WebhookSecret,
+        SealedColumn::PreviousWebhookSecret,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SealedColumn::TotpSeed => "totp_seed",
             SealedColumn::TotpPending => "totp_pending",
             SealedColumn::ExchangeSecret => "exchange_secret",
+            SealedColumn::WebhookSecret => "webhook_secret",
+            SealedColumn::PreviousWebhookSecret => "previous_webhook_secret",
         }
     }
 }
@@ -396,14 +409,28 @@ pub struct KillSwitchOutcome {
     pub sessions_ended: u64,
 }
 
-/// The SHA-256 hashes of a bot's webhook secrets. The secrets themselves are never stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A bot's webhook secrets as stored: the SHA-256 of each (what a secret carried in a body is
+/// compared with) and each sealed under the vault (the HMAC key of a signed request, WH-4). The
+/// secrets are never stored in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookSecrets {
     /// `None` once revoked.
     pub current: Option<[u8; 32]>,
     /// The secret replaced by the last rotation, accepted until `previous_until`.
     pub previous: Option<[u8; 32]>,
     pub previous_until: Option<Timestamp>,
+    /// The current secret, sealed (binding: purpose `webhook_secret`, the bot's id and user).
+    /// `None` once revoked, and for a secret made before signed mode existed.
+    pub current_sealed: Option<Vec<u8>>,
+    /// The previous secret, sealed with the same binding; follows `previous`.
+    pub previous_sealed: Option<Vec<u8>>,
+}
+
+/// A new webhook secret as it is stored: its SHA-256 and the secret sealed under the vault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebhookSecret {
+    pub hash: [u8; 32],
+    pub sealed: SealedBlob,
 }
 
 /// How a signal ended: written by `Store::finish_signal`, or by `Store::save_deal` together with

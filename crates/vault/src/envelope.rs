@@ -51,6 +51,8 @@ pub enum SecretPurpose {
     ExchangePassphrase,
     ExchangePrivateKey,
     TotpSeed,
+    /// A bot's webhook secret: the HMAC key of its signed requests.
+    WebhookSecret,
 }
 
 impl SecretPurpose {
@@ -60,6 +62,7 @@ impl SecretPurpose {
             SecretPurpose::ExchangePassphrase => "exchange_passphrase",
             SecretPurpose::ExchangePrivateKey => "exchange_private_key",
             SecretPurpose::TotpSeed => "totp_seed",
+            SecretPurpose::WebhookSecret => "webhook_secret",
         }
     }
 
@@ -70,6 +73,7 @@ impl SecretPurpose {
             SecretPurpose::ExchangePassphrase,
             SecretPurpose::ExchangePrivateKey,
             SecretPurpose::TotpSeed,
+            SecretPurpose::WebhookSecret,
         ]
         .into_iter()
         .find(|p| p.as_str() == raw)
@@ -96,6 +100,18 @@ impl Binding {
             purpose: SecretPurpose::TotpSeed,
             user_id: user_id.to_owned(),
             credential_id: user_id.to_owned(),
+            exchange: String::new(),
+            api_key_fingerprint: [0; 32],
+        }
+    }
+
+    /// A bot's webhook secret's binding: the bot's user and the bot, no venue. The current secret
+    /// and the previous one share it (a rotation moves the blob, it does not reseal it).
+    pub fn webhook_secret(user_id: &str, bot_id: &str) -> Binding {
+        Binding {
+            purpose: SecretPurpose::WebhookSecret,
+            user_id: user_id.to_owned(),
+            credential_id: bot_id.to_owned(),
             exchange: String::new(),
             api_key_fingerprint: [0; 32],
         }

@@ -25,7 +25,7 @@ use crate::{MAX_DELAY_SECONDS, MAX_LAG_SECONDS, ParseError};
 #[derive(Debug)]
 pub struct DcaSignal {
     bot_id: BotRef,
-    email_token: PresentedSecret,
+    email_token: Option<PresentedSecret>,
     delay: Duration,
     pair: Option<Pair>,
     action: DcaAction,
@@ -55,13 +55,30 @@ impl DcaSignal {
     /// # Errors
     /// `ParseError`, naming the field at fault; see `ParseError::code` for the API code.
     pub fn parse(body: &[u8]) -> Result<DcaSignal, ParseError> {
+        DcaSignal::read(body, true)
+    }
+
+    /// Parses the body of a signed request (`Bulwark-Signature`): the same, but `email_token` may be
+    /// left out, as the signature proves the sender holds the secret without carrying it.
+    ///
+    /// # Errors
+    /// As [`DcaSignal::parse`].
+    pub fn parse_signed(body: &[u8]) -> Result<DcaSignal, ParseError> {
+        DcaSignal::read(body, false)
+    }
+
+    fn read(body: &[u8], secret_required: bool) -> Result<DcaSignal, ParseError> {
         let object = parse_body(body)?;
         let message_type = object.require("message_type", "message_type")?;
         if message_type.raw_string("\"bot\"")? != "bot" {
             return Err(message_type.invalid("\"bot\""));
         }
         let bot_id = BotRef::read(object.require("bot_id", "bot_id")?, true, "a bot id: a string or a whole number")?;
-        let email_token = PresentedSecret::read(object.require("email_token", "email_token")?)?;
+        let email_token = match object.get("email_token", "email_token")? {
+            Some(field) => Some(PresentedSecret::read(field)?),
+            None if secret_required => return Err(ParseError::Missing { field: "email_token" }),
+            None => None,
+        };
         let delay = match object.get("delay_seconds", "delay_seconds")? {
             Some(field) => field.whole(0..=MAX_DELAY_SECONDS, "a whole number of seconds from 0 to 86400")?,
             None => 0,
@@ -86,9 +103,10 @@ impl DcaSignal {
         &self.bot_id
     }
 
-    /// The bot's webhook secret as presented; compare it with `secret::matches`.
-    pub fn email_token(&self) -> &PresentedSecret {
-        &self.email_token
+    /// The bot's webhook secret as presented; compare it with `secret::matches`. Always there
+    /// from [`DcaSignal::parse`]; may be absent from [`DcaSignal::parse_signed`].
+    pub fn email_token(&self) -> Option<&PresentedSecret> {
+        self.email_token.as_ref()
     }
 
     /// `delay_seconds`: how long to wait before acting, at most a day.
@@ -172,7 +190,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(signal.bot_id().as_str(), "12345678");
-        assert_eq!(signal.email_token().expose(), TOKEN.as_bytes());
+        assert_eq!(signal.email_token().unwrap().expose(), TOKEN.as_bytes());
         assert_eq!(signal.delay(), Duration::ZERO);
         assert_eq!(signal.pair(), Some(&Pair::parse_3commas("USDT_BTC").unwrap()));
         assert_eq!(signal.pair().unwrap().base.as_str(), "BTC");
@@ -264,6 +282,21 @@ mod tests {
             r#"{"message_type":"bot","bot_id":"b","email_token":"t","action":"close_at_market_price","volume":-1}"#,
         );
         assert_eq!(close.unwrap().action(), &DcaAction::CloseAtMarketPrice);
+    }
+
+    #[test]
+    fn a_signed_body_may_leave_the_secret_out_but_not_carry_a_bad_one() {
+        let bare = r#"{"message_type":"bot","bot_id":"b","action":"close_at_market_price"}"#;
+        assert!(matches!(parse(bare), Err(ParseError::Missing { field: "email_token" })));
+        let signed = DcaSignal::parse_signed(bare.as_bytes()).unwrap();
+        assert!(signed.email_token().is_none());
+        assert_eq!(signed.action(), &DcaAction::CloseAtMarketPrice);
+        let carried = r#"{"message_type":"bot","bot_id":"b","email_token":"t"}"#;
+        assert_eq!(DcaSignal::parse_signed(carried.as_bytes()).unwrap().email_token().unwrap().expose(), b"t");
+        let bad = r#"{"message_type":"bot","bot_id":"b","email_token":12}"#;
+        assert!(invalid("email_token")(DcaSignal::parse_signed(bad.as_bytes())));
+        let no_bot = r#"{"message_type":"bot","email_token":"t"}"#;
+        assert!(matches!(DcaSignal::parse_signed(no_bot.as_bytes()), Err(ParseError::Missing { field: "bot_id" })));
     }
 
     #[test]
@@ -448,7 +481,7 @@ mod tests {
             );
             let signal = parse(&body).unwrap();
             prop_assert_eq!(signal.bot_id().as_str(), bot_id.as_str());
-            prop_assert_eq!(signal.email_token().expose(), token.as_bytes());
+            prop_assert_eq!(signal.email_token().unwrap().expose(), token.as_bytes());
             prop_assert_eq!(signal.delay(), Duration::from_secs(delay));
             let DcaAction::AddFundsInQuote { volume: got_volume, price: Some(got_price) } = signal.action().clone() else {
                 return Err(TestCaseError::fail("wrong action"));

@@ -29,7 +29,7 @@ pub const MAX_TV_NAME_CHARS: usize = 64;
 /// A Signal-bot signal, every field checked. The secret is not yet compared with anything.
 #[derive(Debug)]
 pub struct Signal {
-    secret: PresentedSecret,
+    secret: Option<PresentedSecret>,
     bot_uuid: BotRef,
     action: SignalAction,
     timestamp: Option<Timestamp>,
@@ -105,8 +105,25 @@ impl Signal {
     /// # Errors
     /// `ParseError`, naming the field at fault; see `ParseError::code` for the API code.
     pub fn parse(body: &[u8]) -> Result<Signal, ParseError> {
+        Signal::read(body, true)
+    }
+
+    /// Parses the body of a signed request (`Bulwark-Signature`): the same, but `secret` may be
+    /// left out, as the signature proves the sender holds it without carrying it.
+    ///
+    /// # Errors
+    /// As [`Signal::parse`].
+    pub fn parse_signed(body: &[u8]) -> Result<Signal, ParseError> {
+        Signal::read(body, false)
+    }
+
+    fn read(body: &[u8], secret_required: bool) -> Result<Signal, ParseError> {
         let object = parse_body(body)?;
-        let secret = PresentedSecret::read(object.require("secret", "secret")?)?;
+        let secret = match object.get("secret", "secret")? {
+            Some(field) => Some(PresentedSecret::read(field)?),
+            None if secret_required => return Err(ParseError::Missing { field: "secret" }),
+            None => None,
+        };
         let bot_uuid = BotRef::read(object.require("bot_uuid", "bot_uuid")?, false, "a bot id string")?;
         let action = read_action(object.require("action", "action")?)?;
         let timestamp = optional(&object, "timestamp", "timestamp", |f| f.timestamp(crate::TIMESTAMP_EXPECTED))?;
@@ -134,9 +151,10 @@ impl Signal {
         })
     }
 
-    /// The bot's webhook secret as presented; compare it with `secret::matches`.
-    pub fn secret(&self) -> &PresentedSecret {
-        &self.secret
+    /// The bot's webhook secret as presented; compare it with `secret::matches`. Always there from
+    /// [`Signal::parse`]; may be absent from [`Signal::parse_signed`].
+    pub fn secret(&self) -> Option<&PresentedSecret> {
+        self.secret.as_ref()
     }
 
     pub fn bot_uuid(&self) -> &BotRef {
@@ -295,6 +313,17 @@ mod tests {
         Signal::parse(body.as_bytes())
     }
 
+    #[test]
+    fn a_signed_body_may_leave_the_secret_out_but_not_carry_a_bad_one() {
+        let bare = r#"{"bot_uuid":"b","action":"buy"}"#;
+        assert!(matches!(parse(bare), Err(ParseError::Missing { field: "secret" })));
+        let signed = Signal::parse_signed(bare.as_bytes()).unwrap();
+        assert!(signed.secret().is_none());
+        assert_eq!(signed.action(), SignalAction::Buy);
+        let bad = r#"{"secret":"","bot_uuid":"b","action":"buy"}"#;
+        assert!(matches!(Signal::parse_signed(bad.as_bytes()), Err(ParseError::Invalid { field: "secret", .. })));
+    }
+
     fn dec(text: &str) -> Decimal {
         Decimal::from_str_exact(text).unwrap()
     }
@@ -302,7 +331,7 @@ mod tests {
     #[test]
     fn spec_strategy_example_resolved() {
         let signal = parse(&strategy_message(&RESOLVED)).unwrap();
-        assert_eq!(signal.secret().expose(), b"eyJhbGciOiJIUzI1NiJ9.c2lnbmFsc19zb3VyY2VfaWQ.c2ln");
+        assert_eq!(signal.secret().unwrap().expose(), b"eyJhbGciOiJIUzI1NiJ9.c2lnbmFsc19zb3VyY2VfaWQ.c2ln");
         assert_eq!(signal.bot_uuid().as_str(), "9d3c8e21-5f0b-4a6d-b7e4-2c1f0a9b8d77");
         assert_eq!(signal.action(), SignalAction::Buy);
         assert_eq!(signal.timestamp(), Some(Timestamp::from_unix_millis(1_767_225_600_000)));

@@ -110,6 +110,9 @@ pub struct SettingsFields {
     /// `timestamp` past which it is stale (a message without `timestamp` is then refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     webhook_max_lag_seconds: Option<Value>,
+    /// `true`: only requests bearing a valid `Bulwark-Signature` are taken (WH-4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook_require_signature: Option<Value>,
 }
 
 /// A DCA bot (`"type": "dca"`) or a signal bot (`"type": "signal"`).
@@ -137,6 +140,8 @@ pub struct WebhookSettings {
     /// `None`: any source address.
     pub ip_allowlist: Option<Vec<ipnet::IpNet>>,
     pub max_lag: Option<std::time::Duration>,
+    /// Refuse requests without a `Bulwark-Signature` (signed mode, WH-4).
+    pub require_signature: bool,
 }
 
 impl WebhookSettings {
@@ -570,7 +575,17 @@ impl SettingsFields {
                 Some(std::time::Duration::from_secs(u64::from(seconds)))
             }
         };
-        Ok(WebhookSettings { ip_allowlist, max_lag })
+        let require_signature = match &self.webhook_require_signature {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(on)) => *on,
+            Some(_) => {
+                return Err(ApiError::InvalidInput {
+                    field: "webhook_require_signature",
+                    message: "webhook_require_signature is true or false.".to_owned(),
+                });
+            }
+        };
+        Ok(WebhookSettings { ip_allowlist, max_lag, require_signature })
     }
 
     pub fn bot_settings(&self) -> Result<BotSettings, ApiError> {

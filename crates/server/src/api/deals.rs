@@ -218,29 +218,39 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let (secret, hash) = new_webhook_secret(&state);
+    let (secret, stored) = new_webhook_secret(&state, &bot).await?;
     let detail = json!({ "bot_id": bot.id, "exchange_account_id": account.id, "name": bot.name });
-    state.store.insert_bot(&bot, &hash, &state.audit(Some(authed.user.id), "bot.created", &client, detail)).await?;
+    state.store.insert_bot(&bot, &stored, &state.audit(Some(authed.user.id), "bot.created", &client, detail)).await?;
     state.runner.wake();
     let mut body = bot_json(&state, &bot, &Amounts::new(&authed, Some(true))).await?;
-    body["webhook_secret"] = Value::from(secret);
+    body["webhook_secret"] = Value::from(secret.as_str());
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
 /// How long a rotated webhook secret keeps working, so alerts can be edited (`spec/webhooks.md`).
 const WEBHOOK_GRACE: Duration = Duration::from_secs(24 * 3600);
 
-/// A fresh webhook secret (256 random bits as 64 hex characters, WH-1) and its SHA-256, the only
-/// form stored.
-fn new_webhook_secret(state: &AppState) -> (String, [u8; 32]) {
+/// A fresh webhook secret for `bot` (256 random bits as 64 hex characters, WH-1) and what is
+/// stored of it: its SHA-256 (checked against the secret a body carries) and the secret sealed
+/// under the vault, bound to the bot (the HMAC key of signed requests, WH-4). The hex text itself
+/// is the key, byte for byte, as the sender uses it.
+async fn new_webhook_secret(
+    state: &AppState,
+    bot: &Bot,
+) -> Result<(zeroize::Zeroizing<String>, store::NewWebhookSecret), ApiError> {
     let mut secret_bytes = zeroize::Zeroizing::new([0u8; 32]);
     state.random.fill(&mut *secret_bytes);
-    let secret = secret_bytes.iter().fold(String::with_capacity(64), |mut out, b| {
+    let secret = zeroize::Zeroizing::new(secret_bytes.iter().fold(String::with_capacity(64), |mut out, b| {
         let _ = write!(out, "{b:02x}");
         out
-    });
+    }));
     let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-    (secret, hash)
+    let binding = crate::webhooks::signing_binding(bot);
+    let sealed = state.vault.seal(&binding, secret.as_bytes()).await.map_err(|err| match err {
+        crate::live_vault::SealError::Vault(vault::VaultError::Sealed) => ApiError::VaultSealed,
+        other => ApiError::internal(other),
+    })?;
+    Ok((secret, store::NewWebhookSecret { hash, sealed }))
 }
 
 /// `POST /api/v1/bots/{id}/rotate_webhook_secret` (*step-up*): a new webhook secret, shown this
@@ -253,14 +263,14 @@ pub async fn rotate_webhook_secret(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let bot = owned_bot(&state, &authed, &id).await?;
-    let (secret, hash) = new_webhook_secret(&state);
+    let (secret, stored) = new_webhook_secret(&state, &bot).await?;
     let until = state.now().plus(WEBHOOK_GRACE);
     let detail = json!({ "bot_id": bot.id, "previous_valid_until": until });
     let audit = state.audit(Some(authed.user.id), "bot.webhook_rotated", &client, detail);
-    if !state.store.rotate_webhook_secret(authed.user.id, bot.id, &hash, until, &audit).await? {
+    if !state.store.rotate_webhook_secret(authed.user.id, bot.id, &stored, until, &audit).await? {
         return Err(ApiError::NotFound);
     }
-    Ok(axum::Json(json!({ "webhook_secret": secret, "previous_valid_until": until })).into_response())
+    Ok(axum::Json(json!({ "webhook_secret": secret.as_str(), "previous_valid_until": until })).into_response())
 }
 
 /// Every pair must be open for trading at the account's venue.
@@ -368,6 +378,7 @@ pub async fn update(
     };
     let mut extra = serde_json::Map::new();
     let kind = stored_fields(&bot.settings)?.kind();
+    let signing_on = changes.get("webhook_require_signature") == Some(&Value::Bool(true));
     for (key, value) in changes {
         if key == "bot_type" || key == "type" {
             return Err(ApiError::InvalidInput {
@@ -386,6 +397,20 @@ pub async fn update(
     let (_, mut fields): (_, SettingsFields) = split_settings(Value::Object(merged), &[])?;
     fields.set_kind(kind);
     fields.bot_settings()?;
+    // Signed mode needs the secret sealed, which only secrets made since it exists are: an older
+    // one has to be rotated first (its hash alone cannot check an HMAC). Checked when it is turned
+    // on, so a bot whose secrets the kill switch revoked can still be edited.
+    if signing_on {
+        let sealed = state.store.webhook_secrets(bot.id).await?.and_then(|s| s.current_sealed);
+        if sealed.is_none() {
+            return Err(ApiError::InvalidInput {
+                field: "webhook_require_signature",
+                message: "This bot's webhook secret cannot sign: it was made before signed mode, or revoked. Rotate \
+                          the webhook secret, then turn signed mode on."
+                    .to_owned(),
+            });
+        }
+    }
     if let Some(name) = extra.get("name") {
         bot.name = name_of(Some(name))?;
     }

@@ -318,6 +318,18 @@ pub async fn serve_follows_and_finishes_a_rotation_in_the_background(backend: Ba
         let seed = random::<20>();
         users.push(with_seed(&*store, &app.keys, app.clock.now(), &format!("bg{i}@example.com"), &seed).await);
     }
+    // A bot whose webhook secret was rotated once: its current and previous secrets are sealed too.
+    let cookie = app.signed_in("bg-bot@example.com", PASSWORD).await;
+    let account = crate::deals::paper_account(&app, &cookie, serde_json::json!({"USDT": "1000"})).await;
+    let body = crate::deals::bot_body(&account, serde_json::json!({"strategy_list": [{"strategy": "trading_view"}]}));
+    let created = app.post("/api/v1/bots", body, Some(&cookie)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let bot = created.json["id"].as_str().unwrap().to_owned();
+    let first_secret = created.json["webhook_secret"].as_str().unwrap().to_owned();
+    let rotated =
+        app.post(&format!("/api/v1/bots/{bot}/rotate_webhook_secret"), serde_json::json!({}), Some(&cookie)).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let secret = rotated.json["webhook_secret"].as_str().unwrap().to_owned();
     // A node that rotates and then does nothing else (`bulwark vault rotate` without --wait).
     let rotator = second_node(&app, Duration::from_secs(3600)).await;
     assert_eq!(rotator.rotate().await.unwrap(), 2);
@@ -345,5 +357,19 @@ pub async fn serve_follows_and_finishes_a_rotation_in_the_background(backend: Ba
         let blob = store.user_by_id(*user).await.unwrap().unwrap().totp_seed_sealed.unwrap();
         assert_eq!(kek_version_of(&blob).unwrap(), 2);
         assert!(app.keys.open_with_reload(&binding(*user), &blob).await.is_ok());
+    }
+    // The bot's sealed webhook secrets moved with the rest, and both still sign (WH-4).
+    let secrets = store.webhook_secrets(bot.parse().unwrap()).await.unwrap().unwrap();
+    for blob in [secrets.current_sealed.unwrap(), secrets.previous_sealed.unwrap()] {
+        assert_eq!(kek_version_of(&blob).unwrap(), 2);
+    }
+    for (i, key) in [&secret, &first_secret].into_iter().enumerate() {
+        let message = serde_json::json!({"message_type": "bot", "bot_id": bot, "pair": "USDT_BTC", "nonce": i});
+        let body = message.to_string();
+        let t = app.clock.now().as_unix_millis() / 1000;
+        let header = webhook::signature::header_value(key.as_bytes(), t, body.as_bytes());
+        let headers = [("content-type", "application/json"), ("bulwark-signature", header.as_str())];
+        let reply = app.post_raw("/trade_signal/trading_view", body, &headers).await;
+        assert_eq!(reply.status, 202, "signed with secret {i} after the rotation: {}", reply.text);
     }
 }

@@ -467,7 +467,162 @@ pub async fn a_signal_bot_enters_and_exits_on_signals(backend: Backend) {
     assert!(tp > Decimal::from(33_600) && tp < Decimal::from(33_800), "2 % above the entry at 33,000: {tp}");
 }
 
+/// A `Bulwark-Signature` header for `body` signed at `t` (Unix seconds) with each of `keys`.
+fn signature(keys: &[&str], t: i64, body: &str) -> String {
+    let parts: Vec<String> = keys
+        .iter()
+        .map(|key| webhook::signature::header_value(key.as_bytes(), t, body.as_bytes()))
+        .map(|value| value.split_once(",v1=").expect("t=..,v1=..").1.to_owned())
+        .collect();
+    format!("t={t},v1={}", parts.join(",v1="))
+}
+
+/// The same header computed by Python's `hmac` module: a verifier that shares no code with ours.
+fn python_signature(key: &str, t: i64, body: &str) -> String {
+    let script = "import hmac, hashlib, sys\n\
+                  key, t, body = sys.argv[1].encode(), sys.argv[2], sys.argv[3].encode()\n\
+                  print('t=' + t + ',v1=' + hmac.new(key, t.encode() + b'.' + body, hashlib.sha256).hexdigest())";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, key, &t.to_string(), body])
+        .output()
+        .expect("python3 runs (the test script installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn post_signed(app: &TestApp, path: &str, body: &str, header: &str) -> Reply {
+    app.post_raw(path, body.to_owned(), &[("content-type", "application/json"), ("bulwark-signature", header)]).await
+}
+
+/// A fresh session of the signed-mode test's user (its first one lapsed with the clock moved a day).
+async fn cookie_after(app: &TestApp) -> String {
+    app.login("signed@example.com", PASSWORD).await
+}
+
+fn unix_now(app: &TestApp) -> i64 {
+    app.clock.now().as_unix_millis() / 1000
+}
+
+/// WH-4: signed mode. A request bearing `Bulwark-Signature` is taken without the secret in its
+/// body when its HMAC matches under the bot's secret (a Python-made header included); a tampered
+/// body, another key, an unknown bot or a malformed header get 401 `invalid_signature`, a `t` more
+/// than 300 s off 422 `stale_signal`. `webhook_require_signature` refuses unsigned requests; during
+/// a rotation both secrets sign until the grace period ends; the kill switch ends signing too.
+/// Each accepted signed signal is acted on once.
+pub async fn signed_requests_are_checked_and_can_be_required(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let cookie = app.signed_in("signed@example.com", PASSWORD).await;
+    let account = paper_account(&app, &cookie, json!({"USDT": "10000"})).await;
+    price(&app, 30_000);
+    let (bot, secret) = signal_bot(&app, &cookie, &account, json!({})).await;
+    let message = |action: Option<&str>| {
+        let mut m = dca_message(&bot, "", action);
+        m.as_object_mut().unwrap().remove("email_token");
+        m.to_string()
+    };
+
+    let start = message(None);
+    let t = unix_now(&app);
+    let id = accepted(&post_signed(&app, DCA_PATH, &start, &python_signature(&secret, t, &start)).await);
+    let deal = first_deal(&app, &cookie, &bot).await;
+    assert_eq!(settled_signal(&app, &cookie, &bot, &id).await["state"], "done");
+    assert_eq!(signature(&[&secret], t, &start), python_signature(&secret, t, &start), "one scheme");
+
+    let close = message(Some("close_at_market_price"));
+    let other_bot = "0b7d4a9e-35a1-4c55-9b1e-1a2b3c4d5e6f";
+    let for_other = close.replace(&bot, other_bot);
+    let with_wrong_body_secret = {
+        let mut m: Value = serde_json::from_str(&close).unwrap();
+        m["email_token"] = json!("f".repeat(64));
+        m.to_string()
+    };
+    let cases = [
+        (close.clone(), signature(&[&secret], t, &start), 401, "invalid_signature", "a signature of another body"),
+        (close.clone(), signature(&["f".repeat(64).as_str()], t, &close), 401, "invalid_signature", "another key"),
+        (for_other.clone(), signature(&[&secret], t, &for_other), 401, "invalid_signature", "an unknown bot"),
+        (close.clone(), format!("t={t}"), 401, "invalid_signature", "no v1"),
+        (close.clone(), format!("t={t},v1=zz"), 401, "invalid_signature", "not hex"),
+        (close.clone(), signature(&[&secret], t - 301, &close), 422, "stale_signal", "t too old"),
+        (close.clone(), signature(&[&secret], t + 301, &close), 422, "stale_signal", "t ahead"),
+        (
+            with_wrong_body_secret.clone(),
+            signature(&[&secret], t, &with_wrong_body_secret),
+            401,
+            "invalid_token",
+            "a wrong secret in the body, whatever the signature",
+        ),
+    ];
+    let mut mismatch_bodies = Vec::new();
+    for (body, header, status, code, what) in cases {
+        let reply = post_signed(&app, DCA_PATH, &body, &header).await;
+        assert_eq!((reply.status, reply.code()), (status, code), "{what}: {}", reply.text);
+        if what == "another key" || what == "an unknown bot" {
+            mismatch_bodies.push(reply.text);
+        }
+    }
+    assert_eq!(mismatch_bodies[0], mismatch_bodies[1], "an unknown bot looks like a wrong key");
+    assert_eq!(deals_of(&app, &cookie, &bot).await[0]["status"], "bought", "nothing refused was acted on");
+    let t = unix_now(&app);
+
+    // Signed mode required: the unsigned message with the right secret is refused, a signed one taken.
+    let patch = |changes: Value, cookie: String| {
+        let path = format!("/api/v1/bots/{bot}");
+        let app = &app;
+        async move { app.send("PATCH", &path, Some(changes), Some(&cookie), &[]).await }
+    };
+    let patched = patch(json!({"webhook_require_signature": true}), cookie.clone()).await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let unsigned = post_json(&app, DCA_PATH, &dca_message(&bot, &secret, Some("close_at_market_price"))).await;
+    assert_eq!((unsigned.status, unsigned.code()), (401, "invalid_signature"), "{}", unsigned.text);
+    let bad = patch(json!({"webhook_require_signature": "yes"}), cookie.clone()).await;
+    assert_eq!((bad.status, bad.code()), (422, "invalid_input"), "{}", bad.text);
+
+    // Rotation: the old secret still signs inside the grace period, alone or beside the new one.
+    let rotated = app.post(&format!("/api/v1/bots/{bot}/rotate_webhook_secret"), json!({}), Some(&cookie)).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let new_secret = rotated.json["webhook_secret"].as_str().unwrap().to_owned();
+    let add = |volume: u32| {
+        let mut m: Value = serde_json::from_str(&message(Some("add_funds_in_quote"))).unwrap();
+        m["volume"] = json!(volume);
+        m.to_string()
+    };
+    let (first, second, third) = (add(10), add(11), add(12));
+    accepted(&post_signed(&app, DCA_PATH, &first, &signature(&[&secret], t, &first)).await);
+    accepted(
+        &post_signed(&app, DCA_PATH, &second, &signature(&["f".repeat(64).as_str(), &new_secret], t, &second)).await,
+    );
+    app.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    let t = unix_now(&app);
+    let old = post_signed(&app, DCA_PATH, &third, &signature(&[&secret], t, &third)).await;
+    assert_eq!((old.status, old.code()), (401, "invalid_signature"), "the grace period is over: {}", old.text);
+    accepted(&post_signed(&app, DCA_PATH, &third, &signature(&[&new_secret, &secret], t, &third)).await);
+    let filled = wait_deal(&app, &cookie_after(&app).await, &deal, "three added funds", |d| {
+        count(d, "add_funds", "filled") == 3
+    })
+    .await;
+    assert_eq!(orders(&filled, "add_funds").len(), 3, "each signed signal acted on once");
+
+    // The kill switch revokes the secrets, sealed copies included: nothing signs any more, and signed
+    // mode cannot be turned on again until a rotation makes a new secret.
+    let cookie = cookie_after(&app).await;
+    let killed = app.post("/api/v1/kill-switch", json!({}), Some(&cookie)).await;
+    assert_eq!(killed.status, 200, "{}", killed.text);
+    let last = add(13);
+    let after = post_signed(&app, DCA_PATH, &last, &signature(&[&new_secret, &secret], t, &last)).await;
+    assert_eq!((after.status, after.code()), (401, "invalid_signature"), "{}", after.text);
+    let off = patch(json!({"webhook_require_signature": false, "name": "edited"}), cookie.clone()).await;
+    assert_eq!(off.status, 200, "a revoked bot can still be edited: {}", off.text);
+    let on = patch(json!({"webhook_require_signature": true}), cookie.clone()).await;
+    assert_eq!((on.status, on.code()), (422, "invalid_input"), "{}", on.text);
+
+    let audit = app.get("/api/v1/audit-log?limit=200", Some(&cookie)).await;
+    assert!(!audit.text.contains(&secret) && !audit.text.contains(&new_secret), "no secret in the audit log");
+    let rejected = audit.json.as_array().unwrap().iter().filter(|e| e["kind"] == "webhook.rejected").count();
+    assert!(rejected >= 8, "the refusals on the bot are audited: {rejected}");
+}
+
 crate::on_both!(
+    signed_requests_are_checked_and_can_be_required,
     dca_alerts_start_add_funds_and_close_a_deal,
     wrong_and_foreign_secrets_get_the_same_401,
     replays_stale_oversized_and_malformed_signals_are_refused,

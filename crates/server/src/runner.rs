@@ -71,6 +71,10 @@ pub struct Runner {
     /// (the cycle picks up the rest: delayed ones, other nodes' and a restarted node's).
     signals_tx: mpsc::UnboundedSender<Signal>,
     signals_rx: Mutex<Option<mpsc::UnboundedReceiver<Signal>>>,
+    /// The bots the signal task is working on, each with its signals still to do, in order. The
+    /// cycle leaves these bots' due signals alone, so a bot's signals are never acted on out of
+    /// order by the two paths.
+    signal_queues: std::sync::Mutex<HashMap<BotId, VecDeque<Signal>>>,
     /// One lock per exchange account, held while the account's orders are checked by the guard
     /// and sent or canceled (never together with `inner`).
     account_io: std::sync::Mutex<HashMap<ExchangeAccountId, Arc<Mutex<()>>>>,
@@ -149,8 +153,13 @@ impl Runner {
             pushed_rx: Mutex::new(Some(pushed_rx)),
             signals_tx,
             signals_rx: Mutex::new(Some(signals_rx)),
+            signal_queues: std::sync::Mutex::default(),
             account_io: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    fn signal_queues(&self) -> std::sync::MutexGuard<'_, HashMap<BotId, VecDeque<Signal>>> {
+        self.signal_queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn account_lock(&self, account: ExchangeAccountId) -> Arc<Mutex<()>> {
@@ -193,11 +202,8 @@ pub async fn run(state: AppState) {
     let signals = state.runner.signals_rx.lock().await.take();
     let signals_state = state.clone();
     let _signals_task = AbortOnDrop(tokio::spawn(async move {
-        let Some(mut signals) = signals else { return };
-        while let Some(signal) = signals.recv().await {
-            if let Err(err) = on_signal(&signals_state, signal).await {
-                tracing::warn!(error = %err, "a signal was not acted on yet; the next cycle tries again");
-            }
+        if let Some(signals) = signals {
+            dispatch_signals(signals_state, signals).await;
         }
     }));
     let mut tick = tokio::time::interval(state.config.engine_interval);
@@ -210,6 +216,53 @@ pub async fn run(state: AppState) {
         if let Err(err) = cycle(&state).await {
             tracing::warn!(error = %err, "a bot engine cycle did not complete");
         }
+    }
+}
+
+/// How many bots' signals are acted on side by side by the signal task.
+const SIGNAL_WORKERS: usize = 64;
+
+/// The signal task: each bot's signals in the order they were accepted, one at a time; different
+/// bots' side by side (at most `SIGNAL_WORKERS`), so one bot's venue round trip does not hold up
+/// the next bot's signal. Engine decisions and saves still take the runner's lock in turn; what
+/// overlaps is the venue work, each account's orders still in order under its own lock. The
+/// workers end with this task (a signal cut short stays pending and the cycle takes it up).
+async fn dispatch_signals(state: AppState, mut signals: mpsc::UnboundedReceiver<Signal>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(SIGNAL_WORKERS));
+    let mut workers = tokio::task::JoinSet::new();
+    loop {
+        let signal = tokio::select! {
+            signal = signals.recv() => match signal {
+                Some(signal) => signal,
+                None => return,
+            },
+            Some(_) = workers.join_next(), if !workers.is_empty() => continue,
+        };
+        let bot = signal.bot_id;
+        {
+            let mut waiting = state.runner.signal_queues();
+            if let Some(queue) = waiting.get_mut(&bot) {
+                // A worker is on this bot: it takes this one after the ones before it.
+                queue.push_back(signal);
+                continue;
+            }
+            waiting.insert(bot, VecDeque::new());
+        }
+        let (state, permits) = (state.clone(), Arc::clone(&permits));
+        workers.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            let mut next = Some(signal);
+            while let Some(signal) = next {
+                if let Err(err) = on_signal(&state, signal).await {
+                    tracing::warn!(error = %err, "a signal was not acted on yet; the next cycle tries again");
+                }
+                let mut waiting = state.runner.signal_queues();
+                next = waiting.get_mut(&bot).and_then(VecDeque::pop_front);
+                if next.is_none() {
+                    waiting.remove(&bot);
+                }
+            }
+        });
     }
 }
 
@@ -1208,6 +1261,10 @@ async fn due_signals(state: &AppState) -> Result<(), ApiError> {
         }
     }
     for signal in state.store.due_signals(&state.runner.node, now, 256).await? {
+        // The signal task is on this bot: its signals wait for it (they stay pending meanwhile).
+        if state.runner.signal_queues().contains_key(&signal.bot_id) {
+            continue;
+        }
         on_signal(state, signal).await?;
     }
     Ok(())

@@ -621,7 +621,52 @@ pub async fn signed_requests_are_checked_and_can_be_required(backend: Backend) {
     assert!(rejected >= 8, "the refusals on the bot are audited: {rejected}");
 }
 
+/// A bot's signals are acted on in the order they were accepted, also when they arrive back to back
+/// (the signal task works on several bots side by side, but on one bot in turn, and the cycle
+/// leaves a bot alone while the task is on it): five add-funds signals of rising volume, posted
+/// without waiting, become the deal's add-funds orders in that order; another bot's signals in
+/// between do not disturb them.
+pub async fn a_bots_signals_are_acted_on_in_order(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let cookie = app.signed_in("ordered@example.com", PASSWORD).await;
+    let account = paper_account(&app, &cookie, json!({"USDT": "10000"})).await;
+    price(&app, 30_000);
+    let (bot, secret) = signal_bot(&app, &cookie, &account, json!({})).await;
+    let (other, other_secret) = signal_bot(&app, &cookie, &account, json!({"name": "Other"})).await;
+    accepted(&post_json(&app, DCA_PATH, &dca_message(&bot, &secret, None)).await);
+    let deal = first_deal(&app, &cookie, &bot).await;
+    wait_deal(&app, &cookie, &deal, "the base order", |d| d["status"] == "bought").await;
+
+    let volumes = [10, 11, 12, 13, 14];
+    let mut ids = Vec::new();
+    for (i, volume) in volumes.iter().enumerate() {
+        let mut add = dca_message(&bot, &secret, Some("add_funds_in_quote"));
+        add["volume"] = json!(volume);
+        ids.push(accepted(&post_json(&app, DCA_PATH, &add).await));
+        if i == 1 {
+            accepted(&post_json(&app, DCA_PATH, &dca_message(&other, &other_secret, None)).await);
+        }
+    }
+    let filled = wait_deal(&app, &cookie, &deal, "five added funds", |d| count(d, "add_funds", "filled") == 5).await;
+    let mut added: Vec<(u64, Decimal)> = orders(&filled, "add_funds")
+        .iter()
+        .map(|o| {
+            let id = o["client_order_id"].as_str().unwrap();
+            let seq = id.rsplit('-').next().unwrap().parse::<u64>().unwrap();
+            (seq, dec(&o["executed_quote"]).round())
+        })
+        .collect();
+    added.sort_by_key(|(seq, _)| *seq);
+    let in_order: Vec<Decimal> = added.into_iter().map(|(_, quote)| quote).collect();
+    assert_eq!(in_order, volumes.map(Decimal::from), "the deal's add-funds orders follow the signals' order");
+    for id in &ids {
+        assert_eq!(settled_signal(&app, &cookie, &bot, id).await["state"], "done");
+    }
+    first_deal(&app, &cookie, &other).await;
+}
+
 crate::on_both!(
+    a_bots_signals_are_acted_on_in_order,
     signed_requests_are_checked_and_can_be_required,
     dca_alerts_start_add_funds_and_close_a_deal,
     wrong_and_foreign_secrets_get_the_same_401,

@@ -10,12 +10,18 @@
 // id, the log entry turns `done`, and a deal appears. An "add funds" signal's volume follows
 // "Balances: hidden" in the log. "Rotate secret" asks for the password (the server's re-auth
 // window is 3 s), shows the new secret once with the previous one's end of validity, and the
-// messages carry the new secret; a "close all" signal with it closes the deal. Clearing the webhook
-// settings (PATCH with null) removes them. A signal bot's page offers the Signal-bot messages
+// messages carry the new secret; a "close all" signal with it closes the deal. Signed mode (WH-4):
+// ticking "Take only signed requests" PATCHes it on and the settings say so; the page's unsigned
+// test signal is then refused by the page; the signed examples (shell and Python) sign the chosen
+// message without its secret for the webhook URL; that body signed here with Node's crypto is
+// accepted (202), stale with an old `t` (422), and the same message unsigned with its secret is
+// refused (401 invalid_signature); unticking PATCHes it off. Clearing the webhook settings (PATCH
+// with null) removes them. A signal bot's page offers the Signal-bot messages
 // only (for its direction), and no ladder settings. The secret is never stored by the page (no storage, not
 // in the address) and is gone after a reload. No script or CSP error on the way. Waits for text and
 // elements with timeouts, never for a fixed time (docs/dev-notes.md rule 17), except to outlast the
 // re-authentication window. Exits non-zero on the first failed expectation.
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import assert from "node:assert/strict";
@@ -262,8 +268,84 @@ try {
   await page.locator(`[data-signals-list] tr[data-signal-row="${close.id}"][data-signal-state="done"]`).waitFor({ timeout: DEAL_STEP_MS });
   await page.locator('[data-deals-list] [data-status="panic_sold"]').waitFor({ timeout: DEAL_STEP_MS });
 
-  // The webhook settings cleared: PATCH with null removes them, and the start message loses its time.
+  // Signed mode (WH-4): ticked and saved, the PATCH turns it on (and repeats the other settings).
   const settingsForm = page.locator("form[data-webhook-settings]");
+  const signedBox = settingsForm.getByLabel("Take only signed requests");
+  assert.equal(await signedBox.isChecked(), false);
+  assert.equal(await page.textContent('[data-setting="webhook_require_signature"]'), "off");
+  await signedBox.check();
+  const signedOn = page.waitForRequest((r) => r.url().endsWith(`/api/v1/bots/${botId}`) && r.method() === "PATCH");
+  await settingsForm.getByRole("button", { name: "Save the webhook settings" }).click();
+  assert.deepEqual(JSON.parse((await signedOn).postData()), {
+    webhook_ip_allowlist: ["127.0.0.1", "tradingview"], webhook_max_lag_seconds: 300, webhook_require_signature: true,
+  });
+  await settingsForm.locator("[data-webhook-settings-ok]", { hasText: "Saved." }).waitFor();
+  await page.locator('[data-setting="webhook_require_signature"]', { hasText: /^on$/ }).waitFor();
+  await page.locator("[data-signed-only]").waitFor({ state: "visible" });
+  assert.equal(await signedBox.isChecked(), true, "the form shows the stored setting");
+  // The page's test signal is unsigned, as TradingView's: the page says it would be refused.
+  await testForm.getByLabel("Message to send").selectOption("close_at_market_price_all");
+  await testForm.getByRole("button", { name: "Send test signal" }).click();
+  await page.locator("[data-test-error]", { hasText: "takes only signed requests" }).waitFor();
+
+  // The signed examples: the chosen message without its secret, to the webhook URL, signed with
+  // the secret filled in above; {{timenow}} is filled in by the script when it runs.
+  await page.getByLabel("Message to sign").selectOption("close_at_market_price_all");
+  const shellExample = page.locator('[data-signed-example="sh"] [data-signed-text]');
+  const pythonExample = page.locator('[data-signed-example="python"] [data-signed-text]');
+  await shellExample.filter({ hasText: "close_at_market_price_all" }).waitFor();
+  const shell = await shellExample.textContent();
+  const python = await pythonExample.textContent();
+  for (const example of [shell, python]) {
+    assert.ok(example.includes(botId), "the bot's id");
+    assert.ok(example.includes(`${base}/trade_signal/trading_view`), "the webhook URL");
+    assert.ok(example.includes("Bulwark-Signature"), "the header");
+    assert.ok(example.includes(newSecret), "the secret filled in above");
+    assert.ok(!example.includes("email_token"), "no secret in the body");
+  }
+  assert.match(shell, /openssl dgst -sha256 -hmac/);
+  assert.match(python, /hmac\.new\(/);
+  const signedTemplate = shell.match(/^body='(.*)'$/m)[1];
+  assert.ok(python.includes(`body = '${signedTemplate}'`), "both examples sign the same body");
+  assert.deepEqual(JSON.parse(signedTemplate), {
+    message_type: "bot", bot_id: botId, delay_seconds: 0, pair: "USDT_BTC", timestamp: "{{timenow}}", action: "close_at_market_price_all",
+  });
+  await page.locator('[data-signed-example="sh"]').getByRole("button", { name: "Copy the shell example" }).click();
+  await page.locator("[data-signed-copy-ok]", { hasText: "Copied the shell example, with your secret." }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), shell);
+  await page.screenshot({ path: path.join(screenshots, "bot-webhook-signed.png"), fullPage: true });
+
+  // Signed as the examples sign it, the body without the secret is accepted; a `t` over 300 s off
+  // is stale; the same message unsigned, even with the right secret in it, is refused.
+  const signedBody = signedTemplate.replace("{{timenow}}", new Date().toISOString().replace(/\.\d{3}Z$/, "Z"));
+  const signature = (t, body) => `t=${t},v1=${crypto.createHmac("sha256", newSecret).update(`${t}.${body}`).digest("hex")}`;
+  const post = async (body, headers = {}) => {
+    const res = await fetch(`${base}/trade_signal/trading_view`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body });
+    return { status: res.status, data: await res.json() };
+  };
+  const now = Math.floor(Date.now() / 1000);
+  const stale = await post(signedBody, { "Bulwark-Signature": signature(now - 400, signedBody) });
+  assert.equal(stale.status, 422, JSON.stringify(stale.data));
+  assert.equal(stale.data.error, "stale_signal");
+  const signedPost = await post(signedBody, { "Bulwark-Signature": signature(now, signedBody) });
+  assert.equal(signedPost.status, 202, JSON.stringify(signedPost.data));
+  assert.match(signedPost.data.signal_id, /^[0-9a-f-]{36}$/);
+  const unsigned = await post(JSON.stringify({ ...JSON.parse(signedBody), email_token: newSecret }));
+  assert.equal(unsigned.status, 401, JSON.stringify(unsigned.data));
+  assert.equal(unsigned.data.error, "invalid_signature");
+  await signalRow(signedPost.data.signal_id).waitFor({ timeout: DEAL_STEP_MS });
+
+  // Unticked, the PATCH turns it off; the settings cleared below leave it out (unchanged).
+  await signedBox.uncheck();
+  const signedOff = page.waitForRequest((r) => r.url().endsWith(`/api/v1/bots/${botId}`) && r.method() === "PATCH");
+  await settingsForm.getByRole("button", { name: "Save the webhook settings" }).click();
+  assert.deepEqual(JSON.parse((await signedOff).postData()), {
+    webhook_ip_allowlist: ["127.0.0.1", "tradingview"], webhook_max_lag_seconds: 300, webhook_require_signature: false,
+  });
+  await page.locator('[data-setting="webhook_require_signature"]', { hasText: /^off$/ }).waitFor();
+  await page.locator("[data-signed-only]").waitFor({ state: "hidden" });
+
+  // The webhook settings cleared: PATCH with null removes them, and the start message loses its time.
   await settingsForm.getByLabel("Take signals only from").fill("");
   await settingsForm.getByLabel("Refuse signals older than").fill("");
   const patched = page.waitForRequest((r) => r.url().endsWith(`/api/v1/bots/${botId}`) && r.method() === "PATCH");

@@ -1581,7 +1581,9 @@ function readAllowlist(text) {
 
 // The form's webhook settings under their API names. An empty field is left out when a bot is
 // created, and sent as null when it is edited (PATCH with null removes a setting). A value that is
-// not a whole number is sent as typed, so the API names the field.
+// not a whole number is sent as typed, so the API names the field. Signed mode is sent only when it
+// changes (true when created with it): the server checks that the secret can sign when it is turned
+// on, and a bot whose secret the kill switch revoked must still take its other settings.
 function webhookSettings(form, editing) {
   const body = {};
   const list = readAllowlist(form.elements.webhook_ip_allowlist.value);
@@ -1590,6 +1592,9 @@ function webhookSettings(form, editing) {
   const lag = form.elements.webhook_max_lag_seconds.value.trim().replace(/[\s,_]/g, "");
   if (lag !== "") body.webhook_max_lag_seconds = /^\d+$/.test(lag) ? Number(lag) : lag;
   else if (editing) body.webhook_max_lag_seconds = null;
+  const signed = form.elements.webhook_require_signature.checked;
+  const wasSigned = editing && form.dataset.requireSignature === "true";
+  if (signed !== wasSigned) body.webhook_require_signature = signed;
   return body;
 }
 
@@ -1599,6 +1604,9 @@ function fillWebhookFields(form, settings) {
   form.elements.webhook_ip_allowlist.value = list.join("\n");
   const lag = settings.webhook_max_lag_seconds;
   form.elements.webhook_max_lag_seconds.value = lag === undefined || lag === null ? "" : String(lag);
+  const signed = settings.webhook_require_signature === true;
+  form.elements.webhook_require_signature.checked = signed;
+  form.dataset.requireSignature = String(signed);
 }
 
 // "Add TradingView's addresses": the preset `tradingview` joins the list once.
@@ -2123,6 +2131,7 @@ const SETTING_LABELS = [
   ["strategy_list", "Deal start condition"],
   ["webhook_ip_allowlist", "Webhook signals from"],
   ["webhook_max_lag_seconds", "Refuse webhook signals older than", "s"],
+  ["webhook_require_signature", "Take only signed webhook requests"],
 ];
 const SETTING_DEFAULTS = {
   base_order_volume_type: "quote_currency", safety_order_volume_type: "quote_currency",
@@ -2134,7 +2143,7 @@ const SETTING_DEFAULTS = {
 const SETTING_WORDS = {
   stop_loss_type: { stop_loss: "close the deal", stop_loss_and_disable_bot: "close the deal and disable the bot" },
 };
-const SWITCH_SETTINGS = ["tsl_enabled", "sl_to_breakeven_enabled"];
+const SWITCH_SETTINGS = ["tsl_enabled", "sl_to_breakeven_enabled", "webhook_require_signature"];
 // A signal bot has no ladder: these settings are not its own (their defaults would mislead).
 const LADDER_SETTINGS = ["safety_order_volume", "safety_order_volume_type", "max_safety_orders", "active_safety_orders_count",
   "safety_order_step_percentage", "martingale_step_coefficient", "martingale_volume_coefficient"];
@@ -2429,6 +2438,96 @@ function renderMessages() {
   setText(hookPart('#test-message option[value="signal_exit"]'), `Signal bot: ${exit}`);
   const { quote } = pairParts(hookPair(bot));
   dca.root.querySelectorAll("[data-webhook-quote]").forEach((n) => setText(n, quote || "quote"));
+  hookPart("[data-signed-only]").hidden = settings.webhook_require_signature !== true;
+  renderSigned(bot);
+}
+
+// ---- Signed requests (WH-4): examples for the person's own senders
+
+// The body a signed example posts: the chosen message without its secret (the signature stands in
+// for it), compact. The chart's placeholders a script has no chart for are filled in as the test
+// signal fills them (trigger_price is optional and left out); {{timenow}} stays, for the script to
+// fill in when it runs, as TradingView does when an alert fires.
+function signedBody(kind, bot) {
+  const { base, quote } = pairParts(hookPair(bot));
+  const filled = { "{{exchange}}": "BINANCE", "{{ticker}}": `${base}${quote}` };
+  const fields = messageFields(kind, bot, "")
+    .filter(([name, value]) => name !== "email_token" && name !== "secret" && value !== "{{close}}")
+    .map(([name, value, raw]) => [name, Object.hasOwn(filled, value) ? filled[value] : value, raw]);
+  return `{${fields.map(([name, value, raw]) => `${JSON.stringify(name)}:${raw ? value : JSON.stringify(String(value))}`).join(",")}}`;
+}
+
+// A POSIX shell word holding `text` as is.
+function shellQuoted(text) {
+  return `'${String(text).replace(/'/g, "'\\''")}'`;
+}
+
+// A Python string literal holding `text` as is.
+function pythonQuoted(text) {
+  return `'${String(text).replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+function signedShell(url, secret, body) {
+  const dated = body.includes("{{timenow}}");
+  return [
+    "#!/bin/sh",
+    "# Signs the message and posts it with a Bulwark-Signature header (needs openssl and curl).",
+    `url=${shellQuoted(url)}`,
+    `secret=${shellQuoted(secret)}`,
+    `body=${shellQuoted(body)}`,
+    ...(dated ? [
+      "# {{timenow}}: the time it is sent, as TradingView fills it in.",
+      "body=$(printf '%s' \"$body\" | sed \"s/{{timenow}}/$(date -u +%Y-%m-%dT%H:%M:%SZ)/\")",
+    ] : []),
+    "t=$(date +%s)",
+    "sig=$(printf '%s.%s' \"$t\" \"$body\" | openssl dgst -sha256 -hmac \"$secret\" | sed 's/^.* //')",
+    "curl -sS -w '\\nHTTP %{http_code}\\n' \"$url\" \\",
+    "  -H 'Content-Type: application/json' \\",
+    "  -H \"Bulwark-Signature: t=$t,v1=$sig\" \\",
+    "  --data-binary \"$body\"",
+  ].join("\n");
+}
+
+function signedPython(url, secret, body) {
+  const dated = body.includes("{{timenow}}");
+  return [
+    "#!/usr/bin/env python3",
+    "# Signs the message and posts it with a Bulwark-Signature header.",
+    "import hashlib",
+    "import hmac",
+    "import time",
+    "import urllib.error",
+    "import urllib.request",
+    "",
+    `url = ${pythonQuoted(url)}`,
+    `secret = ${pythonQuoted(secret)}`,
+    ...(dated ? [
+      `body = ${pythonQuoted(body)}`,
+      "# {{timenow}}: the time it is sent, as TradingView fills it in.",
+      "body = body.replace(\"{{timenow}}\", time.strftime(\"%Y-%m-%dT%H:%M:%SZ\", time.gmtime())).encode()",
+    ] : [`body = ${pythonQuoted(body)}.encode()`]),
+    "t = str(int(time.time()))",
+    "sig = hmac.new(secret.encode(), t.encode() + b\".\" + body, hashlib.sha256).hexdigest()",
+    "request = urllib.request.Request(url, data=body, method=\"POST\", headers={",
+    "    \"Content-Type\": \"application/json\",",
+    "    \"Bulwark-Signature\": f\"t={t},v1={sig}\",",
+    "})",
+    "try:",
+    "    with urllib.request.urlopen(request, timeout=10) as response:",
+    "        print(response.status, response.read().decode())",
+    "except urllib.error.HTTPError as error:",
+    "    print(error.code, error.read().decode())",
+  ].join("\n");
+}
+
+// The examples for the chosen message, with the secret when it is known.
+function renderSigned(bot) {
+  const kind = hookPart("[data-signed-message]").value;
+  const url = webhookUrl(kind.startsWith("signal_") ? "signal" : "dca");
+  const body = signedBody(kind, bot);
+  const secret = hook.secret || SECRET_PLACEHOLDER;
+  setText(hookPart('[data-signed-example="sh"] [data-signed-text]'), signedShell(url, secret, body));
+  setText(hookPart('[data-signed-example="python"] [data-signed-text]'), signedPython(url, secret, body));
 }
 
 // A signal bot takes the Signal-bot message only: the DCA-bot format's URL, messages and test
@@ -2439,8 +2538,9 @@ function reflectBotType(bot) {
     node.hidden = signalBot;
     if (node.tagName === "OPTION") node.disabled = signalBot;
   });
-  const select = hookPart("#test-message");
-  if (signalBot && select.selectedOptions[0] && select.selectedOptions[0].disabled) select.value = "signal_enter";
+  for (const select of [hookPart("#test-message"), hookPart("[data-signed-message]")]) {
+    if (signalBot && select.selectedOptions[0] && select.selectedOptions[0].disabled) select.value = "signal_enter";
+  }
   setText(hookPart("[data-webhook-pair-label]"), signalBot ? "Pair of the test signals" : "Pair of the DCA-bot messages and test signals");
   setText(hookPart("[data-signal-intro]"), signalBot
     ? "A signal bot takes 3Commas’ Signal-bot format (to the Signal-bot URL): TradingView fills in the {{…}} placeholders when the alert fires, and the pair is the one of the chart the alert is made on."
@@ -2513,9 +2613,9 @@ function forgetSecret() {
   renderMessages();
 }
 
-async function copyText(text, said) {
-  const ok = hookPart("[data-copy-ok]");
-  const error = hookPart("[data-copy-error]");
+async function copyText(text, said, slots) {
+  const ok = hookPart(slots ? slots.ok : "[data-copy-ok]");
+  const error = hookPart(slots ? slots.error : "[data-copy-error]");
   ok.textContent = "";
   error.textContent = "";
   try {
@@ -2576,6 +2676,11 @@ async function sendTestSignal(form) {
   const bot = dca.bot;
   if (!bot) return;
   const kind = form.elements.message.value;
+  if ((bot.settings || {}).webhook_require_signature === true) {
+    error.textContent = "This bot takes only signed requests, and a test signal is sent unsigned, as TradingView sends it: it would be refused (401 invalid_signature). "
+      + "Use a signed example below, or turn “Take only signed requests” off in the webhook settings.";
+    return;
+  }
   if (!hook.secret) {
     error.textContent = "Fill in your secret first: a signal without it is refused (401 invalid_token), and nothing happens.";
     hookPart("#webhook-secret").focus();
@@ -2745,6 +2850,16 @@ function startWebhook() {
   secretForm.elements.webhook_secret.addEventListener("input", () => readSecretField(false));
   hookPart("[data-secret-forget]").addEventListener("click", forgetSecret);
   hookPart("[data-webhook-pair]").addEventListener("change", renderMessages);
+  hookPart("[data-signed-message]").addEventListener("change", () => { if (dca.bot) renderSigned(dca.bot); });
+  dca.root.querySelectorAll("[data-webhook] [data-signed-example]").forEach((box) => {
+    box.querySelector("[data-copy-signed]").addEventListener("click", () => {
+      const what = box.dataset.signedExample === "sh" ? "shell" : "Python";
+      copyText(box.querySelector("[data-signed-text]").textContent, hook.secret
+        ? `Copied the ${what} example, with your secret.`
+        : `Copied the ${what} example. It holds ${SECRET_PLACEHOLDER}: fill in your secret above first, or replace it in the script.`,
+      { ok: "[data-signed-copy-ok]", error: "[data-signed-copy-error]" });
+    });
+  });
   dca.root.querySelectorAll("[data-webhook] [data-message-field]").forEach((input) => input.addEventListener("input", renderMessages));
   const testForm = hookPart("[data-test-form]");
   testForm.addEventListener("submit", (event) => { event.preventDefault(); sendTestSignal(testForm); });

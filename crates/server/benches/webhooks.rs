@@ -14,7 +14,8 @@
 //! - **B5, fan-out**: one alert's worth of signals to 1,000 bots at once (TradingView sends one
 //!   request per alert, and each Bulwark bot has its own secret, so a strategy driving 1,000 bots
 //!   is 1,000 requests arriving together): time until every order is at the venue; the bots are on
-//!   10 paper accounts, each under its own order guard.
+//!   10 paper accounts, each under its own order guard. Then again with every venue request delayed
+//!   50 ms (exchange-sim's latency fault), as an exchange across the internet answers.
 //! - **B7**: the B3 path paced at 5,000/s while 8 clients sign in continuously (Argon2id at the
 //!   default cost on the bounded hash pool): webhook p50/p99, against the same pacing without the
 //!   sign-ins.
@@ -37,6 +38,8 @@ use test_support::{Backend, TestApp, spawn_app_with};
 use tokio::sync::Semaphore;
 
 const PASSWORD: &str = "violet kettle thunder 42";
+/// B5's second run: the delay of every venue request, as from a home server to a distant exchange.
+const VENUE_RTT_MS: u64 = 50;
 const PATH: &str = "/signal_bots/webhooks";
 
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +127,17 @@ fn main() {
             println!("\nB5 fan-out (Sqlite)");
             b5.fan_out(1..scale.fan_out + 1).await;
             drop(b5);
+            // The same with the venue 50 ms away (an exchange across the internet): every request
+            // to it waits that long before it is handled, so a runner that waits for one bot's
+            // order before the next bot's shows it.
+            let far = Fixture::new(Backend::Sqlite, scale.fan_out + 1, true, 10).await;
+            far.warm_up().await;
+            for _ in 0..4 * scale.fan_out {
+                far.app.venue.paper.inject(exchange_sim::Fault::Latency { ms: VENUE_RTT_MS });
+            }
+            println!("\nB5 fan-out, every venue request {VENUE_RTT_MS} ms late (Sqlite)");
+            far.fan_out(1..scale.fan_out + 1).await;
+            drop(far);
         }
         if wants("b7") {
             let b7 = Fixture::new(Backend::Sqlite, 8, false, 1).await;

@@ -15,7 +15,11 @@
 // ("Show amounts" shows them for this page only); "Close at market" (after a confirmation) ends
 // it as "panic_sold", closed at market with a profit, its targets not reached.
 // Back on the bot page it counts as finished with its day's profit, and the deals page filters by
-// bot and status. No script or CSP error on the way. Waits for text and elements with timeouts,
+// bot and status. Then a signal bot through the same form: "Signal bot" hides the ladder and the
+// start condition (and "DCA bot" brings them back), the take profit may stay empty, the preview
+// shows the entry order alone; the POST carries `type: "signal"` and no ladder field nor
+// `strategy_list`; the secret hand-off to a new tab works as for a DCA bot, and the bot's page shows
+// a signal bot with the Signal-bot messages. No script or CSP error on the way. Waits for text and elements with timeouts,
 // never for a fixed time (docs/dev-notes.md rule 17). Exits non-zero on the first failed
 // expectation.
 import fs from "node:fs";
@@ -362,9 +366,106 @@ try {
   assert.equal(await page.getByLabel("Status").inputValue(), "panic_sold", "the filter is read back from the address");
   await page.screenshot({ path: path.join(screenshots, "deals-filtered.png"), fullPage: true });
 
+  // A signal bot through the same form. Choosing "Signal bot" hides the ladder and the start
+  // condition and empties the default take profit; "DCA bot" brings them back.
+  await page.click("nav >> text=Bots");
+  await page.waitForURL("**/bots");
+  await form.locator("select[name=exchange_account_id]:not([disabled])").waitFor();
+  await page.waitForFunction(() => /^\d+(\.\d+)?$/.test(document.querySelector("input[name=start_price]").value));
+  const ladderFields = ["safety_order_volume", "safety_order_volume_type", "max_safety_orders", "active_safety_orders_count",
+    "safety_order_step_percentage", "martingale_step_coefficient", "martingale_volume_coefficient"];
+  const ladderInputs = () => [...ladderFields.map((name) => form.locator(`[name=${name}]`)), form.getByLabel("Deal start condition")];
+  const dcaType = form.getByRole("radio", { name: /^DCA bot/ });
+  const signalType = form.getByRole("radio", { name: /^Signal bot \(opens and closes on TradingView Signal-bot alerts\)/ });
+  assert.equal(await form.locator("fieldset.bot-kind legend").textContent(), "Bot type (type)");
+  assert.ok(await dcaType.isChecked(), "a DCA bot by default");
+  for (const input of ladderInputs()) assert.ok(await input.isVisible(), "a DCA bot's ladder");
+  const takeProfit = form.locator("input[name=take_profit]");
+  assert.equal(await takeProfit.inputValue(), "1.5");
+  await signalType.check();
+  await form.locator("[name=max_safety_orders]").waitFor({ state: "hidden" });
+  for (const input of ladderInputs()) assert.ok(await input.isHidden(), "no ladder for a signal bot");
+  assert.equal(await takeProfit.inputValue(), "", "a signal bot's take profit is optional");
+  const tpNote = form.locator("#bot-tp-signal-help");
+  assert.match(await tpNote.textContent(), /a deal holds its position until an exit signal, the stop loss/);
+  assert.ok(await tpNote.isVisible());
+  assert.match(await takeProfit.getAttribute("aria-describedby"), /bot-tp-signal-help/);
+  assert.match(await form.locator("[data-strategy-help]").textContent(), /enter_long/);
+  // The preview: the entry order alone, and no take profit.
+  const entryRow = preview.locator('tr[data-preview-row="entry"]');
+  await entryRow.waitFor();
+  assert.equal(await preview.locator("tbody tr[data-preview-row]").count(), 1, "no safety orders");
+  assert.match(await preview.locator("[data-plan-summary]").textContent(), /^Each signal to enter opens a deal with one order of [0-9,.]+ USDT; there are no safety orders\.$/);
+  assert.match(await preview.locator("[data-plan-exits]").textContent(), /^No take profit: the deal holds its position until an exit_long signal/);
+  assert.equal(await preview.locator("th", { hasText: "Take profit" }).count(), 0);
+  // Back to DCA: the ladder and the default take profit come back; then a signal bot again.
+  await dcaType.check();
+  await form.locator("[name=max_safety_orders]").waitFor({ state: "visible" });
+  for (const input of ladderInputs()) assert.ok(await input.isVisible(), "the ladder is back");
+  assert.equal(await takeProfit.inputValue(), "1.5");
+  await preview.locator("tr[data-preview-row=safety-1]").waitFor();
+  await signalType.check();
+  await form.locator("[name=max_safety_orders]").waitFor({ state: "hidden" });
+  // A refused setting is named next to its field, as for a DCA bot.
+  await form.locator("input[name=base_order_volume]").fill("lots");
+  await form.locator('[data-error-for="base_order_volume"]', { hasText: "base_order_volume" }).waitFor();
+  await form.getByLabel("Name").fill("BTC signals");
+  await form.locator("input[name=pairs]").fill("USDT_BTC");
+  await form.locator("input[name=base_order_volume]").fill("25");
+  await preview.locator('tr[data-preview-row="entry"] [data-col="size_quote"]', { hasText: /^2[45](\.[0-9]+)?$/ }).waitFor();
+  assert.equal(await form.locator('[data-error-for="base_order_volume"]').textContent(), "");
+  await page.screenshot({ path: path.join(screenshots, "bots-new-signal.png"), fullPage: true });
+  const signalPosted = page.waitForRequest((r) => r.url() === `${base}/api/v1/bots` && r.method() === "POST");
+  await form.getByRole("button", { name: "Create the bot" }).click();
+  const signalSent = JSON.parse((await signalPosted).postData());
+  assert.equal(signalSent.type, "signal");
+  assert.equal(signalSent.base_order_volume, "25");
+  assert.equal(signalSent.strategy, "long");
+  assert.deepEqual(signalSent.pairs, ["USDT_BTC"]);
+  for (const field of [...ladderFields, "strategy_list", "take_profit", "take_profit_steps", "bot_type"]) {
+    assert.ok(!(field in signalSent), `no ${field} for a signal bot`);
+  }
+  await created.locator("[data-bot-created-title]", { hasText: "“BTC signals” is created and enabled" }).waitFor();
+  const signalSecret = await created.locator("[data-webhook-secret]").textContent();
+  assert.match(signalSecret, /^[0-9a-f]{64}$/);
+  assert.notEqual(signalSecret, secret);
+  const signalBotId = (await created.getByRole("link", { name: "Open the bot →" }).getAttribute("href")).split("/").pop();
+  // "Open its alert messages with this secret" hands the secret to the new tab, as for a DCA bot.
+  const [popup] = await Promise.all([
+    context.waitForEvent("page"),
+    created.getByRole("button", { name: "Open its alert messages with this secret" }).click(),
+  ]);
+  popup.on("pageerror", (e) => pageErrors.push(String(e)));
+  await popup.waitForURL((url) => url.pathname === `/bots/${signalBotId}`);
+  const popupEnter = popup.locator('[data-message="signal_enter"] [data-message-text]');
+  await popupEnter.filter({ hasText: signalSecret }).waitFor();
+  assert.equal(JSON.parse(await popupEnter.textContent()).secret, signalSecret);
+  await popup.close();
+  // The bot's page: a signal bot, with the Signal-bot messages and no DCA-bot ones.
+  await created.getByRole("link", { name: "Open the bot →" }).click();
+  await page.waitForURL(`**/bots/${signalBotId}`);
+  assert.equal(await page.textContent("h1"), "BTC signals");
+  await page.locator('[data-bot-type="signal"]', { hasText: /^Signal bot/ }).waitFor();
+  await page.locator('[data-setting="base_order_volume"]', { hasText: "25 USDT" }).waitFor();
+  assert.equal(await page.textContent('[data-setting="strategy_list"]'), "signals");
+  assert.equal(await page.textContent('[data-setting="take_profit"]'), "off");
+  assert.equal(await page.locator('[data-setting="max_safety_orders"]').count(), 0, "no ladder");
+  const signalEnter = page.locator('[data-message="signal_enter"] [data-message-text]');
+  await signalEnter.filter({ hasText: "enter_long" }).waitFor();
+  const enterMessage = JSON.parse(await signalEnter.textContent());
+  assert.equal(enterMessage.bot_uuid, signalBotId);
+  assert.equal(enterMessage.action, "enter_long");
+  assert.ok(await page.locator('[data-message="start_deal"]').isHidden(), "no DCA-bot messages");
+  assert.ok(!(await page.content()).includes(signalSecret), "the secret is not on the bot page");
+  const botDetails = await page.evaluate(async (id) => (await fetch(`/api/v1/bots/${id}`)).json(), signalBotId);
+  assert.equal(botDetails.type, "signal");
+  await page.screenshot({ path: path.join(screenshots, "bot-signal.png"), fullPage: true });
+
   // The secret came in one answer only, the one that created the bot.
   const seen = (await Promise.all(answers)).filter(Boolean).filter((a) => a.text.includes(secret));
   assert.deepEqual(seen.map((a) => new URL(a.url).pathname), ["/api/v1/bots"]);
+  const seenSignal = (await Promise.all(answers)).filter(Boolean).filter((a) => a.text.includes(signalSecret));
+  assert.deepEqual(seenSignal.map((a) => new URL(a.url).pathname), ["/api/v1/bots"], "the signal bot's secret too");
 
   assert.deepEqual(pageErrors, [], "no script errors (a CSP violation would show here)");
   console.log("e2e: bots flow passed in", await browser.version());

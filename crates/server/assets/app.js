@@ -1537,31 +1537,34 @@ function typedNumber(input) {
 }
 
 // The form's DCA settings under their 3Commas names. A value that is not a number is sent as typed,
-// so the API names the field in its answer.
+// so the API names the field in its answer. A signal bot's leave out the ladder (LADDER_SETTINGS) and
+// the start condition, which the API refuses for it, and its take profit when the field is empty.
 function botSettings(form) {
   const body = {};
+  const signal = botKind(form) === "signal";
+  const own = (name) => !signal || !LADDER_SETTINGS.includes(name);
   const read = (name) => {
     const raw = form.elements[name].value.trim();
     if (INTEGER_SETTINGS.includes(name)) return /^\d+$/.test(raw) ? Number(raw) : raw;
     return typedNumber(form.elements[name]);
   };
-  for (const name of REQUIRED_SETTINGS) body[name] = read(name);
-  for (const name of OPTIONAL_SETTINGS) if (form.elements[name].value.trim() !== "") body[name] = read(name);
-  for (const name of CHOSEN_SETTINGS) body[name] = form.elements[name].value;
+  for (const name of REQUIRED_SETTINGS) if (own(name)) body[name] = read(name);
+  for (const name of OPTIONAL_SETTINGS) if (own(name) && form.elements[name].value.trim() !== "") body[name] = read(name);
+  for (const name of CHOSEN_SETTINGS) if (own(name)) body[name] = form.elements[name].value;
   // With steps, the last step's profit is the target: take_profit is left out.
   if (form.elements.use_take_profit_steps.checked) {
     body.take_profit_steps = shownSteps(form).map((row) => ({
       amount_percentage: typedNumber(row.querySelector('[name="amount_percentage"]')),
       profit_percentage: typedNumber(row.querySelector('[name="profit_percentage"]')),
     }));
-  } else {
+  } else if (!signal || form.elements.take_profit.value.trim() !== "") {
     body.take_profit = read("take_profit");
   }
   if (form.elements.trailing_enabled.checked) {
     body.trailing_enabled = true;
     body.trailing_deviation = read("trailing_deviation");
   }
-  body.strategy_list = [{ strategy: form.elements.strategy_list.value }];
+  if (!signal) body.strategy_list = [{ strategy: form.elements.strategy_list.value }];
   if (form.elements.stop_loss_timeout_enabled.checked) {
     body.stop_loss_timeout_enabled = true;
     body.stop_loss_timeout_in_seconds = read("stop_loss_timeout_in_seconds");
@@ -1650,7 +1653,8 @@ function reflectExits(form) {
   form.querySelector("[data-add-step]").disabled = shown.length >= rows.length;
   form.elements.take_profit.disabled = steps;
   form.querySelector("[data-tp-help]").hidden = !steps;
-  if (steps) form.elements.take_profit.setAttribute("aria-describedby", "bot-tp-help");
+  const described = [botKind(form) === "signal" && "bot-tp-signal-help", steps && "bot-tp-help"].filter(Boolean);
+  if (described.length > 0) form.elements.take_profit.setAttribute("aria-describedby", described.join(" "));
   else form.elements.take_profit.removeAttribute("aria-describedby");
   const amounts = shown.map((row) => readAmount(row.querySelector('[name="amount_percentage"]').value));
   const total = amounts.every((a) => a !== null) ? sumDecimals(amounts) : null;
@@ -1723,6 +1727,42 @@ function chosenPair(form) {
   return readPairs(form.elements.pairs.value)[0] || "";
 }
 
+// "dca" or "signal": the bot type chosen at the top of the form.
+function botKind(form) {
+  return form.elements.type.value === "signal" ? "signal" : "dca";
+}
+
+// The form for the chosen type. A signal bot's form hides the ladder and the start condition
+// (disabled too, so they take no focus and no error), and its take profit is optional: the default
+// target is taken out when Signal bot is chosen and comes back with DCA bot if the field was left
+// empty.
+function reflectKind(form) {
+  const signal = botKind(form) === "signal";
+  form.querySelectorAll("[data-bot-kind]").forEach((part) => {
+    part.hidden = part.dataset.botKind !== (signal ? "signal" : "dca");
+    part.querySelectorAll("input, select, textarea").forEach((input) => { input.disabled = part.hidden; });
+  });
+  const tp = form.elements.take_profit;
+  if (signal) {
+    tp.removeAttribute("required");
+    if (tp.value.trim() === tp.defaultValue) tp.value = "";
+  } else {
+    tp.setAttribute("required", "");
+    if (tp.value.trim() === "") tp.value = tp.defaultValue;
+  }
+  // Errors of the other type's fields go with them.
+  form.querySelectorAll("[data-error-for]").forEach((slot) => {
+    const inputs = fieldInputs(form, slot.dataset.errorFor);
+    if (inputs.length > 0 && inputs.every((input) => input.disabled) && slot.dataset.errorFor !== "take_profit") {
+      slot.textContent = "";
+      inputs.forEach((input) => input.removeAttribute("aria-invalid"));
+    }
+  });
+  form.querySelector("[data-preview-title]").textContent = signal ? "What one deal will enter with" : "What one deal will trade";
+  reflectUnits(form);
+  reflectExits(form);
+}
+
 function reflectUnits(form) {
   const { base, quote } = pairParts(chosenPair(form));
   form.querySelectorAll("[data-quote-unit]").forEach((n) => { n.textContent = quote || "quote"; });
@@ -1735,9 +1775,14 @@ function reflectUnits(form) {
     select.querySelector('option[value="quote_currency"]').textContent = quote ? `${quote} (quote)` : "the quote currency";
     select.querySelector('option[value="base_currency"]').textContent = base ? `${base} (base)` : "the base currency";
   });
-  form.querySelector("[data-strategy-help]").textContent = form.elements.strategy.value === "short"
-    ? "Short: sells first and buys back lower. Safety orders sit above the start price."
-    : "Long: buys first and sells higher. Safety orders sit below the start price.";
+  const short = form.elements.strategy.value === "short";
+  form.querySelector("[data-strategy-help]").textContent = botKind(form) === "signal"
+    ? (short
+      ? "Short: enter_short (or sell) sells to open a deal; exit_short (or buy) buys it back."
+      : "Long: enter_long (or buy) buys to open a deal; exit_long (or sell) sells it.")
+    : short
+      ? "Short: sells first and buys back lower. Safety orders sit above the start price."
+      : "Long: buys first and sells higher. Safety orders sit below the start price.";
 }
 
 function schedulePreview(delay) {
@@ -1765,6 +1810,8 @@ async function runPreview() {
     return;
   }
   const body = { ...botSettings(form), start_price: startPrice };
+  // A signal bot's plan: its entry order alone, with its take profit if it has one.
+  if (botKind(form) === "signal") body.bot_type = "signal";
   if (account && pair) Object.assign(body, { exchange_account_id: account, pair });
   box.setAttribute("aria-busy", "true");
   const result = await api("POST", `${BOTS_API}/preview`, body);
@@ -1806,6 +1853,7 @@ function previewTargets(order) {
 }
 
 function previewParts(plan, pair, settings) {
+  if (settings.bot_type === "signal") return signalPreviewParts(plan, pair, settings);
   const strategy = settings.strategy;
   const { base, quote } = pairParts(pair);
   const q = quote || "quote";
@@ -1861,6 +1909,56 @@ function previewParts(plan, pair, settings) {
       : el("p", { class: "help" }, "Not rounded to a market: choose an exchange account and a pair to see the orders as they will be placed."),
     plan.rounded && plan.placeable === false && el("p", { class: "form-error", role: "alert" },
       "Some orders cannot be placed on this market (see below each): raise their volume or change the steps."),
+    el("div", { class: "table-wrap" }, table(headings, rows)),
+  ];
+}
+
+// A signal bot's preview: the entry order one signal places, and its exits. Without a take profit
+// the API plans a nominal one that is never placed; it is not shown.
+function signalPreviewParts(plan, pair, settings) {
+  const { base, quote } = pairParts(pair);
+  const q = quote || "quote";
+  const places = plan.rounded ? undefined : 8;
+  const market = newBot.markets.get(pair);
+  const tick = market && market.tick_size ? (String(market.tick_size).split(".")[1] || "").length : 8;
+  const short = settings.strategy === "short";
+  const steps = Array.isArray(settings.take_profit_steps) ? settings.take_profit_steps : [];
+  const withTarget = settings.take_profit !== undefined || steps.length > 0 || settings.trailing_enabled === true;
+  const entry = plan.orders.find((o) => o.kind === "base");
+  if (!entry) return [el("p", { class: "help" }, "The plan appears here.")];
+  const problems = entry.problems || [];
+  const targets = previewTargets(entry);
+  const headings = [["Order"], [`Price (${q})`, "num"], [`Size (${q})`, "num"]];
+  const cells = [
+    el("th", { scope: "row" }, "Entry order", el("span", { class: "sub" }, short ? "sell" : "buy")),
+    el("td", { class: "num" }, numberEl(entry.price, places, { "data-col": "price" })),
+    el("td", { class: "num" }, numberEl(entry.size_quote, places, { "data-col": "size_quote" }),
+      el("span", { class: "sub" }, numberEl(entry.size_base, places, { "data-col": "size_base" }), ` ${base || "base"}`)),
+  ];
+  if (withTarget) {
+    headings.push([targets.length > 1 ? "Take profit targets" : "Take profit", "num"]);
+    cells.push(el("td", { class: "num" }, targets.length === 0 ? "—" : el("span", { class: "targets" },
+      ...targets.map((price, i) => el("span", { class: "target" },
+        targets.length > 1 ? el("span", { class: "target-step" }, `TP${i + 1} `) : null,
+        numberEl(price, places ?? tick, { "data-col": targets.length > 1 ? "take_profit_target" : "take_profit_price", "data-step": String(i + 1) }))))));
+  }
+  const rows = [el("tr", { "data-preview-row": "entry", class: problems.length ? "problem" : null }, ...cells)];
+  if (problems.length) {
+    rows.push(el("tr", { class: "problem-row" }, el("td", { colspan: String(headings.length) }, `The entry order cannot be placed: ${problems.join("; ")}`)));
+  }
+  const exit = short ? "exit_short" : "exit_long";
+  return [
+    el("p", { class: "plan-summary", "data-plan-summary": "" },
+      "Each signal to enter opens a deal with one order of ", el("strong", {}, `${grouped(plan.max_funds_per_deal)} ${q}`),
+      "; there are no safety orders."),
+    el("p", { class: "help", "data-plan-exits": "" }, withTarget
+      ? `It closes at its take profit, on an ${exit} signal or at the stop loss.`
+      : `No take profit: the deal holds its position until an ${exit} signal, the stop loss or you close it.`),
+    plan.rounded
+      ? el("p", { class: "help" }, "Rounded to the market’s rules: the order the engine will place.")
+      : el("p", { class: "help" }, "Not rounded to a market: choose an exchange account and a pair to see the order as it will be placed."),
+    plan.rounded && plan.placeable === false && el("p", { class: "form-error", role: "alert" },
+      "The entry order cannot be placed on this market: raise its volume."),
     el("div", { class: "table-wrap" }, table(headings, rows)),
   ];
 }
@@ -1979,7 +2077,7 @@ async function createBot(form) {
   clearMessages(form);
   const pairs = readPairs(form.elements.pairs.value);
   const body = {
-    type: "dca",
+    type: botKind(form),
     name: form.elements.name.value.trim(),
     exchange_account_id: form.elements.exchange_account_id.value,
     pairs,
@@ -2020,8 +2118,8 @@ function startBotsPage() {
   const form = botForm;
   dca.refresh = loadBots;
   bindDcaReveal();
-  reflectUnits(form);
-  reflectExits(form);
+  // A reload may keep the type chosen before it.
+  reflectKind(form);
   form.addEventListener("input", (event) => {
     const name = event.target.name;
     if (name === "start_price") event.target.dataset.typed = String(event.target.value.trim() !== "");
@@ -2036,6 +2134,7 @@ function startBotsPage() {
   });
   form.addEventListener("change", (event) => {
     const name = event.target.name;
+    if (name === "type") reflectKind(form);
     if (name === "stop_loss_timeout_enabled") form.elements.stop_loss_timeout_in_seconds.disabled = !event.target.checked;
     if (name === "use_take_profit_steps" || name === "trailing_enabled") reflectExits(form);
     if (name === "exchange_account_id") loadMarkets(form).then(prefillStartPrice);
@@ -2164,6 +2263,8 @@ function settingsFacts(settings, units) {
     if (name === "trailing_deviation" && !settings.trailing_enabled) value = "off";
     // With steps take_profit may be left out: it is the last step's profit.
     if (name === "take_profit" && (value === undefined || value === null) && steps.length > 0) value = steps[steps.length - 1].profit_percentage;
+    // A signal bot without a take profit holds its deals until an exit signal or the stop loss.
+    if (name === "take_profit" && (value === undefined || value === null) && signalBot) value = "off";
     if (name === "strategy_list") value = signalBot ? "signals" : Array.isArray(value) && value[0] ? value[0].strategy : "nonstop";
     if (name === "webhook_ip_allowlist") {
       const list = Array.isArray(value) ? value : [];
@@ -2241,6 +2342,7 @@ function renderBot(bot) {
     select.replaceChildren(...bot.pairs.map((p) => el("option", { value: p }, marketName(p))));
   }
   drawOnce(dcaPart("[data-bot-summary]"), JSON.stringify([bot, dca.accountName || ""]), () => [
+    el("dt", {}, "Type"), el("dd", { "data-bot-type": bot.type }, bot.type === "signal" ? "Signal bot (opens and closes on TradingView Signal-bot alerts)" : "DCA bot"),
     el("dt", {}, "Exchange account"), el("dd", {}, el("a", { href: tradeHref(bot.exchange_account_id) }, dca.accountName || "its account")),
     el("dt", {}, "Pairs"), el("dd", {}, bot.pairs.map(marketName).join(", ")),
     el("dt", {}, "Active deals"), el("dd", { "data-active-deals": "" }, String(bot.active_deals)),

@@ -237,3 +237,20 @@ async fn a_plan_is_rounded_to_a_paper_market_and_tiny_orders_are_reported() {
     let unknown = app.post(PREVIEW, with(body, json!({"pair": "USDT_NOPE"})), Some(&cookie)).await;
     assert_eq!((unknown.status, unknown.json["field"].as_str()), (422, Some("pair")), "{}", unknown.text);
 }
+
+/// The new-bot form previews a signal bot with `bot_type: signal`: one entry order, no take profit
+/// needed, and the ladder refused as on creation.
+#[tokio::test]
+async fn a_signal_bot_preview_is_its_one_entry() {
+    let app = app(Backend::Sqlite).await;
+    let cookie = app.signed_in("signal-preview@example.com", PASSWORD).await;
+    let body = json!({"bot_type": "signal", "base_order_volume": "25", "strategy": "long", "start_price": "100"});
+    let reply = app.post(PREVIEW, body.clone(), Some(&cookie)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let orders = reply.json["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 1, "{}", reply.text);
+    assert_eq!((orders[0]["kind"].as_str(), places(&orders[0]["size_quote"], 2).as_str()), (Some("base"), "25.00"));
+    let laddered = app.post(PREVIEW, with(body, json!({"max_safety_orders": 3})), Some(&cookie)).await;
+    assert_eq!((laddered.status, laddered.code()), (422, "invalid_input"), "{}", laddered.text);
+    assert_eq!(laddered.json["field"], "max_safety_orders", "{}", laddered.text);
+}

@@ -121,6 +121,12 @@ pub struct ServerConfig {
     pub node_id: String,
     /// The webhook routes' limits (`spec/webhooks.md` section 4).
     pub webhooks: WebhookConfig,
+    /// Requests to the pages and the API handled at once; one more is answered 503 `overloaded`
+    /// with `Retry-After` at once instead of queueing (load shedding, NET-1).
+    pub max_in_flight: usize,
+    /// The same for the two webhook routes, counted apart: a flood on the API or the sign-in page
+    /// does not take the webhooks' share, nor the reverse.
+    pub webhook_max_in_flight: usize,
 }
 
 /// How the webhook routes limit and remember what they receive.
@@ -182,6 +188,8 @@ impl ServerConfig {
             bot_lease: Duration::from_secs(30),
             node_id: "node".to_owned(),
             webhooks: WebhookConfig::default(),
+            max_in_flight: 512,
+            webhook_max_in_flight: 256,
         }
     }
 

@@ -65,6 +65,9 @@ pub enum ApiError {
     RateLimited(Duration),
     #[error("locked after too many failures")]
     Locked,
+    /// Load shedding: every slot for requests of this kind is taken.
+    #[error("overloaded")]
+    Overloaded,
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("internal: {0}")]
@@ -95,7 +98,9 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited(_) | ApiError::Locked => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Store(StoreError::Unavailable(_)) | ApiError::VaultSealed => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(StoreError::Unavailable(_)) | ApiError::VaultSealed | ApiError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +133,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RateLimited(_) | ApiError::Locked => "rate_limited",
             ApiError::Store(StoreError::Unavailable(_)) => "unavailable",
+            ApiError::Overloaded => "overloaded",
             ApiError::Store(_) | ApiError::Internal(_) => "internal_error",
         }
     }
@@ -182,6 +188,7 @@ impl ApiError {
             ApiError::Store(StoreError::Unavailable(_)) => {
                 "The service is temporarily unavailable. Try again shortly.".to_owned()
             }
+            ApiError::Overloaded => "The server is busy right now. Try again in a second.".to_owned(),
             ApiError::Store(_) | ApiError::Internal(_) => "Something went wrong on our side.".to_owned(),
         }
     }
@@ -225,6 +232,7 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited(wait) => Some(*wait),
             // A lock has no end of its own; ask clients to come back no sooner than a day.
             ApiError::Locked => Some(Duration::from_secs(86_400)),
+            ApiError::Overloaded => Some(Duration::from_secs(1)),
             _ => None,
         };
         if let Some(wait) = retry {

@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::load_shed))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
         .layer(
             // The span names the path only: query strings can carry single-use tokens

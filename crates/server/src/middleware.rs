@@ -1,5 +1,5 @@
-//! Middleware on every request: security headers (SE-5), cross-origin refusal (SE-4) and the
-//! up-front body-size check (NET-1).
+//! Middleware on every request: security headers (SE-5), cross-origin refusal (SE-4), the
+//! up-front body-size check and load shedding (NET-1).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
@@ -66,6 +66,40 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
         tracing::warn!(path = %request.uri().path(), "cross-origin state change refused");
         return ApiError::CsrfRejected.into_response();
     }
+    next.run(request).await
+}
+
+/// The slots of requests being handled: one pool for the pages and the API, one for the webhook
+/// routes. `/healthz` takes none (a load balancer must see a busy node as alive).
+#[derive(Debug)]
+pub struct InFlight {
+    general: std::sync::Arc<tokio::sync::Semaphore>,
+    webhooks: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl InFlight {
+    pub fn new(config: &crate::config::ServerConfig) -> InFlight {
+        InFlight {
+            general: std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
+            webhooks: std::sync::Arc::new(tokio::sync::Semaphore::new(config.webhook_max_in_flight.max(1))),
+        }
+    }
+}
+
+/// Load shedding: a request that finds every slot of its pool taken is answered 503 `overloaded`
+/// with `Retry-After: 1` at once, before any work, instead of waiting in a queue that makes every
+/// answer late. The slot is held until the handler has answered.
+pub async fn load_shed(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let pool = match path {
+        "/healthz" => return next.run(request).await,
+        "/trade_signal/trading_view" | "/signal_bots/webhooks" => &state.in_flight.webhooks,
+        _ => &state.in_flight.general,
+    };
+    let Ok(_slot) = std::sync::Arc::clone(pool).try_acquire_owned() else {
+        tracing::warn!(path, "load shedding: every request slot is taken");
+        return ApiError::Overloaded.into_response();
+    };
     next.run(request).await
 }
 

@@ -46,6 +46,7 @@ pub struct Inner {
     pub runner: crate::runner::Runner,
     pub webhook_limits: crate::webhooks::Limits,
     pub webhook_recorder: crate::webhooks::Recorder,
+    pub in_flight: crate::middleware::InFlight,
 }
 
 impl std::ops::Deref for AppState {
@@ -64,6 +65,7 @@ impl AppState {
         let hashes = HashPool::new(hasher, config.hash_concurrency, config.hash_queue)?;
         let runner = crate::runner::Runner::new(config.node_id.clone());
         let webhook_limits = crate::webhooks::Limits::new(&config.webhooks);
+        let in_flight = crate::middleware::InFlight::new(&config);
         Ok(AppState(Arc::new(Inner {
             config,
             store: deps.store,
@@ -77,6 +79,7 @@ impl AppState {
             hashes,
             webhook_limits,
             webhook_recorder: crate::webhooks::Recorder::default(),
+            in_flight,
         })))
     }
 

@@ -7,6 +7,7 @@ mod bots;
 mod deals;
 mod email_change;
 mod exchange_accounts;
+mod limits;
 mod logs;
 mod manual_orders;
 mod pages;

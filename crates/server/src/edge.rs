@@ -94,16 +94,9 @@ impl Tls {
         Ok(self.fingerprint())
     }
 
-    /// Reloads the certificate when its files change (looked at every `every`) and on SIGHUP.
-    async fn watch(self: Arc<Self>, every: Duration) {
-        #[cfg(unix)]
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => Some(signal),
-            Err(err) => {
-                tracing::warn!(error = %err, "no SIGHUP handler: the certificate reloads only when its files change");
-                None
-            }
-        };
+    /// Reloads the certificate when its files change (looked at every `every`) and on SIGHUP
+    /// (`hangup`, registered by the caller before it serves, so an early signal is not fatal).
+    async fn watch(self: Arc<Self>, every: Duration, #[cfg(unix)] mut hangup: Option<tokio::signal::unix::Signal>) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tick.tick().await;
@@ -313,7 +306,21 @@ pub async fn run(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let http = Arc::new(http);
-    let reload = tls.clone().map(|tls| tokio::spawn(tls.watch(limits.tls_reload_check)));
+    let reload = tls.clone().map(|tls| {
+        #[cfg(unix)]
+        let hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => Some(signal),
+            Err(err) => {
+                tracing::warn!(error = %err, "no SIGHUP handler: the certificate reloads only when its files change");
+                None
+            }
+        };
+        tokio::spawn(tls.watch(
+            limits.tls_reload_check,
+            #[cfg(unix)]
+            hangup,
+        ))
+    });
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

@@ -171,9 +171,21 @@ impl StorageArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Listen address. A non-loopback address needs BULWARK_TRUSTED_PROXIES (TLS termination in front).
+    /// Listen address. A non-loopback address needs TLS: BULWARK_TLS_CERT and BULWARK_TLS_KEY,
+    /// BULWARK_TLS=auto, or a TLS-terminating proxy in front named by BULWARK_TRUSTED_PROXIES.
     #[arg(long, env = "BULWARK_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// The served certificate chain (PEM). With BULWARK_TLS_KEY: HTTPS only (TLS 1.2 and 1.3);
+    /// reloaded when the files change and on SIGHUP.
+    #[arg(long, env = "BULWARK_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "BULWARK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// `off`, or `auto`: a self-signed certificate made in the data dir on the first start
+    /// (tls-cert.pem, tls-key.pem) and reused; its SHA-256 fingerprint is printed at start.
+    #[arg(long, env = "BULWARK_TLS", default_value = "off", value_parser = ["off", "auto"])]
+    pub tls: String,
     /// Base of links in mails and the allowed Origin [default: http://<bind>]
     #[arg(long, env = "BULWARK_PUBLIC_URL")]
     pub public_url: Option<Url>,
@@ -226,7 +238,19 @@ pub struct Settings {
     pub explicit_public_url: bool,
     pub binance_url: Url,
     pub paper_market: PaperMarketSetting,
+    pub tls: TlsSetting,
     pub server: server::ServerConfig,
+}
+
+/// Where the served certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSetting {
+    /// Plain HTTP (loopback, or behind a TLS-terminating proxy).
+    Off,
+    /// BULWARK_TLS_CERT and BULWARK_TLS_KEY.
+    Files(server::TlsFiles),
+    /// BULWARK_TLS=auto: self-signed, kept in the data dir.
+    Auto,
 }
 
 /// Whether `url` names this machine's loopback interface.
@@ -293,10 +317,20 @@ impl ServeArgs {
     /// # Errors
     /// When the values contradict each other or a safety rule (see `docs/configuration.md`).
     pub fn resolve(self) -> anyhow::Result<Settings> {
-        if !self.bind.ip().is_loopback() && self.trusted_proxies.is_empty() {
+        let tls = match (self.tls.as_str(), self.tls_cert, self.tls_key) {
+            ("auto", Some(_), _) | ("auto", _, Some(_)) => {
+                bail!("BULWARK_TLS=auto makes its own certificate: leave BULWARK_TLS_CERT and BULWARK_TLS_KEY unset")
+            }
+            ("auto", None, None) => TlsSetting::Auto,
+            (_, Some(cert), Some(key)) => TlsSetting::Files(server::TlsFiles { cert, key }),
+            (_, None, None) => TlsSetting::Off,
+            _ => bail!("BULWARK_TLS_CERT and BULWARK_TLS_KEY go together"),
+        };
+        if !self.bind.ip().is_loopback() && tls == TlsSetting::Off && self.trusted_proxies.is_empty() {
             bail!(
                 "refusing to listen on {} without TLS: Bulwark serves plain HTTP only on loopback. \
-                 Put a TLS-terminating proxy in front and set BULWARK_TRUSTED_PROXIES, or bind 127.0.0.1.",
+                 Set BULWARK_TLS_CERT and BULWARK_TLS_KEY (or BULWARK_TLS=auto for a self-signed certificate), \
+                 or put a TLS-terminating proxy in front and set BULWARK_TRUSTED_PROXIES, or bind 127.0.0.1.",
                 self.bind
             );
         }
@@ -310,12 +344,13 @@ impl ServeArgs {
             bail!("BULWARK_PUBLIC_URL must be an http:// or https:// URL");
         }
         // Until the listener is bound, the public URL is provisional: with no BULWARK_PUBLIC_URL it
-        // becomes http://<the bound address> (which matters when BULWARK_BIND asks for port 0).
+        // becomes http(s)://<the bound address> (which matters when BULWARK_BIND asks for port 0).
         let explicit_public_url = self.public_url.is_some();
+        let scheme = if tls == TlsSetting::Off { "http" } else { "https" };
         let public_url = match self.public_url {
             Some(url) => url,
             None => {
-                Url::parse(&format!("http://{}", self.bind)).context("building the public URL from BULWARK_BIND")?
+                Url::parse(&format!("{scheme}://{}", self.bind)).context("building the public URL from BULWARK_BIND")?
             }
         };
         let mut server = server::ServerConfig::new(public_url);
@@ -335,6 +370,7 @@ impl ServeArgs {
             PaperMarketSetting::parse(self.paper_market.as_deref(), database_url.starts_with("postgres"))?;
         Ok(Settings {
             paper_market,
+            tls,
             binance_url: self.binance_url,
             root_key_file,
             data_dir: self.storage.data_dir,
@@ -400,6 +436,30 @@ mod tests {
         for refused in ["0", "901", "-1", "five"] {
             assert!(reauth_window(&["--reauth-window-seconds", refused]).is_err(), "{refused}");
         }
+    }
+
+    #[test]
+    fn a_non_loopback_address_needs_tls_or_a_proxy() {
+        let resolve = |args: &[&str]| -> Result<super::TlsSetting, String> {
+            let cli = Cli::try_parse_from([&["bulwark", "serve"], args].concat()).map_err(|e| e.to_string())?;
+            let Command::Serve(serve) = cli.command else { return Err("not serve".to_owned()) };
+            let settings = serve.resolve().map_err(|e| e.to_string())?;
+            Ok(settings.tls)
+        };
+        let err = resolve(&["--bind", "0.0.0.0:8443"]).unwrap_err();
+        for fix in ["BULWARK_TLS_CERT", "BULWARK_TLS=auto", "BULWARK_TRUSTED_PROXIES", "127.0.0.1"] {
+            assert!(err.contains(fix), "{err}");
+        }
+        assert_eq!(resolve(&["--bind", "0.0.0.0:8443", "--tls", "auto"]), Ok(super::TlsSetting::Auto));
+        assert_eq!(
+            resolve(&["--bind", "0.0.0.0:8443", "--tls-cert", "c.pem", "--tls-key", "k.pem"]),
+            Ok(super::TlsSetting::Files(server::TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }))
+        );
+        assert_eq!(resolve(&["--bind", "0.0.0.0:8080", "--trusted-proxies", "10.0.0.0/8"]), Ok(super::TlsSetting::Off));
+        assert!(resolve(&["--tls-cert", "c.pem"]).is_err(), "a certificate without its key");
+        assert!(resolve(&["--tls", "auto", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_err());
+        assert!(resolve(&["--tls", "on"]).is_err(), "off or auto only");
+        assert_eq!(resolve(&[]), Ok(super::TlsSetting::Off));
     }
 
     #[test]

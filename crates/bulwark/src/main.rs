@@ -60,6 +60,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("restricting {}", settings.data_dir.display()))?;
     }
 
+    let tls = match &settings.tls {
+        config::TlsSetting::Off => None,
+        config::TlsSetting::Files(files) => Some(files.clone()),
+        config::TlsSetting::Auto => {
+            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+            if !settings.bind.ip().is_unspecified() && !settings.bind.ip().is_loopback() {
+                names.push(settings.bind.ip().to_string());
+            }
+            let (files, fingerprint) = server::edge::self_signed(&settings.data_dir, names)
+                .with_context(|| format!("the self-signed certificate in {}", settings.data_dir.display()))?;
+            tracing::info!(
+                cert = %files.cert.display(),
+                %fingerprint,
+                "BULWARK_TLS=auto: serving a self-signed certificate; a browser warns about it: \
+                 accept it only if it shows SHA-256 fingerprint {fingerprint}"
+            );
+            Some(files)
+        }
+    };
+
     let store = connect_store(&settings.database_url).await?;
 
     let mailer: Arc<dyn mail::Mailer> = match &settings.smtp_url {
@@ -114,10 +134,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local = listener.local_addr()?;
     let mut config = settings.server;
+    config.tls = tls;
     config.node_id = node_id(&settings.data_dir)?;
     tracing::info!(node = %config.node_id, "bot leases are held under this node id");
     if !settings.explicit_public_url {
-        config.public_url = url::Url::parse(&format!("http://{local}"))?;
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        config.public_url = url::Url::parse(&format!("{scheme}://{local}"))?;
     }
     let public_url = config.public_url.clone();
     let state = server::AppState::new(config, deps)?;

@@ -1,5 +1,6 @@
 //! The server's typed configuration. Only the `bulwark` crate reads the environment; it fills this.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use auth::{HashParams, PasswordPolicy};
@@ -127,6 +128,49 @@ pub struct ServerConfig {
     /// The same for the two webhook routes, counted apart: a flood on the API or the sign-in page
     /// does not take the webhooks' share, nor the reverse.
     pub webhook_max_in_flight: usize,
+    /// Connection-level limits of the accept loop (`edge`, NET-1).
+    pub edge: EdgeConfig,
+    /// The certificate and key (PEM files) to serve HTTPS with; `None`: plain HTTP (loopback or
+    /// behind a TLS-terminating proxy: the binary refuses anything else).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the served certificate (chain first, leaf first) and its private key. Both are
+/// read again when either file changes (checked every `EdgeConfig::tls_reload_check`) and on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Limits on connections, enforced by the accept loop before any request is read (NET-1). The
+/// defaults are written down in `docs/security-model.md`.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// A connection that has not sent a request's complete headers this long after it opened (or
+    /// after its previous response) is closed (slowloris).
+    pub header_read_timeout: Duration,
+    /// A TLS handshake not finished this long after the connection opened is abandoned.
+    pub tls_handshake_timeout: Duration,
+    /// Open connections from one client address; a connection beyond it is closed at once. Peers
+    /// in `trusted_proxies` are exempt (every client of a proxy shares its address).
+    pub max_connections_per_ip: usize,
+    /// Open connections in all; a connection beyond it is closed at once.
+    pub max_connections: usize,
+    /// How often the TLS files' modification times are looked at for a reload.
+    pub tls_reload_check: Duration,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            header_read_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_connections_per_ip: 64,
+            max_connections: 1024,
+            tls_reload_check: Duration::from_secs(5),
+        }
+    }
 }
 
 /// How the webhook routes limit and remember what they receive.
@@ -190,6 +234,8 @@ impl ServerConfig {
             webhooks: WebhookConfig::default(),
             max_in_flight: 512,
             webhook_max_in_flight: 256,
+            edge: EdgeConfig::default(),
+            tls: None,
         }
     }
 

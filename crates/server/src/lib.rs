@@ -6,6 +6,7 @@
 pub mod api;
 mod chart;
 pub mod config;
+pub mod edge;
 mod emails;
 mod error;
 pub mod extract;
@@ -22,8 +23,6 @@ pub mod session;
 pub mod state;
 pub mod webhooks;
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -32,7 +31,7 @@ use axum::routing::{delete, get, patch, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-pub use config::{ServerConfig, ThrottleConfig};
+pub use config::{EdgeConfig, ServerConfig, ThrottleConfig, TlsFiles};
 pub use error::ApiError;
 pub use live_vault::LiveVault;
 pub use state::{AppDeps, AppState};
@@ -144,7 +143,8 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, with the client's socket address
+/// Serves `router` on `listener` until `shutdown` resolves (through `edge::run`: the connection
+/// limits, and HTTPS only when `config.tls` names a certificate), with the client's socket address
 /// available to handlers. Also runs the housekeeping loop (expired-session purge), the vault's
 /// refresh loop (key ring reload and the rewrap job of a rotation), the bot runner and the
 /// reconciliation of manual orders.
@@ -161,8 +161,16 @@ pub async fn serve(
     let engine = tokio::spawn(runner::run(state.clone()));
     let manual_orders = tokio::spawn(manual_orders::run(state.clone()));
     let state_for_release = state.clone();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = match state.config.tls.as_ref().map(edge::Tls::load).transpose() {
+        Ok(tls) => {
+            if let Some(tls) = &tls {
+                tracing::info!(fingerprint = %tls.fingerprint(), "serving HTTPS only (TLS 1.2 and 1.3)");
+            }
+            let (limits, proxies) = (state.config.edge.clone(), state.config.trusted_proxies.clone());
+            edge::run(listener, router(state), limits, tls, proxies, shutdown).await
+        }
+        Err(err) => Err(err),
+    };
     housekeeping.abort();
     vault_refresh.abort();
     engine.abort();

@@ -16,6 +16,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// Adds the security headers of `spec/api.md` to every response, errors included.
 pub async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/assets/");
+    // Over a TLS connection this server terminated, or behind a proxy that serves the public
+    // `https://` URL; never over plain HTTP to a plain-HTTP address.
+    let over_tls = request.extensions().get::<crate::edge::ServedOverTls>().is_some() || state.config.is_https();
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let mut set = |name: &'static str, value: &'static str| {
@@ -31,7 +34,7 @@ pub async fn security_headers(State(state): State<AppState>, request: Request, n
     if !is_asset {
         set("cache-control", "no-store");
     }
-    if state.config.is_https() {
+    if over_tls {
         set("strict-transport-security", "max-age=63072000; includeSubDomains");
     }
     response

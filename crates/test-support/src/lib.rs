@@ -6,6 +6,7 @@ mod app;
 mod clock;
 mod db;
 mod smtp;
+pub mod tls;
 mod venue;
 
 pub use app::{Backend, Reply, TestApp, spawn_app, spawn_app_with, test_ring};

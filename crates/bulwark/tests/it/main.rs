@@ -63,6 +63,11 @@ fn serve_refuses(env: &[(&str, &str)]) -> String {
 
 /// Starts `bulwark serve` on a free loopback port and waits until it says where it listens.
 fn serve(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
+    serve_seen(data_dir, extra).0
+}
+
+/// `serve`, and the lines it printed up to and including the one naming its address.
+fn serve_seen(data_dir: &Path, extra: &[(&str, &str)]) -> (Running, Vec<String>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
     command
         .arg("serve")
@@ -85,7 +90,7 @@ fn serve(data_dir: &Path, extra: &[(&str, &str)]) -> Running {
                     seen.push(line);
                     let mut running = Running { child, base: format!("http://{addr}"), lines };
                     running.drain_into(&mut seen);
-                    return running;
+                    return (running, seen);
                 }
                 seen.push(line);
             }
@@ -502,7 +507,80 @@ fn vault_rotate_moves_secrets_onto_a_new_key_and_serve_destroys_the_old_one() {
 #[test]
 fn refuses_to_serve_plain_http_beyond_loopback() {
     let err = serve_refuses(&[("BULWARK_BIND", "0.0.0.0:0")]);
-    assert!(err.contains("BULWARK_TRUSTED_PROXIES"), "{err}");
+    for fix in ["BULWARK_TLS_CERT", "BULWARK_TLS=auto", "BULWARK_TRUSTED_PROXIES"] {
+        assert!(err.contains(fix), "the refusal names {fix}: {err}");
+    }
+}
+
+/// The fingerprint `BULWARK_TLS=auto` printed, and the one an HTTPS request to `app` sees.
+fn auto_fingerprints(app: &Running, printed: &[String]) -> (String, String) {
+    let printed = printed
+        .iter()
+        .find_map(|line| line.split("fingerprint=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no fingerprint printed: {printed:?}"))
+        .to_owned();
+    (printed, https_fingerprint(app))
+}
+
+fn https_fingerprint(app: &Running) -> String {
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let reply =
+        runtime.block_on(test_support::tls::https_get(addr, "/healthz", &[&test_support::tls::TLS13])).expect("HTTPS");
+    assert_eq!(reply.status(), 200, "{}", reply.head);
+    assert!(reply.header("strict-transport-security").is_some(), "HSTS over TLS");
+    reply.fingerprint
+}
+
+#[test]
+fn tls_auto_makes_a_self_signed_certificate_once_and_prints_its_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (app, printed) = serve_seen(&data, &[("BULWARK_TLS", "auto")]);
+    let (printed, served) = auto_fingerprints(&app, &printed);
+    assert_eq!(printed, served, "the printed fingerprint is the served certificate's");
+    assert_eq!(printed.len(), 32 * 3 - 1, "SHA-256 as colon-separated hex: {printed}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("tls-key.pem")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the private key is the owner's only");
+    }
+    let cert = std::fs::read(data.join("tls-cert.pem")).unwrap();
+    drop(app);
+
+    let (app, again) = serve_seen(&data, &[("BULWARK_TLS", "auto")]);
+    assert_eq!(auto_fingerprints(&app, &again), (printed.clone(), printed), "reused on the next start");
+    assert_eq!(std::fs::read(data.join("tls-cert.pem")).unwrap(), cert);
+}
+
+/// SIGHUP reloads the certificate (and does not stop the server, as it would without a handler).
+#[cfg(target_os = "linux")]
+#[test]
+fn sighup_reloads_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, served, renewed) = (dir.path().join("data"), dir.path().join("served"), dir.path().join("renewed"));
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::create_dir_all(&renewed).unwrap();
+    let (files, _) = server::edge::self_signed(&served, vec!["localhost".to_owned()]).unwrap();
+    let (new, _) = server::edge::self_signed(&renewed, vec!["localhost".to_owned()]).unwrap();
+    let env = [("BULWARK_TLS_CERT", files.cert.to_str().unwrap()), ("BULWARK_TLS_KEY", files.key.to_str().unwrap())];
+    let app = serve(&data, &env);
+    let before = https_fingerprint(&app);
+    std::fs::copy(&new.key, &files.key).unwrap();
+    std::fs::copy(&new.cert, &files.cert).unwrap();
+    let pid = rustix::process::Pid::from_child(&app.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = https_fingerprint(&app);
+        if seen != before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still the old certificate");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -517,6 +595,9 @@ fn help_names_every_variable() {
         "BULWARK_PUBLIC_URL",
         "BULWARK_SMTP_URL",
         "BULWARK_TRUSTED_PROXIES",
+        "BULWARK_TLS_CERT",
+        "BULWARK_TLS_KEY",
+        "BULWARK_TLS",
         "BULWARK_ROOT_KEY_FILE",
         "BULWARK_REAUTH_WINDOW_SECONDS",
         "BULWARK_VAULT_REFRESH_SECONDS",

@@ -5,6 +5,7 @@ mod accounts;
 mod audit;
 mod bots;
 mod deals;
+mod edge;
 mod email_change;
 mod exchange_accounts;
 mod limits;

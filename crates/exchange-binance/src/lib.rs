@@ -12,6 +12,7 @@ mod client;
 mod limits;
 pub mod sign;
 mod stream;
-mod wire;
+// Public for the fuzz target of the exchange's answers (fuzz/fuzz_targets/exchange_response.rs).
+pub mod wire;
 
 pub use client::{BinanceAccount, BinanceClient, BinanceConfig, BinanceVenue, binance_symbol, map_error};

@@ -48,6 +48,24 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// Connects to `url` once, without migrating or writing anything, and returns the server's
+    /// version (`SHOW server_version`): for `bulwark doctor`.
+    ///
+    /// # Errors
+    /// `ConnectError` when the URL is wrong or the server cannot be reached or queried.
+    pub async fn probe(url: &str) -> Result<String, ConnectError> {
+        let options = PgConnectOptions::from_str(url).map_err(ConnectError::Url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(ConnectError::Connect)?;
+        let version: Result<String, sqlx::Error> = sqlx::query_scalar("SHOW server_version").fetch_one(&pool).await;
+        pool.close().await;
+        version.map_err(ConnectError::Connect)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -342,7 +342,9 @@ fn root_key(report: &mut Report, path: &Path) {
                 report.line(
                     Level::Fail,
                     "root key",
-                    format!("{shown} does not hold a root key: {err}: restore it from the backup (BULWARK_ROOT_KEY_FILE)"),
+                    format!(
+                        "{shown} does not hold a root key: {err}: restore it from the backup (BULWARK_ROOT_KEY_FILE)"
+                    ),
                 );
                 return;
             }
@@ -372,8 +374,14 @@ async fn database(report: &mut Report, url: &str) {
         let probe = tokio::time::timeout(Duration::from_secs(10), store_postgres::PgStore::probe(url)).await;
         match probe {
             Ok(Ok(version)) => report.line(Level::Ok, "database", format!("PostgreSQL {version} answers")),
-            Ok(Err(err)) => report.line(Level::Fail, "database", format!("{err}: fix BULWARK_DATABASE_URL or the server")),
-            Err(_) => report.line(Level::Fail, "database", "PostgreSQL did not answer within 10 s: fix BULWARK_DATABASE_URL or the server"),
+            Ok(Err(err)) => {
+                report.line(Level::Fail, "database", format!("{err}: fix BULWARK_DATABASE_URL or the server"))
+            }
+            Err(_) => report.line(
+                Level::Fail,
+                "database",
+                "PostgreSQL did not answer within 10 s: fix BULWARK_DATABASE_URL or the server",
+            ),
         }
         return;
     }
@@ -400,8 +408,18 @@ async fn database(report: &mut Report, url: &str) {
             }
         }
     }
-    if !problems.is_empty() {
+    // `serve` (SQLite) creates these files with the umask's mode; the data dir's 0700 is then what
+    // keeps others out. Readable files in a directory others can enter are a FAIL.
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let shut = std::fs::metadata(parent).is_ok_and(|dir| mode_of(&dir) & 0o011 == 0);
+    if !problems.is_empty() && !shut {
         report.line(Level::Fail, "database", format!("group or others can read it: {}", problems.join("; ")));
+    } else if !problems.is_empty() {
+        report.line(
+            Level::Warn,
+            "database",
+            format!("only the mode of {} keeps others out: {}", parent.display(), problems.join("; ")),
+        );
     } else if found {
         report.line(Level::Ok, "database", format!("SQLite {} (readable by its owner only)", path.display()));
     } else {
@@ -438,16 +456,28 @@ async fn smtp(report: &mut Report, settings: &Settings) {
     let stream = match connect {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => {
-            report.line(Level::Fail, "smtp", format!("{target} is unreachable: {err}: fix BULWARK_SMTP_URL or start the mail server"));
+            report.line(
+                Level::Fail,
+                "smtp",
+                format!("{target} is unreachable: {err}: fix BULWARK_SMTP_URL or start the mail server"),
+            );
             return;
         }
         Err(_) => {
-            report.line(Level::Fail, "smtp", format!("{target} did not accept a connection within 5 s: fix BULWARK_SMTP_URL"));
+            report.line(
+                Level::Fail,
+                "smtp",
+                format!("{target} did not accept a connection within 5 s: fix BULWARK_SMTP_URL"),
+            );
             return;
         }
     };
     if implicit_tls {
-        report.line(Level::Ok, "smtp", format!("{target} accepts connections (smtps: the greeting comes after TLS; not checked)"));
+        report.line(
+            Level::Ok,
+            "smtp",
+            format!("{target} accepts connections (smtps: the greeting comes after TLS; not checked)"),
+        );
         return;
     }
     let greeting = tokio::time::timeout(NETWORK_TIMEOUT, async move {

@@ -19,7 +19,10 @@ fn main() -> anyhow::Result<()> {
         // `doctor` reports a configuration that does not parse as a FAIL line naming the variable.
         Err(err)
             if std::env::args().nth(1).as_deref() == Some("doctor")
-                && !matches!(err.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) =>
+                && !matches!(
+                    err.kind(),
+                    clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+                ) =>
         {
             doctor::parse_failure(&err);
             std::process::exit(1);

@@ -196,7 +196,8 @@ fn stamp(files: &TlsFiles) -> Stamp {
 /// # Errors
 /// The file cannot be read or holds no certificate.
 pub fn leaf_certificate(path: &Path) -> io::Result<Vec<u8>> {
-    let mut items = CertificateDer::pem_file_iter(path).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.to_string()))?;
+    let mut items = CertificateDer::pem_file_iter(path)
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.to_string()))?;
     match items.next() {
         Some(Ok(der)) => Ok(der.to_vec()),
         Some(Err(err)) => Err(io::Error::new(io::ErrorKind::InvalidData, err.to_string())),

@@ -404,7 +404,7 @@ async fn database(report: &mut Report, url: &str) {
             found |= suffix.is_empty();
             let mode = mode_of(&metadata);
             if mode & 0o044 != 0 {
-                problems.push(format!("{candidate} has mode {mode:04o}: chmod 600 {candidate}"));
+                problems.push((candidate, mode));
             }
         }
     }
@@ -412,13 +412,20 @@ async fn database(report: &mut Report, url: &str) {
     // keeps others out. Readable files in a directory others can enter are a FAIL.
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let shut = std::fs::metadata(parent).is_ok_and(|dir| mode_of(&dir) & 0o011 == 0);
+    let problems = if problems.is_empty() {
+        String::new()
+    } else {
+        let files: Vec<String> = problems.iter().map(|(file, mode)| format!("{file} (mode {mode:04o})")).collect();
+        let names: Vec<&str> = problems.iter().map(|(file, _)| file.as_str()).collect();
+        format!("{}: chmod 600 {}", files.join(", "), names.join(" "))
+    };
     if !problems.is_empty() && !shut {
-        report.line(Level::Fail, "database", format!("group or others can read it: {}", problems.join("; ")));
+        report.line(Level::Fail, "database", format!("group or others can read it: {problems}"));
     } else if !problems.is_empty() {
         report.line(
             Level::Warn,
             "database",
-            format!("only the mode of {} keeps others out: {}", parent.display(), problems.join("; ")),
+            format!("only the mode of {} keeps others out: {}", parent.display(), problems),
         );
     } else if found {
         report.line(Level::Ok, "database", format!("SQLite {} (readable by its owner only)", path.display()));

@@ -116,3 +116,23 @@ fn doctor_changes_nothing() {
     assert!(!data.exists(), "doctor created {}", data.display());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing else either");
 }
+
+#[test]
+fn doctor_reads_the_smtp_greeting_and_sends_nothing() {
+    use std::io::{Read as _, Write as _};
+    let tmp = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("smtp://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.write_all(b"220 mail.test ESMTP\r\n").unwrap();
+        let mut received = Vec::new();
+        let _ = stream.read_to_end(&mut received);
+        received
+    });
+    let (code, out) =
+        doctor(&[("BULWARK_DATA_DIR", tmp.path().join("d").to_str().unwrap()), ("BULWARK_SMTP_URL", &url)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok   smtp:") && out.contains("220 mail.test ESMTP"), "{out}");
+    assert!(server.join().unwrap().is_empty(), "doctor sent nothing to the mail server");
+}

@@ -54,15 +54,14 @@ impl PgStore {
     /// # Errors
     /// `ConnectError` when the URL is wrong or the server cannot be reached or queried.
     pub async fn probe(url: &str) -> Result<String, ConnectError> {
+        use sqlx::Connection as _;
         let options = PgConnectOptions::from_str(url).map_err(ConnectError::Url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .map_err(ConnectError::Connect)?;
-        let version: Result<String, sqlx::Error> = sqlx::query_scalar("SHOW server_version").fetch_one(&pool).await;
-        pool.close().await;
+        // One plain connection (not a pool): its error is the server's or the network's own.
+        let mut connection =
+            sqlx::postgres::PgConnection::connect_with(&options).await.map_err(ConnectError::Connect)?;
+        let version: Result<String, sqlx::Error> =
+            sqlx::query_scalar("SHOW server_version").fetch_one(&mut connection).await;
+        let _ = connection.close().await;
         version.map_err(ConnectError::Connect)
     }
 

@@ -25,6 +25,10 @@ pub enum Command {
     Vault(VaultArgs),
     /// A Binance-compatible exchange on loopback (one account), for trying Bulwark and for tests.
     ExchangeSim(Box<ExchangeSimArgs>),
+    /// Checks a deployment with the settings `serve` would use (same flags and variables): one line
+    /// per check (ok, warn or FAIL, with the fix). Starts nothing and changes nothing; exit status 1
+    /// when a check FAILs.
+    Doctor(Box<ServeArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +257,28 @@ pub enum TlsSetting {
     Auto,
 }
 
+impl Settings {
+    /// The bind rule of `serve`: plain HTTP only on loopback, unless a TLS-terminating proxy is
+    /// named by BULWARK_TRUSTED_PROXIES.
+    ///
+    /// # Errors
+    /// The refusal, naming the fixes.
+    pub fn bind_rule(&self) -> anyhow::Result<()> {
+        bind_rule(self.bind, &self.tls, &self.server.trusted_proxies)
+    }
+}
+
+fn bind_rule(bind: SocketAddr, tls: &TlsSetting, trusted_proxies: &[IpNet]) -> anyhow::Result<()> {
+    if !bind.ip().is_loopback() && *tls == TlsSetting::Off && trusted_proxies.is_empty() {
+        bail!(
+            "refusing to listen on {bind} without TLS: Bulwark serves plain HTTP only on loopback. \
+             Set BULWARK_TLS_CERT and BULWARK_TLS_KEY (or BULWARK_TLS=auto for a self-signed certificate), \
+             or put a TLS-terminating proxy in front and set BULWARK_TRUSTED_PROXIES, or bind 127.0.0.1."
+        );
+    }
+    Ok(())
+}
+
 /// Whether `url` names this machine's loopback interface.
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
@@ -317,25 +343,36 @@ impl ServeArgs {
     /// # Errors
     /// When the values contradict each other or a safety rule (see `docs/configuration.md`).
     pub fn resolve(self) -> anyhow::Result<Settings> {
-        let tls = match (self.tls.as_str(), self.tls_cert, self.tls_key) {
+        let tls = self.tls_setting()?;
+        bind_rule(self.bind, &tls, &self.trusted_proxies)?;
+        self.resolve_with(tls)
+    }
+
+    /// Like [`ServeArgs::resolve`] without the bind rule, which `bulwark doctor` reports as a check
+    /// of its own (with [`Settings::bind_rule`]) instead of stopping at it.
+    ///
+    /// # Errors
+    /// As `resolve`, but for the bind rule.
+    pub fn resolve_for_doctor(self) -> anyhow::Result<Settings> {
+        let tls = self.tls_setting()?;
+        self.resolve_with(tls)
+    }
+
+    fn tls_setting(&self) -> anyhow::Result<TlsSetting> {
+        Ok(match (self.tls.as_str(), &self.tls_cert, &self.tls_key) {
             ("auto", Some(_), _) | ("auto", _, Some(_)) => {
                 bail!("BULWARK_TLS=auto makes its own certificate: leave BULWARK_TLS_CERT and BULWARK_TLS_KEY unset")
             }
             ("auto", None, None) => TlsSetting::Auto,
-            (_, Some(cert), Some(key)) => TlsSetting::Files(server::TlsFiles { cert, key }),
+            (_, Some(cert), Some(key)) => TlsSetting::Files(server::TlsFiles { cert: cert.clone(), key: key.clone() }),
             (_, None, None) => TlsSetting::Off,
             _ => bail!("BULWARK_TLS_CERT and BULWARK_TLS_KEY go together"),
-        };
-        if !self.bind.ip().is_loopback() && tls == TlsSetting::Off && self.trusted_proxies.is_empty() {
-            bail!(
-                "refusing to listen on {} without TLS: Bulwark serves plain HTTP only on loopback. \
-                 Set BULWARK_TLS_CERT and BULWARK_TLS_KEY (or BULWARK_TLS=auto for a self-signed certificate), \
-                 or put a TLS-terminating proxy in front and set BULWARK_TRUSTED_PROXIES, or bind 127.0.0.1.",
-                self.bind
-            );
-        }
+        })
+    }
+
+    fn resolve_with(self, tls: TlsSetting) -> anyhow::Result<Settings> {
         if self.session_idle_minutes == 0 || self.session_absolute_hours == 0 {
-            bail!("session timeouts must be positive");
+            bail!("session timeouts must be positive (BULWARK_SESSION_IDLE_MINUTES, BULWARK_SESSION_ABSOLUTE_HOURS)");
         }
         let database_url = self.storage.database_url();
         if let Some(url) = &self.public_url

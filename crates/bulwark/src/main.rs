@@ -3,6 +3,7 @@
 //! environment or names a concrete adapter (ARCHITECTURE.md invariants 6 and the layer rule).
 
 mod config;
+mod doctor;
 
 use std::sync::Arc;
 
@@ -13,8 +14,29 @@ use tokio::net::TcpListener;
 use config::{Cli, Command, ExchangeSimArgs, ServeArgs, VaultArgs, VaultCommand};
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `doctor` reports a configuration that does not parse as a FAIL line naming the variable.
+        Err(err)
+            if std::env::args().nth(1).as_deref() == Some("doctor")
+                && !matches!(
+                    err.kind(),
+                    clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+                ) =>
+        {
+            doctor::parse_failure(&err);
+            std::process::exit(1);
+        }
+        Err(err) => err.exit(),
+    };
     match cli.command {
+        Command::Doctor(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            if !runtime.block_on(doctor::run(*args)) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(serve(*args))

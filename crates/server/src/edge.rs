@@ -190,6 +190,21 @@ fn stamp(files: &TlsFiles) -> Stamp {
     (one(&files.cert), one(&files.key))
 }
 
+/// The first certificate (the leaf) of a PEM chain file, as DER: for `bulwark doctor`, which reads
+/// its expiry.
+///
+/// # Errors
+/// The file cannot be read or holds no certificate.
+pub fn leaf_certificate(path: &Path) -> io::Result<Vec<u8>> {
+    let mut items = CertificateDer::pem_file_iter(path)
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.to_string()))?;
+    match items.next() {
+        Some(Ok(der)) => Ok(der.to_vec()),
+        Some(Err(err)) => Err(io::Error::new(io::ErrorKind::InvalidData, err.to_string())),
+        None => Err(io::Error::new(io::ErrorKind::InvalidData, "no certificate")),
+    }
+}
+
 /// The SHA-256 of a DER certificate as colon-separated upper-case hex (how browsers show it).
 pub fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")

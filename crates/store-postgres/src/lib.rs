@@ -48,6 +48,23 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// Connects to `url` once, without migrating or writing anything, and returns the server's
+    /// version (`SHOW server_version`): for `bulwark doctor`.
+    ///
+    /// # Errors
+    /// `ConnectError` when the URL is wrong or the server cannot be reached or queried.
+    pub async fn probe(url: &str) -> Result<String, ConnectError> {
+        use sqlx::Connection as _;
+        let options = PgConnectOptions::from_str(url).map_err(ConnectError::Url)?;
+        // One plain connection (not a pool): its error is the server's or the network's own.
+        let mut connection =
+            sqlx::postgres::PgConnection::connect_with(&options).await.map_err(ConnectError::Connect)?;
+        let version: Result<String, sqlx::Error> =
+            sqlx::query_scalar("SHOW server_version").fetch_one(&mut connection).await;
+        let _ = connection.close().await;
+        version.map_err(ConnectError::Connect)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -4,6 +4,9 @@
 // The state-file test stops the simulator with SIGTERM (rustix, a Linux dependency).
 #[cfg(target_os = "linux")]
 mod exchange_sim;
+// Unix file modes.
+#[cfg(unix)]
+mod doctor;
 mod layers;
 // Kills `serve` with SIGKILL and stops the simulator with SIGTERM (rustix, a Linux dependency).
 #[cfg(target_os = "linux")]

@@ -136,3 +136,27 @@ fn doctor_reads_the_smtp_greeting_and_sends_nothing() {
     assert!(out.contains("ok   smtp:") && out.contains("220 mail.test ESMTP"), "{out}");
     assert!(server.join().unwrap().is_empty(), "doctor sent nothing to the mail server");
 }
+
+/// The network checks' good paths on real servers: the PostgreSQL this machine runs answers with
+/// its version (read-only: no migration runs, so the test schema stays as it is), and the clock is
+/// compared with a running exchange-sim's.
+#[test]
+fn doctor_reaches_postgres_and_the_venues_clock() {
+    let (_sim, sim_url) = super::exchange_sim(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pg = test_support::pg_url();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    command
+        .arg("doctor")
+        .env_clear()
+        .env("BULWARK_DATA_DIR", &data)
+        .env("BULWARK_DATABASE_URL", &pg)
+        .env("BULWARK_BINANCE_URL", &sim_url);
+    let out = command.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ok = |what: &str| text.lines().any(|l| l.starts_with("ok ") && l.contains(what));
+    assert!(ok("database: PostgreSQL "), "{text}");
+    assert!(ok("clock: within "), "{text}");
+    assert!(!data.exists(), "doctor created nothing");
+}

@@ -43,9 +43,16 @@ impl SqliteStore {
             // over as usual).
             .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(5));
+        let file = options.get_filename().to_path_buf();
+        create_private(&file).map_err(|err| ConnectError::Open(sqlx::Error::Io(err)))?;
         let pool =
             SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(ConnectError::Open)?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(ConnectError::Migrate)?;
+        // The write-ahead log and its index exist now; SQLite gives them the database's mode, and
+        // files left by an older version are tightened too.
+        for path in [file.clone(), suffixed(&file, "-wal"), suffixed(&file, "-shm")] {
+            make_private(&path).map_err(|err| ConnectError::Open(sqlx::Error::Io(err)))?;
+        }
         Ok(SqliteStore { pool })
     }
 
@@ -60,6 +67,48 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The database file is made before SQLite opens it, readable and writable by its owner only
+/// (0600): it holds password hashes, token hashes and sealed secrets, and other users of the machine
+/// have no business reading them even with the data dir's own mode in the way. An in-memory
+/// database (no file) is left alone.
+fn create_private(file: &std::path::Path) -> std::io::Result<()> {
+    if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" || file.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        // Another process made it meanwhile: `make_private` tightens it after the open.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Takes the group's and others' bits off an existing file (a database made by an older version).
+fn make_private(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn suffixed(file: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
 }
 
 async fn begin(pool: &Pool<Sqlite>) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {

@@ -48,6 +48,8 @@ fn doctor_passes_the_readme_setup() {
         assert!(out.contains(check), "{check} missing: {out}");
     }
     assert!(out.contains("warn smtp: BULWARK_SMTP_URL is unset"), "{out}");
+    // serve makes the database files 0600 (store-sqlite), so the database line is clean.
+    assert!(out.lines().any(|l| l.starts_with("ok ") && l.contains("database: SQLite")), "{out}");
 }
 
 #[test]
@@ -57,6 +59,8 @@ fn doctor_names_each_broken_piece_with_its_fix() {
     served_data_dir(&data);
     let key = data.join("root.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // As an older version left it (serve now makes it 0600).
+    std::fs::set_permissions(data.join("bulwark.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
     let dir = data.to_str().unwrap();
     let smtp = format!("smtp://127.0.0.1:{}", closed_port());
@@ -69,7 +73,7 @@ fn doctor_names_each_broken_piece_with_its_fix() {
     );
     assert!(fails.iter().any(|l| l.contains("data dir") && l.contains("chmod 700")), "{out}");
     assert!(fails.iter().any(|l| l.contains("smtp") && l.contains("BULWARK_SMTP_URL")), "{out}");
-    // With the data dir open to everyone, the 0644 database files are readable by others too.
+    // With the data dir open to everyone, a 0644 database file is readable by others too.
     assert!(fails.iter().any(|l| l.contains("database") && l.contains("chmod 600")), "{out}");
 
     let (code, out) = doctor(&[("BULWARK_DATA_DIR", dir), ("BULWARK_BIND", "0.0.0.0:8080")]);

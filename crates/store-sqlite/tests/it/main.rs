@@ -32,3 +32,29 @@ async fn damaged_rows_read_as_corrupt_never_a_panic() {
         store::contract::damaged_record_reads_as_corrupt(&db.store, &fixture, damaged).await;
     }
 }
+
+/// The database and its write-ahead files are readable by their owner only (0600), also when an
+/// older version left them 0644.
+#[tokio::test]
+async fn the_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let db = test_support::sqlite_store().await;
+    use store::Store as _;
+    db.store.ping().await.unwrap();
+    let mode = |suffix: &str| {
+        let path = format!("{}{suffix}", db.path.display());
+        std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "bulwark.db{suffix}");
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{}{suffix}", db.path.display());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let url = format!("sqlite://{}", db.path.display());
+    let _again = store_sqlite::SqliteStore::connect(&url).await.expect("reopen");
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "bulwark.db{suffix} tightened on open");
+    }
+}

@@ -2536,8 +2536,9 @@ function renderMessages() {
       : "Starts a deal like “Start a deal”; refused while the start condition is not TradingView.";
   setText(hookPart('[data-message="signal_enter"] [data-message-note]'), enterNote);
   setText(hookPart('[data-message="signal_exit"] [data-message-note]'), "Closes the bot’s open deals on the chart’s pair at market.");
-  setText(hookPart('#test-message option[value="signal_enter"]'), `Signal bot: ${enter}`);
-  setText(hookPart('#test-message option[value="signal_exit"]'), `Signal bot: ${exit}`);
+  // Both pickers (test signal, signed examples) come from one template: name their entries alike.
+  dca.root.querySelectorAll('[data-webhook] option[value="signal_enter"]').forEach((n) => setText(n, `Signal bot: ${enter}`));
+  dca.root.querySelectorAll('[data-webhook] option[value="signal_exit"]').forEach((n) => setText(n, `Signal bot: ${exit}`));
   const { quote } = pairParts(hookPair(bot));
   dca.root.querySelectorAll("[data-webhook-quote]").forEach((n) => setText(n, quote || "quote"));
   hookPart("[data-signed-only]").hidden = settings.webhook_require_signature !== true;

@@ -665,13 +665,7 @@ mod tests {
             now.plus(std::time::Duration::from_millis(1))
         ));
         assert!(!secret_matches(presented("other").email_token().unwrap(), Some(&secrets), now));
-        let revoked = WebhookSecrets {
-            current: None,
-            previous: None,
-            previous_until: None,
-            current_sealed: None,
-            previous_sealed: None,
-        };
+        let revoked = WebhookSecrets::default();
         assert!(!secret_matches(presented("new").email_token().unwrap(), Some(&revoked), now));
         assert!(!secret_matches(presented("new").email_token().unwrap(), None, now));
     }
@@ -696,13 +690,7 @@ mod tests {
     #[test]
     fn the_stand_in_hash_is_no_secrets_hash() {
         // A presented secret hashing to the stand-in must still fail when there is no bot.
-        let none = WebhookSecrets {
-            current: None,
-            previous: None,
-            previous_until: None,
-            current_sealed: None,
-            previous_sealed: None,
-        };
+        let none = WebhookSecrets::default();
         assert!(!secret_matches(
             presented("x").email_token().unwrap(),
             Some(&none),

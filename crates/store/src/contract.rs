@@ -1912,13 +1912,7 @@ pub async fn the_kill_switch_stops_bots_revokes_webhooks_and_ends_other_sessions
         assert_eq!((bot.disabled_reason.as_deref(), bot.updated_at), (Some("kill_switch"), at(20)));
     }
     assert_eq!(bots[2], stopped, "an already disabled bot keeps its reason");
-    let revoked = WebhookSecrets {
-        current: None,
-        previous: None,
-        previous_until: None,
-        current_sealed: None,
-        previous_sealed: None,
-    };
+    let revoked = WebhookSecrets::default();
     for bot in &bots {
         assert_eq!(store.webhook_secrets(bot.id).await.unwrap(), Some(revoked.clone()), "{}", bot.name);
     }

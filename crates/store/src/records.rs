@@ -411,8 +411,8 @@ pub struct KillSwitchOutcome {
 
 /// A bot's webhook secrets as stored: the SHA-256 of each (what a secret carried in a body is
 /// compared with) and each sealed under the vault (the HMAC key of a signed request, WH-4). The
-/// secrets are never stored in the clear.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// secrets are never stored in the clear. `Default` is a bot with no secret at all (all revoked).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WebhookSecrets {
     /// `None` once revoked.
     pub current: Option<[u8; 32]>,

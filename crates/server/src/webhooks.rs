@@ -464,18 +464,18 @@ async fn accept(
         _ => Ok(()),
     };
     let owner = target.as_ref().map(|(b, _)| b.user_id);
-    let refused = if !secret_ok || (target.is_none() && signature.is_none()) {
-        Some(invalid_token())
-    } else {
-        signature_ok.err().map(|err| signature_refused(&err))
+    // A wrong secret in the body, or no bot, is `invalid_token`; a signature that does not hold
+    // (never with no bot: there is no key then) is `invalid_signature` or `stale_signal`.
+    let checked = match (target, secret_ok, signature_ok) {
+        (Some((bot, _)), true, Ok(())) => Ok(bot),
+        (_, true, Err(err)) => Err(signature_refused(&err)),
+        _ => Err(invalid_token()),
     };
-    let refused = refused.or_else(|| target.is_none().then(invalid_token));
-    if let Some(error) = refused {
+    let bot = checked.map_err(|error| {
         let _ = limits.failures_per_ip.hit(&client.ip, now);
         let detail = json!({ "bot_id": parsed.bot_ref, "signed": signature.is_some() });
-        return Err(Rejection { error, user: owner, detail, audit: true });
-    }
-    let Some((bot, _)) = target else { return Err(Rejection::new(invalid_token(), json!({}))) };
+        Rejection { error, user: owner, detail, audit: true }
+    })?;
     let owned = |error: ApiError, mut detail: Value| {
         detail["bot_id"] = json!(bot.id.to_string());
         detail["action"] = json!(parsed.action.as_str());

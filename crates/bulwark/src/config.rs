@@ -215,6 +215,8 @@ pub struct ServeArgs {
     pub reauth_window_seconds: u64,
     #[command(flatten)]
     pub vault_refresh: VaultRefreshArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Where the `binance` venue lives (an operator setting; users never choose a URL). Plain
     /// http:// is accepted only for a loopback address, such as `bulwark exchange-sim`.
     #[arg(long, env = "BULWARK_BINANCE_URL", default_value = "https://api.binance.com")]
@@ -228,6 +230,82 @@ pub struct ServeArgs {
     /// tracing filter, e.g. `info` or `server=debug,info`.
     #[arg(long, env = "BULWARK_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// The request and connection limits of NET-1 (defaults and reasons in docs/configuration.md).
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Largest request body of the API and the pages, in bytes (413 `body_too_large` above it;
+    /// the webhook routes keep their 16 KiB). 1 KiB to 64 MiB.
+    #[arg(long, env = "BULWARK_MAX_BODY_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024))]
+    pub max_body_bytes: u64,
+    /// Page and API requests handled at once; one more is answered 503 `overloaded` at once.
+    #[arg(long, env = "BULWARK_MAX_IN_FLIGHT", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_in_flight: u64,
+    /// Webhook requests handled at once (a pool of their own).
+    #[arg(long, env = "BULWARK_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub webhook_max_in_flight: u64,
+    /// Open connections in all; one more is closed at once.
+    #[arg(long, env = "BULWARK_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Open connections from one client address (trusted proxies are exempt).
+    #[arg(long, env = "BULWARK_MAX_CONNECTIONS_PER_IP", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_ip: u64,
+    /// Seconds a connection may take to send a request's headers (slowloris); 1 to 300.
+    #[arg(long, env = "BULWARK_HEADER_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout_seconds: u64,
+    /// Seconds a request may take to send its body after its headers (408 `request_timeout`); 1 to 600.
+    #[arg(long, env = "BULWARK_BODY_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub body_timeout_seconds: u64,
+    /// Requests per minute and burst from one client address to the pages and the API, as
+    /// PER_MINUTE:BURST (429 `rate_limited` with Retry-After beyond them).
+    #[arg(long, env = "BULWARK_RATE_PER_IP", default_value = "3000:600", value_parser = parse_rate)]
+    pub rate_per_ip: server::config::Rate,
+    /// Signed-in requests per minute and burst of one account, as PER_MINUTE:BURST.
+    #[arg(long, env = "BULWARK_RATE_PER_ACCOUNT", default_value = "1800:600", value_parser = parse_rate)]
+    pub rate_per_account: server::config::Rate,
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for requests in flight and for the bot engine to
+    /// finish the orders it is sending; 1 to 600.
+    #[arg(long, env = "BULWARK_SHUTDOWN_GRACE_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// `PER_MINUTE:BURST`, both whole numbers of at least 1.
+fn parse_rate(raw: &str) -> Result<server::config::Rate, String> {
+    let usage = || format!("`{raw}` is not PER_MINUTE:BURST (two whole numbers from 1, e.g. 3000:600)");
+    let (per_minute, burst) = raw.trim().split_once(':').ok_or_else(usage)?;
+    let per_minute: u32 = per_minute.trim().parse().map_err(|_| usage())?;
+    let burst: u32 = burst.trim().parse().map_err(|_| usage())?;
+    if per_minute == 0 || burst == 0 {
+        return Err(usage());
+    }
+    Ok(server::config::Rate { per_minute, burst })
+}
+
+impl LimitArgs {
+    fn apply(&self, server: &mut server::ServerConfig) {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        server.max_body_bytes = size(self.max_body_bytes);
+        server.max_in_flight = size(self.max_in_flight);
+        server.webhook_max_in_flight = size(self.webhook_max_in_flight);
+        server.edge.max_connections = size(self.max_connections);
+        server.edge.max_connections_per_ip = size(self.max_connections_per_ip);
+        server.edge.header_read_timeout = Duration::from_secs(self.header_timeout_seconds);
+        server.edge.body_read_timeout = Duration::from_secs(self.body_timeout_seconds);
+        server.request_rates.per_ip = self.rate_per_ip;
+        server.request_rates.per_account = self.rate_per_account;
+        let grace = Duration::from_secs(self.shutdown_grace_seconds);
+        server.shutdown_grace = grace;
+        server.edge.drain_timeout = grace;
+    }
 }
 
 /// Configuration after defaults that depend on other values are filled in and checked.
@@ -397,6 +475,7 @@ impl ServeArgs {
         server.trusted_proxies = self.trusted_proxies;
         server.mail_from = self.mail_from;
         server.vault_refresh = self.vault_refresh.interval();
+        self.limits.apply(&mut server);
         let root_key_file = self.storage.root_key_file();
         if !(self.binance_url.scheme() == "https"
             || (self.binance_url.scheme() == "http" && is_loopback(&self.binance_url)))
@@ -497,6 +576,73 @@ mod tests {
         assert!(resolve(&["--tls", "auto", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_err());
         assert!(resolve(&["--tls", "on"]).is_err(), "off or auto only");
         assert_eq!(resolve(&[]), Ok(super::TlsSetting::Off));
+    }
+
+    #[test]
+    fn the_limits_have_their_defaults_and_take_settings_within_range() {
+        let server = |args: &[&str]| -> Result<server::ServerConfig, String> {
+            let cli = Cli::try_parse_from([&["bulwark", "serve"], args].concat()).map_err(|e| e.to_string())?;
+            let Command::Serve(serve) = cli.command else { return Err("not serve".to_owned()) };
+            Ok(serve.resolve().map_err(|e| e.to_string())?.server)
+        };
+        let defaults = server(&[]).unwrap();
+        let built_in = server::ServerConfig::new("http://127.0.0.1:8080".parse().unwrap());
+        assert_eq!(defaults.max_body_bytes, built_in.max_body_bytes);
+        assert_eq!(defaults.max_in_flight, built_in.max_in_flight);
+        assert_eq!(defaults.webhook_max_in_flight, built_in.webhook_max_in_flight);
+        assert_eq!(defaults.request_rates, built_in.request_rates);
+        assert_eq!(defaults.shutdown_grace, built_in.shutdown_grace);
+        assert_eq!(defaults.edge.max_connections, built_in.edge.max_connections);
+        assert_eq!(defaults.edge.max_connections_per_ip, built_in.edge.max_connections_per_ip);
+        assert_eq!(defaults.edge.header_read_timeout, built_in.edge.header_read_timeout);
+        assert_eq!(defaults.edge.body_read_timeout, built_in.edge.body_read_timeout);
+        assert_eq!(defaults.edge.drain_timeout, built_in.edge.drain_timeout);
+
+        let set = server(&[
+            "--max-body-bytes",
+            "2048",
+            "--max-in-flight",
+            "8",
+            "--webhook-max-in-flight",
+            "4",
+            "--max-connections",
+            "100",
+            "--max-connections-per-ip",
+            "5",
+            "--header-timeout-seconds",
+            "3",
+            "--body-timeout-seconds",
+            "7",
+            "--rate-per-ip",
+            "120:20",
+            "--rate-per-account",
+            " 60 : 5 ",
+            "--shutdown-grace-seconds",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!((set.max_body_bytes, set.max_in_flight, set.webhook_max_in_flight), (2048, 8, 4));
+        assert_eq!((set.edge.max_connections, set.edge.max_connections_per_ip), (100, 5));
+        assert_eq!(set.edge.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(set.edge.body_read_timeout, Duration::from_secs(7));
+        assert_eq!(set.request_rates.per_ip, server::config::Rate { per_minute: 120, burst: 20 });
+        assert_eq!(set.request_rates.per_account, server::config::Rate { per_minute: 60, burst: 5 });
+        assert_eq!((set.shutdown_grace, set.edge.drain_timeout), (Duration::from_secs(9), Duration::from_secs(9)));
+
+        for (flag, refused) in [
+            ("--max-body-bytes", "100"),
+            ("--max-in-flight", "0"),
+            ("--header-timeout-seconds", "0"),
+            ("--body-timeout-seconds", "601"),
+            ("--rate-per-ip", "120"),
+            ("--rate-per-ip", "0:5"),
+            ("--rate-per-account", "10:0"),
+            ("--rate-per-account", "ten:5"),
+            ("--shutdown-grace-seconds", "0"),
+        ] {
+            let err = server(&[flag, refused]).err().unwrap_or_else(|| panic!("{flag} {refused} was taken"));
+            assert!(err.contains(flag), "{flag} {refused}: {err}");
+        }
     }
 
     #[test]

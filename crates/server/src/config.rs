@@ -6,7 +6,7 @@ use std::time::Duration;
 use auth::{HashParams, PasswordPolicy};
 use ipnet::IpNet;
 
-pub use crate::rate::Rate;
+pub use crate::rate::{Rate, RequestRateConfig};
 use store::ThrottleRule;
 use url::Url;
 
@@ -133,6 +133,13 @@ pub struct ServerConfig {
     /// The certificate and key (PEM files) to serve HTTPS with; `None`: plain HTTP (loopback or
     /// behind a TLS-terminating proxy: the binary refuses anything else).
     pub tls: Option<TlsFiles>,
+    /// Per-address and per-account request rates of the pages and the API (429 `rate_limited`
+    /// with `Retry-After` beyond them).
+    pub request_rates: RequestRateConfig,
+    /// How long a graceful shutdown waits for the bot engine to finish what it is sending (the
+    /// requests in flight get `EdgeConfig::drain_timeout`); what is left then is looked up at the
+    /// next start.
+    pub shutdown_grace: Duration,
 }
 
 /// The PEM files of the served certificate (chain first, leaf first) and its private key. Both are
@@ -150,6 +157,9 @@ pub struct EdgeConfig {
     /// A connection that has not sent a request's complete headers this long after it opened (or
     /// after its previous response) is closed (slowloris).
     pub header_read_timeout: Duration,
+    /// A request whose body has not all arrived this long after its headers is answered 408
+    /// `request_timeout` and its connection closed (a slow body holds a request slot).
+    pub body_read_timeout: Duration,
     /// A TLS handshake not finished this long after the connection opened is abandoned.
     pub tls_handshake_timeout: Duration,
     /// Open connections from one client address; a connection beyond it is closed at once. Peers
@@ -159,16 +169,21 @@ pub struct EdgeConfig {
     pub max_connections: usize,
     /// How often the TLS files' modification times are looked at for a reload.
     pub tls_reload_check: Duration,
+    /// On shutdown, how long the requests in flight are waited for before their connections are
+    /// dropped.
+    pub drain_timeout: Duration,
 }
 
 impl Default for EdgeConfig {
     fn default() -> Self {
         EdgeConfig {
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             tls_handshake_timeout: Duration::from_secs(10),
             max_connections_per_ip: 64,
             max_connections: 1024,
             tls_reload_check: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -236,6 +251,8 @@ impl ServerConfig {
             webhook_max_in_flight: 256,
             edge: EdgeConfig::default(),
             tls: None,
+            request_rates: RequestRateConfig::default(),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 

@@ -377,7 +377,12 @@ pub async fn run(
     if let Some(reload) = reload {
         reload.abort();
     }
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            drain_s = limits.drain_timeout.as_secs(),
+            "shutting down: requests still in flight after the drain timeout are dropped"
+        );
+    }
     Ok(())
 }
 

@@ -65,6 +65,9 @@ pub enum ApiError {
     RateLimited(Duration),
     #[error("locked after too many failures")]
     Locked,
+    /// The request body did not arrive within `EdgeConfig::body_read_timeout`.
+    #[error("request body timed out")]
+    RequestTimeout,
     /// Load shedding: every slot for requests of this kind is taken.
     #[error("overloaded")]
     Overloaded,
@@ -98,6 +101,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited(_) | ApiError::Locked => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Store(StoreError::Unavailable(_)) | ApiError::VaultSealed | ApiError::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -134,6 +138,7 @@ impl ApiError {
             ApiError::RateLimited(_) | ApiError::Locked => "rate_limited",
             ApiError::Store(StoreError::Unavailable(_)) => "unavailable",
             ApiError::Overloaded => "overloaded",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::Store(_) | ApiError::Internal(_) => "internal_error",
         }
     }
@@ -189,6 +194,7 @@ impl ApiError {
                 "The service is temporarily unavailable. Try again shortly.".to_owned()
             }
             ApiError::Overloaded => "The server is busy right now. Try again in a second.".to_owned(),
+            ApiError::RequestTimeout => "The request body did not arrive in time.".to_owned(),
             ApiError::Store(_) | ApiError::Internal(_) => "Something went wrong on our side.".to_owned(),
         }
     }

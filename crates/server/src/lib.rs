@@ -118,7 +118,9 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::csrf_guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::body_deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::load_shed))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::rate_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
         .layer(
             // The span names the path only: query strings can carry single-use tokens
@@ -149,6 +151,12 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
 /// refresh loop (key ring reload and the rewrap job of a rotation), the bot runner and the
 /// reconciliation of manual orders.
 ///
+/// Shutdown is graceful: when `shutdown` resolves no connection is accepted, the requests in
+/// flight are answered, and the bot runner finishes what it is doing (an order it sent is answered
+/// and the answer saved) and starts nothing new; all within `config.shutdown_grace`, after which
+/// whatever is left is dropped (and left to reconciliation at the next start). Then this node's bot
+/// leases are released.
+///
 /// # Errors
 /// The IO error that stopped the server.
 pub async fn serve(
@@ -158,25 +166,41 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let vault_refresh = tokio::spawn(state.vault.clone().run_refresh());
-    let engine = tokio::spawn(runner::run(state.clone()));
+    let mut engine = tokio::spawn(runner::run(state.clone()));
     let manual_orders = tokio::spawn(manual_orders::run(state.clone()));
-    let state_for_release = state.clone();
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!(
+            grace_s = stopping.config.shutdown_grace.as_secs(),
+            "shutting down: answering the requests in flight and letting the bot engine finish what it is sending"
+        );
+        // The runner winds down while the requests in flight are answered.
+        stopping.runner.stop();
+    };
     let result = match state.config.tls.as_ref().map(edge::Tls::load).transpose() {
         Ok(tls) => {
             if let Some(tls) = &tls {
                 tracing::info!(fingerprint = %tls.fingerprint(), "serving HTTPS only (TLS 1.2 and 1.3)");
             }
             let (limits, proxies) = (state.config.edge.clone(), state.config.trusted_proxies.clone());
-            edge::run(listener, router(state), limits, tls, proxies, shutdown).await
+            edge::run(listener, router(state.clone()), limits, tls, proxies, shutdown).await
         }
         Err(err) => Err(err),
     };
     housekeeping.abort();
-    vault_refresh.abort();
-    engine.abort();
     manual_orders.abort();
+    state.runner.stop();
+    if tokio::time::timeout(state.config.shutdown_grace, &mut engine).await.is_err() {
+        tracing::warn!(
+            grace_s = state.config.shutdown_grace.as_secs(),
+            "the bot engine did not finish within the shutdown grace; what it was sending is looked up at the next start"
+        );
+        engine.abort();
+    }
+    vault_refresh.abort();
     // Let another node take this node's bots at once rather than when the leases run out.
-    let _ = state_for_release.store.release_bots(state_for_release.runner.node()).await;
+    let _ = state.store.release_bots(state.runner.node()).await;
     result
 }
 

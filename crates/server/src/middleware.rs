@@ -1,10 +1,18 @@
 //! Middleware on every request: security headers (SE-5), cross-origin refusal (SE-4), the
-//! up-front body-size check and load shedding (NET-1).
+//! up-front body-size check, the body read deadline, per-address request rates and load shedding
+//! (NET-1).
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hyper::body::{Frame, SizeHint};
 
 use crate::ApiError;
 use crate::state::AppState;
@@ -53,7 +61,7 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
     }
     // The webhook routes take no session: their secret is in the body, so another origin gains
     // nothing by posting to them (and a sender may well carry an `Origin` of its own).
-    if matches!(request.uri().path(), "/trade_signal/trading_view" | "/signal_bots/webhooks") {
+    if is_webhook(request.uri().path()) {
         return next.run(request).await;
     }
     let headers = request.headers();
@@ -96,7 +104,7 @@ pub async fn load_shed(State(state): State<AppState>, request: Request, next: Ne
     let path = request.uri().path();
     let pool = match path {
         "/healthz" => return next.run(request).await,
-        "/trade_signal/trading_view" | "/signal_bots/webhooks" => &state.in_flight.webhooks,
+        path if is_webhook(path) => &state.in_flight.webhooks,
         _ => &state.in_flight.general,
     };
     let Ok(_slot) = std::sync::Arc::clone(pool).try_acquire_owned() else {
@@ -106,8 +114,25 @@ pub async fn load_shed(State(state): State<AppState>, request: Request, next: Ne
     next.run(request).await
 }
 
-/// Refuses a body whose declared length is over the limit before reading any of it.
+/// Refuses a body whose declared length is over the limit before reading any of it, and a body
+/// without a declared length: a request with `Transfer-Encoding` is answered 411
+/// `length_required` and its connection closed. Chunked request bodies are what makes framing
+/// ambiguous — beside a `Content-Length`, hyper goes by the chunks (and drops the length) while a
+/// proxy in front may have gone by the length, which is how a second request is smuggled past it
+/// — and no client of ours needs them (browsers, TradingView and the usual HTTP libraries send a
+/// length).
 pub async fn body_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.headers().contains_key(header::TRANSFER_ENCODING) {
+        tracing::info!(path = %request.uri().path(), "a request with Transfer-Encoding refused (411)");
+        let mut response = ApiError::Refused {
+            status: axum::http::StatusCode::LENGTH_REQUIRED,
+            code: "length_required",
+            message: "Send the request body with a Content-Length; chunked request bodies are not accepted.".to_owned(),
+        }
+        .into_response();
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let limit = u64::try_from(state.config.max_body_bytes).unwrap_or(u64::MAX);
@@ -115,4 +140,91 @@ pub async fn body_limit(State(state): State<AppState>, request: Request, next: N
         return ApiError::BodyTooLarge.into_response();
     }
     next.run(request).await
+}
+
+/// Whether a path is one of the two webhook routes (their own limits and pool).
+fn is_webhook(path: &str) -> bool {
+    matches!(path, "/trade_signal/trading_view" | "/signal_bots/webhooks")
+}
+
+/// Per-address request rate of the pages and the API (NET-1): beyond it, 429 `rate_limited` with
+/// `Retry-After` before any work. The client address is the socket peer, or the first untrusted
+/// hop of `X-Forwarded-For` behind a trusted proxy. `/healthz`, `/metrics`, the static assets and
+/// the webhook routes (limited per address and per bot on their own) take nothing from it. The
+/// per-account rate is spent where the session is read (`session::authenticate`).
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if matches!(path, "/healthz" | "/metrics") || path.starts_with("/assets/") || is_webhook(path) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let ip = crate::extract::ClientInfo::from_parts(&parts, &state).ip;
+    if let Err(refusal) = state.request_rates.per_ip.hit(&ip, state.now()) {
+        if refusal.first {
+            tracing::warn!(%ip, "rate limited: too many requests from one address");
+        }
+        return ApiError::RateLimited(refusal.retry_after).into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// A deadline on the whole request body, counted from when the headers were read (NET-1: a client
+/// that sends its body a byte at a time would otherwise hold a request slot for as long as it
+/// likes; hyper's header timeout ends at the headers). A body not all there by then is answered
+/// 408 `request_timeout` and the connection is closed. A body that has arrived is never refused,
+/// however late the handler reads it.
+pub async fn body_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let sleep = Box::pin(tokio::time::sleep(state.config.edge.body_read_timeout));
+    let flag = Arc::clone(&timed_out);
+    let request = request.map(|inner| Body::new(DeadlineBody { inner, sleep, timed_out: flag }));
+    let response = next.run(request).await;
+    if timed_out.load(Ordering::Acquire) {
+        tracing::info!("a request body did not arrive within the body read timeout; connection closed");
+        let mut response = ApiError::RequestTimeout.into_response();
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    response
+}
+
+/// A request body that fails once its deadline has passed while more of it is awaited.
+struct DeadlineBody {
+    inner: Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    timed_out: Arc<AtomicBool>,
+}
+
+/// The error a `DeadlineBody` ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within the body read timeout")]
+struct BodyTimedOut;
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => {}
+            ready => return ready,
+        }
+        if this.sleep.as_mut().poll(cx).is_ready() {
+            this.timed_out.store(true, Ordering::Release);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

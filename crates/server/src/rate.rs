@@ -1,5 +1,6 @@
 //! Token buckets kept in this node's memory: the webhook routes' per-address and per-bot limits
-//! (NET-1, WH-1). They guard against floods and token guessing, which a node must answer at full
+//! (NET-1, WH-1), and the per-address and per-account request rates of the pages and the API
+//! (`RequestRates`, NET-1). They guard against floods and token guessing, which a node must answer at full
 //! speed; they are not security counters that must survive a restart or add up across nodes (sign-in
 //! throttles are, and live in the database: `throttles`).
 
@@ -103,6 +104,40 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
             bucket.reported_ms = Some(now_ms);
         }
         Err(Refusal { retry_after, first })
+    }
+}
+
+/// The request rates of the pages and the API (the webhook routes have their own, `WebhookConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestRateConfig {
+    /// Requests from one client address (the first untrusted hop behind a trusted proxy).
+    pub per_ip: Rate,
+    /// Signed-in requests of one account, from anywhere.
+    pub per_account: Rate,
+}
+
+impl Default for RequestRateConfig {
+    /// 50 requests a second with bursts of 600 per address, 30 a second with bursts of 600 per
+    /// account: far above what a person with a browser or a trading script sends, low enough that
+    /// one client cannot keep a node busy.
+    fn default() -> Self {
+        RequestRateConfig {
+            per_ip: Rate { per_minute: 3_000, burst: 600 },
+            per_account: Rate { per_minute: 1_800, burst: 600 },
+        }
+    }
+}
+
+/// The buckets of `RequestRateConfig`.
+#[derive(Debug)]
+pub struct RequestRates {
+    pub per_ip: Limiter<std::net::IpAddr>,
+    pub per_account: Limiter<domain::UserId>,
+}
+
+impl RequestRates {
+    pub fn new(config: &RequestRateConfig) -> RequestRates {
+        RequestRates { per_ip: Limiter::new(config.per_ip), per_account: Limiter::new(config.per_account) }
     }
 }
 

@@ -78,6 +78,9 @@ pub struct Runner {
     /// One lock per exchange account, held while the account's orders are checked by the guard
     /// and sent or canceled (never together with `inner`).
     account_io: std::sync::Mutex<HashMap<ExchangeAccountId, Arc<Mutex<()>>>>,
+    /// `true` once the node is shutting down (`Runner::stop`): the runner's tasks finish what they
+    /// are doing — an order sent is answered and its answer saved — and take up nothing new.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -155,7 +158,25 @@ impl Runner {
             signals_rx: Mutex::new(Some(signals_rx)),
             signal_queues: std::sync::Mutex::default(),
             account_io: std::sync::Mutex::new(HashMap::new()),
+            stop: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Asks the runner to stop (graceful shutdown): the cycle under way, the pushed update and
+    /// the signals being acted on are finished, nothing new is started, and `run` returns.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+        self.wake.notify_one();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves once `stop` was called.
+    async fn stopped(&self) {
+        let mut stop = self.stop.subscribe();
+        let _ = stop.wait_for(|stopping| *stopping).await;
     }
 
     fn signal_queues(&self) -> std::sync::MutexGuard<'_, HashMap<BotId, VecDeque<Signal>>> {
@@ -184,16 +205,24 @@ impl Runner {
     }
 }
 
-/// Runs cycles until the task is dropped (pushed order updates by a task of their own, ended with
-/// it). Started by `serve`.
+/// Runs cycles until `Runner::stop` is called (pushed order updates and signals by tasks of their
+/// own), then waits for those tasks to finish what they are doing and returns: no order is left
+/// sent but unanswered by a graceful shutdown. Dropping the future instead ends everything at once
+/// (what is in flight is then left to reconciliation at the next start). Started by `serve`.
 pub async fn run(state: AppState) {
     let Some(mut pushed) = state.runner.pushed_rx.lock().await.take() else {
         tracing::error!("the bot engine is already running in this process");
         return;
     };
     let pushed_state = state.clone();
-    let _pushed_task = AbortOnDrop(tokio::spawn(async move {
-        while let Some((account, event)) = pushed.recv().await {
+    let mut pushed_task = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = pushed_state.runner.stopped() => break,
+                next = pushed.recv() => next,
+            };
+            let Some((account, event)) = next else { break };
             if let Err(err) = on_pushed(&pushed_state, account, event).await {
                 tracing::warn!(error = %err, "a pushed order update was not applied");
             }
@@ -201,7 +230,7 @@ pub async fn run(state: AppState) {
     }));
     let signals = state.runner.signals_rx.lock().await.take();
     let signals_state = state.clone();
-    let _signals_task = AbortOnDrop(tokio::spawn(async move {
+    let mut signals_task = AbortOnDrop(tokio::spawn(async move {
         if let Some(signals) = signals {
             dispatch_signals(signals_state, signals).await;
         }
@@ -212,11 +241,18 @@ pub async fn run(state: AppState) {
         tokio::select! {
             _ = tick.tick() => {}
             () = state.runner.wake.notified() => {}
+            () = state.runner.stopped() => {}
+        }
+        if state.runner.is_stopping() {
+            break;
         }
         if let Err(err) = cycle(&state).await {
             tracing::warn!(error = %err, "a bot engine cycle did not complete");
         }
     }
+    let _ = (&mut pushed_task.0).await;
+    let _ = (&mut signals_task.0).await;
+    tracing::info!("bot engine stopped: every order it sent was answered and the answer saved");
 }
 
 /// How many bots' signals are acted on side by side by the signal task.
@@ -226,15 +262,19 @@ const SIGNAL_WORKERS: usize = 64;
 /// bots' side by side (at most `SIGNAL_WORKERS`), so one bot's venue round trip does not hold up
 /// the next bot's signal. Engine decisions and saves still take the runner's lock in turn; what
 /// overlaps is the venue work, each account's orders still in order under its own lock. The
-/// workers end with this task (a signal cut short stays pending and the cycle takes it up).
+/// workers end with this task (a signal cut short stays pending and the cycle takes it up). On
+/// `Runner::stop` each worker finishes the signal it is on and takes no other (those stay pending
+/// in the store for the next start), and the task returns when they are done.
 async fn dispatch_signals(state: AppState, mut signals: mpsc::UnboundedReceiver<Signal>) {
     let permits = Arc::new(tokio::sync::Semaphore::new(SIGNAL_WORKERS));
     let mut workers = tokio::task::JoinSet::new();
     loop {
         let signal = tokio::select! {
+            biased;
+            () = state.runner.stopped() => break,
             signal = signals.recv() => match signal {
                 Some(signal) => signal,
-                None => return,
+                None => break,
             },
             Some(_) = workers.join_next(), if !workers.is_empty() => continue,
         };
@@ -252,18 +292,26 @@ async fn dispatch_signals(state: AppState, mut signals: mpsc::UnboundedReceiver<
         workers.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else { return };
             let mut next = Some(signal);
-            while let Some(signal) = next {
+            loop {
+                let signal = {
+                    // Taken and given up under one lock: a signal queued meanwhile is never lost.
+                    let mut waiting = state.runner.signal_queues();
+                    let candidate = next.take().or_else(|| waiting.get_mut(&bot).and_then(VecDeque::pop_front));
+                    match candidate.filter(|_| !state.runner.is_stopping()) {
+                        Some(signal) => signal,
+                        None => {
+                            waiting.remove(&bot);
+                            break;
+                        }
+                    }
+                };
                 if let Err(err) = on_signal(&state, signal).await {
                     tracing::warn!(error = %err, "a signal was not acted on yet; the next cycle tries again");
-                }
-                let mut waiting = state.runner.signal_queues();
-                next = waiting.get_mut(&bot).and_then(VecDeque::pop_front);
-                if next.is_none() {
-                    waiting.remove(&bot);
                 }
             }
         });
     }
+    while workers.join_next().await.is_some() {}
 }
 
 /// Aborts a task when dropped.

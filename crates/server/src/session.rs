@@ -59,6 +59,13 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<Auth
     if now >= session.expires_at || now >= idle_end {
         return Ok(None);
     }
+    // Each signed-in request spends from its account's bucket, wherever it comes from (NET-1).
+    if let Err(refusal) = state.request_rates.per_account.hit(&user.id, now) {
+        if refusal.first {
+            tracing::warn!(user = %user.id, "rate limited: too many requests for one account");
+        }
+        return Err(ApiError::RateLimited(refusal.retry_after));
+    }
     if now.since(session.last_seen_at) >= TOUCH_EVERY {
         state.store.touch_session(session.id, now).await?;
     }

@@ -47,6 +47,7 @@ pub struct Inner {
     pub webhook_limits: crate::webhooks::Limits,
     pub webhook_recorder: crate::webhooks::Recorder,
     pub in_flight: crate::middleware::InFlight,
+    pub request_rates: crate::rate::RequestRates,
 }
 
 impl std::ops::Deref for AppState {
@@ -66,6 +67,7 @@ impl AppState {
         let runner = crate::runner::Runner::new(config.node_id.clone());
         let webhook_limits = crate::webhooks::Limits::new(&config.webhooks);
         let in_flight = crate::middleware::InFlight::new(&config);
+        let request_rates = crate::rate::RequestRates::new(&config.request_rates);
         Ok(AppState(Arc::new(Inner {
             config,
             store: deps.store,
@@ -80,6 +82,7 @@ impl AppState {
             webhook_limits,
             webhook_recorder: crate::webhooks::Recorder::default(),
             in_flight,
+            request_rates,
         })))
     }
 

@@ -102,6 +102,11 @@ enum Act {
     LoseAnswer,
     /// `serve` is killed; the venue gets the request `HOLD` later.
     HoldAcrossKill,
+    /// Nothing: the step only counts the request, so a later step can name a later one like it.
+    Pass,
+    /// `serve` gets SIGTERM while the request is held; once it has stopped accepting connections
+    /// (it is shutting down) the venue performs the request and `serve` gets the answer.
+    TerminateWhileSending,
 }
 
 struct Step {
@@ -157,6 +162,14 @@ struct Shared {
     held: Option<String>,
     held_delivered: bool,
     held_missed_first: bool,
+    /// The running `serve`'s address (`host:port`), to see when it stops accepting connections.
+    serve_addr: Option<String>,
+    /// The order on its way to the venue when `serve` got SIGTERM, and whether a later `serve`
+    /// looked it up (it would only if its answer had not been saved).
+    terminated: Option<String>,
+    looked_up_terminated: bool,
+    /// A SIGTERM was sent: the next exit of `serve` must be a clean one.
+    expect_clean_exit: bool,
     notes: Vec<String>,
 }
 
@@ -239,6 +252,13 @@ impl Proxy {
         {
             shared.roles.insert(id.to_owned(), role);
         }
+        if req.method == "GET"
+            && req.path == ORDER
+            && shared.terminated.is_some()
+            && req.param("origClientOrderId") == shared.terminated.as_deref()
+        {
+            shared.looked_up_terminated = true;
+        }
         if shared.pid.is_none() || shared.doomed {
             return Action::Forward;
         }
@@ -265,6 +285,7 @@ impl Proxy {
         shared.fired.push((step.name, at));
         match step.act {
             Act::LoseAnswer => Action::LoseAnswer,
+            Act::Pass => Action::Forward,
             act => {
                 shared.doomed = true;
                 if matches!(act, Act::HoldAcrossKill) {
@@ -283,6 +304,18 @@ impl Proxy {
         let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
         self.kills.send(point).unwrap();
+    }
+
+    /// SIGTERM to the registered `serve` (a graceful shutdown); returns its address.
+    fn terminate(&self) -> Option<String> {
+        let mut shared = self.shared.lock().unwrap();
+        shared.doomed = false;
+        shared.expect_clean_exit = true;
+        shared.terminated = shared.last_id.clone();
+        let pid = shared.pid.take().expect("a terminate step matched only while serve is registered");
+        let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        shared.serve_addr.clone()
     }
 
     async fn forward(&self, req: &Req) -> Answer {
@@ -355,6 +388,23 @@ impl Proxy {
                     proxy.shared.lock().unwrap().notes.push(note);
                 });
                 None
+            }
+            Action::Kill(point, Act::TerminateWhileSending) => {
+                let addr = self.terminate();
+                // Held until `serve` no longer accepts connections: it is shutting down.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while let Some(addr) = &addr
+                    && TcpStream::connect(addr).await.is_ok()
+                {
+                    if Instant::now() > deadline {
+                        self.shared.lock().unwrap().notes.push("serve accepted connections 10 s after SIGTERM".into());
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let answer = self.forward(&req).await;
+                self.kills.send(point).unwrap();
+                Some(answer.encode())
             }
             Action::Kill(point, _) => {
                 let _ = self.forward(&req).await;
@@ -523,6 +573,8 @@ struct Outcome {
     venue: BTreeMap<String, Vec<Value>>,
     held: Option<String>,
     held_missed_first: bool,
+    terminated: Option<String>,
+    looked_up_terminated: bool,
     summary: String,
 }
 
@@ -574,6 +626,7 @@ fn run(plan: &'static [Step], levels: &[i64]) -> Outcome {
     let mut log: Vec<String> = Vec::new();
     let mut generation = 1;
     let mut node = start_serve(&data, &market, &shared, generation);
+    shared.lock().unwrap().serve_addr = Some(node.base.trim_start_matches("http://").to_owned());
     // The node id `serve` keeps in its data dir: the same after every restart, so a restarted node
     // takes its own bot leases back at once instead of waiting 30 s for them to expire.
     let node_id = std::fs::read_to_string(data.join("node-id")).expect("serve keeps its node id in the data dir");
@@ -626,13 +679,17 @@ fn run(plan: &'static [Step], levels: &[i64]) -> Outcome {
     let deal = loop {
         // A kill from the proxy: reap, keep the log, start again on the same data dir.
         if let Ok(point) = kills.try_recv() {
-            let _ = node.child.wait();
+            let exit = node.child.wait().expect("wait");
+            if std::mem::take(&mut shared.lock().unwrap().expect_clean_exit) {
+                assert!(exit.success(), "{}", report(&log, &format!("serve #{generation} ended {exit} after SIGTERM")));
+            }
             while let Ok(line) = node.lines.recv_timeout(Duration::from_millis(200)) {
                 log.push(format!("[serve #{generation}] {line}"));
             }
             log.push(format!("[test] {:?}: killed serve #{generation} at {point}", started.elapsed()));
             generation += 1;
             node = start_serve(&data, &market, &shared, generation);
+            shared.lock().unwrap().serve_addr = Some(node.base.trim_start_matches("http://").to_owned());
             continue;
         }
         {
@@ -717,7 +774,15 @@ fn run(plan: &'static [Step], levels: &[i64]) -> Outcome {
         }
     }
     let shared = shared.lock().unwrap();
-    Outcome { deal, venue, held: shared.held.clone(), held_missed_first: shared.held_missed_first, summary }
+    Outcome {
+        deal,
+        venue,
+        held: shared.held.clone(),
+        held_missed_first: shared.held_missed_first,
+        terminated: shared.terminated.clone(),
+        looked_up_terminated: shared.looked_up_terminated,
+        summary,
+    }
 }
 
 /// No client order id twice at the venue; every order of the deal that was sent is there once, in
@@ -803,4 +868,33 @@ fn a_kill_while_a_completed_deal_cancels_its_safety_orders_leaves_none_open() {
     eprintln!("{}", outcome.summary);
     assert_eq!(outcome.deal["close_reason"], "take_profit", "{:#}", outcome.deal);
     assert_venue_matches_the_deal(&outcome);
+}
+
+/// A graceful shutdown leaves no order half-sent: SIGTERM arrives while the safety order that the
+/// first fill calls for is on its way to the venue (after the ladder's two), the venue performs it
+/// only once `serve` has stopped accepting connections, and `serve` must wait for that answer,
+/// save it and exit cleanly. The restarted node then knows the order: it never looks it up (it
+/// would, had the answer been lost with the process), and the deal completes with every order
+/// the venue holds recorded as the venue has it.
+#[test]
+fn sigterm_while_an_order_is_on_its_way_waits_for_its_answer() {
+    const PLAN: &[Step] = &[
+        step("the ladder's first safety order", On::Place(Role::Safety), Act::Pass),
+        step("the ladder's second safety order", On::Place(Role::Safety), Act::Pass),
+        step("SIGTERM while the next safety order is sent", On::Place(Role::Safety), Act::TerminateWhileSending),
+    ];
+    let outcome = run(PLAN, &path(10, 12));
+    eprintln!("{}", outcome.summary);
+    let deal = &outcome.deal;
+    assert_eq!(deal["close_reason"], "take_profit", "{deal:#}");
+    let terminated = outcome.terminated.as_deref().expect("SIGTERM was sent while an order was on its way");
+    assert!(
+        !outcome.looked_up_terminated,
+        "the restarted node looked up {terminated}: its answer was not saved before the shutdown\n{}",
+        outcome.summary
+    );
+    let orders = deal["orders"].as_array().unwrap();
+    let sent = orders.iter().find(|o| o["client_order_id"] == terminated).expect("the order is the deal's");
+    assert_eq!(sent["state"], "canceled", "on the book until the take profit closed the deal: {sent:#}");
+    assert_eq!(assert_venue_matches_the_deal(&outcome), 0, "nothing was left unsent: {deal:#}");
 }

@@ -266,10 +266,10 @@ pub struct LimitArgs {
     pub body_timeout_seconds: u64,
     /// Requests per minute and burst from one client address to the pages and the API, as
     /// PER_MINUTE:BURST (429 `rate_limited` with Retry-After beyond them).
-    #[arg(long, env = "BULWARK_RATE_PER_IP", default_value = "3000:600", value_parser = parse_rate)]
+    #[arg(long, env = "BULWARK_RATE_PER_IP", default_value = "6000:1200", value_parser = parse_rate)]
     pub rate_per_ip: server::config::Rate,
     /// Signed-in requests per minute and burst of one account, as PER_MINUTE:BURST.
-    #[arg(long, env = "BULWARK_RATE_PER_ACCOUNT", default_value = "1800:600", value_parser = parse_rate)]
+    #[arg(long, env = "BULWARK_RATE_PER_ACCOUNT", default_value = "6000:1200", value_parser = parse_rate)]
     pub rate_per_account: server::config::Rate,
     /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for requests in flight and for the bot engine to
     /// finish the orders it is sending; 1 to 600.

@@ -159,7 +159,7 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     }
     let (parts, body) = request.into_parts();
     let ip = crate::extract::ClientInfo::from_parts(&parts, &state).ip;
-    if let Err(refusal) = state.request_rates.per_ip.hit(&ip, state.now()) {
+    if let Err(refusal) = state.request_rates.per_ip.hit(&ip, state.request_rates.now()) {
         if refusal.first {
             tracing::warn!(%ip, "rate limited: too many requests from one address");
         }

@@ -60,7 +60,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<Auth
         return Ok(None);
     }
     // Each signed-in request spends from its account's bucket, wherever it comes from (NET-1).
-    if let Err(refusal) = state.request_rates.per_account.hit(&user.id, now) {
+    if let Err(refusal) = state.request_rates.per_account.hit(&user.id, state.request_rates.now()) {
         if refusal.first {
             tracing::warn!(user = %user.id, "rate limited: too many requests for one account");
         }

@@ -47,6 +47,8 @@ pub struct Inner {
     pub webhook_limits: crate::webhooks::Limits,
     pub webhook_recorder: crate::webhooks::Recorder,
     pub in_flight: crate::middleware::InFlight,
+    /// What `GET /metrics` reports (`metrics.rs`); the edge counts connections into it too.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::ops::Deref for AppState {
@@ -80,6 +82,7 @@ impl AppState {
             webhook_limits,
             webhook_recorder: crate::webhooks::Recorder::default(),
             in_flight,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })))
     }
 

@@ -95,6 +95,49 @@ pub struct ExchangeSimArgs {
     /// latency=0.1:200ms,5xx=0.02,429=0.01,lost=0.01.
     #[arg(long, value_name = "SPEC")]
     pub faults: Option<String>,
+    #[command(flatten)]
+    pub log_format: LogFormatArgs,
+}
+
+/// How log lines are written: `text` for people, `json` for log collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line: timestamp, level, message and the event's fields at the top
+    /// level, and the spans it happened in.
+    Json,
+}
+
+/// The log format option, shared by `serve` and `exchange-sim` (report-style subcommands keep
+/// text on stderr).
+#[derive(Debug, Args)]
+pub struct LogFormatArgs {
+    /// `text` or `json` (one JSON object per line: timestamp, level, message, fields, spans).
+    #[arg(long = "log-format", env = "BULWARK_LOG_FORMAT", default_value = "text", value_parser = parse_log_format)]
+    pub format: LogFormat,
+}
+
+fn parse_log_format(raw: &str) -> Result<LogFormat, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("BULWARK_LOG_FORMAT (--log-format) is `text` or `json`".to_owned()),
+    }
+}
+
+/// A secret given on the command line or in the environment: `Debug` redacts it, it is zeroized on
+/// drop, and it is checked after parsing so no error message repeats it.
+#[derive(Clone)]
+pub struct SecretArg(zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(***)")
+    }
+}
+
+fn secret_arg(raw: &str) -> Result<SecretArg, std::convert::Infallible> {
+    Ok(SecretArg(zeroize::Zeroizing::new(raw.to_owned())))
 }
 
 #[derive(Debug, Args)]
@@ -230,6 +273,13 @@ pub struct ServeArgs {
     /// tracing filter, e.g. `info` or `server=debug,info`.
     #[arg(long, env = "BULWARK_LOG", default_value = "info")]
     pub log: String,
+    #[command(flatten)]
+    pub log_format: LogFormatArgs,
+    /// The bearer token `GET /metrics` requires (32 to 512 printable characters, e.g. `openssl rand
+    /// -hex 32`); prefer the variable to the flag, which other users can see in the process list.
+    /// Unset: /metrics answers only loopback peers that are not trusted proxies.
+    #[arg(long, env = "BULWARK_METRICS_TOKEN", hide_env_values = true, value_parser = secret_arg)]
+    pub metrics_token: Option<SecretArg>,
 }
 
 /// The request and connection limits of NET-1 (defaults and reasons in docs/configuration.md).
@@ -476,6 +526,12 @@ impl ServeArgs {
         server.mail_from = self.mail_from;
         server.vault_refresh = self.vault_refresh.interval();
         self.limits.apply(&mut server);
+        if let Some(token) = &self.metrics_token {
+            server.metrics_token = Some(
+                server::config::MetricsToken::parse(&token.0)
+                    .map_err(|err| anyhow::anyhow!("BULWARK_METRICS_TOKEN: {err}"))?,
+            );
+        }
         let root_key_file = self.storage.root_key_file();
         if !(self.binance_url.scheme() == "https"
             || (self.binance_url.scheme() == "http" && is_loopback(&self.binance_url)))
@@ -642,6 +698,41 @@ mod tests {
         ] {
             let err = server(&[flag, refused]).err().unwrap_or_else(|| panic!("{flag} {refused} was taken"));
             assert!(err.contains(flag), "{flag} {refused}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_json_and_a_bad_one_names_the_variable() {
+        let format = |args: &[&str]| -> Result<super::LogFormat, String> {
+            let cli = Cli::try_parse_from([&["bulwark", "serve"], args].concat()).map_err(|e| e.to_string())?;
+            let Command::Serve(serve) = cli.command else { return Err("not serve".to_owned()) };
+            Ok(serve.log_format.format)
+        };
+        assert_eq!(format(&[]), Ok(super::LogFormat::Text));
+        assert_eq!(format(&["--log-format", "json"]), Ok(super::LogFormat::Json));
+        assert_eq!(format(&["--log-format", "text"]), Ok(super::LogFormat::Text));
+        let err = format(&["--log-format", "xml"]).unwrap_err();
+        assert!(err.contains("BULWARK_LOG_FORMAT"), "{err}");
+        let cli = Cli::try_parse_from(["bulwark", "exchange-sim", "--log-format", "json"]).unwrap();
+        let Command::ExchangeSim(sim) = cli.command else { panic!("not exchange-sim") };
+        assert_eq!(sim.log_format.format, super::LogFormat::Json);
+    }
+
+    #[test]
+    fn the_metrics_token_is_checked_and_never_repeated() {
+        let token = |args: &[&str]| -> Result<Option<String>, String> {
+            let cli = Cli::try_parse_from([&["bulwark", "serve"], args].concat()).map_err(|e| e.to_string())?;
+            let Command::Serve(serve) = cli.command else { return Err("not serve".to_owned()) };
+            let settings = serve.resolve().map_err(|e| e.to_string())?;
+            Ok(settings.server.metrics_token.map(|t| format!("{t:?}")))
+        };
+        assert_eq!(token(&[]), Ok(None));
+        let good = "0123456789abcdef0123456789abcdef";
+        assert_eq!(token(&["--metrics-token", good]), Ok(Some("MetricsToken(***)".to_owned())));
+        for bad in ["short-but-secret", "0123456789abcdef 0123456789abcdef"] {
+            let err = token(&["--metrics-token", bad]).unwrap_err();
+            assert!(err.contains("BULWARK_METRICS_TOKEN"), "{err}");
+            assert!(!err.contains(bad), "the refusal repeats the token: {err}");
         }
     }
 

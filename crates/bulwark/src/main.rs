@@ -67,7 +67,7 @@ impl domain::Clock for SystemClock {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(&args.log);
+    init_logging(&args.log, args.log_format.format);
     no_core_dumps();
     let settings = args.resolve()?;
     let fresh = !settings.data_dir.exists();
@@ -228,7 +228,7 @@ async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn store::Store>> {
 /// root key or a key-encryption key) and `bulwark vault rotate`. The report goes to stdout, logs
 /// to stderr (dev-notes rule 14).
 async fn vault_command(args: VaultArgs) -> anyhow::Result<()> {
-    init_logging_to_stderr("warn");
+    init_logging_to_stderr("warn", config::LogFormat::Text);
     let store = connect_store(&args.storage.database_url()).await?;
     let path = args.storage.root_key_file();
     match args.command {
@@ -453,22 +453,28 @@ fn create_root_key(path: &std::path::Path) -> anyhow::Result<vault::RootKey> {
     Ok(key)
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: config::LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match format {
+        config::LogFormat::Text => logs.with_ansi(ansi).init(),
+        config::LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(true).init(),
+    }
 }
 
 /// Logging for report-style subcommands: stdout carries their output (dev-notes rule 14).
-fn init_logging_to_stderr(filter: &str) {
+fn init_logging_to_stderr(filter: &str, format: config::LogFormat) {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => logs.with_ansi(ansi).init(),
+        config::LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(true).init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -587,7 +593,7 @@ async fn backfill_paper_history(
 async fn exchange_sim(args: ExchangeSimArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
 
-    init_logging_to_stderr("info");
+    init_logging_to_stderr("info", args.log_format.format);
     if !args.bind.ip().is_loopback() {
         anyhow::bail!("exchange-sim listens on loopback only");
     }

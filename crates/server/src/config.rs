@@ -140,6 +140,58 @@ pub struct ServerConfig {
     /// requests in flight get `EdgeConfig::drain_timeout`); what is left then is looked up at the
     /// next start.
     pub shutdown_grace: Duration,
+    /// The bearer token `GET /metrics` asks for; `None`: only loopback peers that are not trusted
+    /// proxies may read it (`metrics::allowed`).
+    pub metrics_token: Option<MetricsToken>,
+}
+
+/// The operator's token for `GET /metrics` (`BULWARK_METRICS_TOKEN`). `Debug` redacts it and it is
+/// zeroized on drop; a presented token is compared by SHA-256 digest in constant time, so neither
+/// its bytes nor its length show in the timing.
+#[derive(Clone)]
+pub struct MetricsToken(zeroize::Zeroizing<String>);
+
+/// Why a metrics token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MetricsTokenError {
+    #[error("the metrics token must be 32 to 512 characters long (e.g. `openssl rand -hex 32`)")]
+    Length,
+    #[error("the metrics token must be printable ASCII without spaces (it travels in an HTTP header)")]
+    Characters,
+}
+
+impl MetricsToken {
+    /// The shortest token accepted: a guessable one would open the metrics to anyone who can
+    /// reach the server.
+    pub const MIN_LEN: usize = 32;
+
+    /// # Errors
+    /// A token shorter than `MIN_LEN` or longer than 512 characters, or with characters that cannot
+    /// be sent in a header as they are.
+    pub fn parse(raw: &str) -> Result<MetricsToken, MetricsTokenError> {
+        if !(Self::MIN_LEN..=512).contains(&raw.len()) {
+            return Err(MetricsTokenError::Length);
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(MetricsTokenError::Characters);
+        }
+        Ok(MetricsToken(zeroize::Zeroizing::new(raw.to_owned())))
+    }
+
+    /// Whether `presented` is this token (constant time over the digests).
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let ours: [u8; 32] = Sha256::digest(self.0.as_bytes()).into();
+        let theirs: [u8; 32] = Sha256::digest(presented).into();
+        bool::from(ours[..].ct_eq(&theirs[..]))
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(***)")
+    }
 }
 
 /// The PEM files of the served certificate (chain first, leaf first) and its private key. Both are
@@ -253,6 +305,7 @@ impl ServerConfig {
             tls: None,
             request_rates: RequestRateConfig::default(),
             shutdown_grace: Duration::from_secs(30),
+            metrics_token: None,
         }
     }
 

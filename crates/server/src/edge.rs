@@ -32,6 +32,7 @@ use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
 
 use crate::config::{EdgeConfig, TlsFiles};
+use crate::metrics::{ConnectionGuard, ConnectionRefusal, HandshakeFailure, Metrics};
 
 /// A request extension present on every request that arrived over a TLS connection this server
 /// terminated (HSTS is sent on those).
@@ -269,6 +270,7 @@ struct Slot {
     open: Arc<Mutex<Open>>,
     ip: IpAddr,
     counted_per_ip: bool,
+    _counted: ConnectionGuard,
 }
 
 impl Drop for Slot {
@@ -286,20 +288,26 @@ impl Drop for Slot {
     }
 }
 
-fn take_slot(open: &Arc<Mutex<Open>>, ip: IpAddr, per_ip: bool, limits: &EdgeConfig) -> Option<Slot> {
+fn take_slot(
+    open: &Arc<Mutex<Open>>,
+    ip: IpAddr,
+    per_ip: bool,
+    limits: &EdgeConfig,
+    metrics: &Arc<Metrics>,
+) -> Result<Slot, ConnectionRefusal> {
     let mut state = open.lock().unwrap_or_else(PoisonError::into_inner);
     if state.total >= limits.max_connections {
-        return None;
+        return Err(ConnectionRefusal::TotalCap);
     }
     if per_ip {
         let count = state.by_ip.entry(ip).or_insert(0);
         if *count >= limits.max_connections_per_ip {
-            return None;
+            return Err(ConnectionRefusal::AddressCap);
         }
         *count += 1;
     }
     state.total += 1;
-    Some(Slot { open: open.clone(), ip, counted_per_ip: per_ip })
+    Ok(Slot { open: open.clone(), ip, counted_per_ip: per_ip, _counted: metrics.connection_opened() })
 }
 
 /// Accepts connections on `listener` and serves `app` on them until `shutdown` resolves, then
@@ -314,6 +322,23 @@ pub async fn run(
     limits: EdgeConfig,
     tls: Option<Arc<Tls>>,
     trusted_proxies: Vec<IpNet>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    run_counted(listener, app, limits, tls, trusted_proxies, Arc::new(Metrics::new()), shutdown).await
+}
+
+/// [`run`], counting connections, refusals, failed TLS handshakes and header timeouts into
+/// `metrics` (`GET /metrics`).
+///
+/// # Errors
+/// As `run`.
+pub async fn run_counted(
+    listener: TcpListener,
+    app: Router,
+    limits: EdgeConfig,
+    tls: Option<Arc<Tls>>,
+    trusted_proxies: Vec<IpNet>,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -352,23 +377,33 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let exempt = trusted_proxies.iter().any(|net| net.contains(&peer.ip()));
-        let Some(slot) = take_slot(&open, peer.ip(), !exempt, &limits) else {
-            tracing::debug!(peer = %peer.ip(), "connection limit reached; connection closed");
-            drop(stream);
-            continue;
+        let slot = match take_slot(&open, peer.ip(), !exempt, &limits, &metrics) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                tracing::debug!(peer = %peer.ip(), "connection limit reached; connection closed");
+                metrics.connection_refused(refusal);
+                drop(stream);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
-        let (app, http, tls) = (app.clone(), http.clone(), tls.clone());
+        let (app, http, tls, metrics) = (app.clone(), http.clone(), tls.clone(), metrics.clone());
         let handshake_timeout = limits.tls_handshake_timeout;
         tokio::spawn(async move {
             let _slot = slot;
             match tls {
-                None => serve_connection(&http, stream, peer, false, app, watcher).await,
+                None => serve_connection(&http, stream, peer, false, app, watcher, &metrics).await,
                 Some(tls) => match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => serve_connection(&http, stream, peer, true, app, watcher).await,
-                    Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                    Ok(Ok(stream)) => serve_connection(&http, stream, peer, true, app, watcher, &metrics).await,
+                    Ok(Err(err)) => {
+                        tracing::debug!(error = %err, "TLS handshake failed");
+                        metrics.tls_handshake_failed(HandshakeFailure::Error);
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        metrics.tls_handshake_failed(HandshakeFailure::Timeout);
+                    }
                 },
             }
         });
@@ -393,6 +428,7 @@ async fn serve_connection<S>(
     over_tls: bool,
     app: Router,
     watcher: hyper_util::server::graceful::Watcher,
+    metrics: &Metrics,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -405,6 +441,9 @@ async fn serve_connection<S>(
     });
     let connection = http.serve_connection(TokioIo::new(stream), service);
     if let Err(err) = watcher.watch(connection).await {
+        if err.is_timeout() {
+            metrics.header_timeout();
+        }
         tracing::debug!(error = %err, "connection ended with an error");
     }
 }

@@ -14,6 +14,7 @@ mod hashing;
 mod keys;
 pub mod live_vault;
 pub mod manual_orders;
+pub mod metrics;
 pub mod middleware;
 mod order_guard;
 mod pages;
@@ -112,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/app.js", get(pages::app_js))
         .route("/assets/favicon.svg", get(pages::favicon))
         .route("/healthz", get(healthz))
+        .route("/metrics", axum::routing::any(metrics::endpoint))
         .route("/trade_signal/trading_view", post(webhooks::trading_view))
         .route("/signal_bots/webhooks", post(webhooks::signal_bots))
         .fallback(pages::not_found)
@@ -121,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::body_deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::load_shed))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::rate_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
         .layer(
             // The span names the path only: query strings can carry single-use tokens
@@ -184,7 +187,8 @@ pub async fn serve(
                 tracing::info!(fingerprint = %tls.fingerprint(), "serving HTTPS only (TLS 1.2 and 1.3)");
             }
             let (limits, proxies) = (state.config.edge.clone(), state.config.trusted_proxies.clone());
-            edge::run(listener, router(state.clone()), limits, tls, proxies, shutdown).await
+            let metrics = state.metrics.clone();
+            edge::run_counted(listener, router(state.clone()), limits, tls, proxies, metrics, shutdown).await
         }
         Err(err) => Err(err),
     };

@@ -81,7 +81,8 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
 }
 
 /// The slots of requests being handled: one pool for the pages and the API, one for the webhook
-/// routes. `/healthz` takes none (a load balancer must see a busy node as alive).
+/// routes. `/healthz` and `/metrics` take none (a load balancer must see a busy node as alive, and
+/// a busy node is when its metrics matter most).
 #[derive(Debug)]
 pub struct InFlight {
     general: std::sync::Arc<tokio::sync::Semaphore>,
@@ -103,12 +104,13 @@ impl InFlight {
 pub async fn load_shed(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let pool = match path {
-        "/healthz" => return next.run(request).await,
+        "/healthz" | "/metrics" => return next.run(request).await,
         path if is_webhook(path) => &state.in_flight.webhooks,
         _ => &state.in_flight.general,
     };
     let Ok(_slot) = std::sync::Arc::clone(pool).try_acquire_owned() else {
         tracing::warn!(path, "load shedding: every request slot is taken");
+        state.metrics.shed();
         return ApiError::Overloaded.into_response();
     };
     next.run(request).await

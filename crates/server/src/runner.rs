@@ -1194,7 +1194,7 @@ async fn place(state: &AppState, job: &Job) -> Result<Outcome, ApiError> {
         "side": order.side.as_str().to_ascii_lowercase(), "type": order.kind.as_str(),
     });
     state.store.append_audit(&state.audit(Some(record.user_id), "exchange_key.used", &client, detail)).await?;
-    let events = match exchange.place_order(&request).await {
+    let events = match state.metrics.bot_order(&record.exchange, exchange.place_order(&request).await) {
         Ok(report) => vec![Event::Order(update_of(&**exchange, order, &report).await)],
         Err(ExchangeError::NotPlaced) => vec![Event::NotPlaced { client_order_id: order.client_order_id.clone() }],
         Err(

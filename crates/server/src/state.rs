@@ -48,6 +48,8 @@ pub struct Inner {
     pub webhook_recorder: crate::webhooks::Recorder,
     pub in_flight: crate::middleware::InFlight,
     pub request_rates: crate::rate::RequestRates,
+    /// What `GET /metrics` reports (`metrics.rs`); the edge counts connections into it too.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::ops::Deref for AppState {
@@ -83,6 +85,7 @@ impl AppState {
             webhook_recorder: crate::webhooks::Recorder::default(),
             in_flight,
             request_rates,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })))
     }
 

@@ -174,7 +174,9 @@ impl Rejection {
 }
 
 async fn intake(state: &AppState, client: &ClientInfo, headers: &HeaderMap, body: Body, format: Format) -> Response {
-    match accept(state, client, headers, body, format).await {
+    let verdict = accept(state, client, headers, body, format).await;
+    state.metrics.webhook(format.as_str(), verdict.as_ref().map(|_| ()).map_err(|rejection| rejection.error.code()));
+    match verdict {
         Ok(id) => (StatusCode::ACCEPTED, axum::Json(json!({ "status": "accepted", "signal_id": id }))).into_response(),
         Err(rejection) => {
             let code = rejection.error.code();

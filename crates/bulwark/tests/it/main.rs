@@ -8,6 +8,7 @@ mod exchange_sim;
 #[cfg(unix)]
 mod doctor;
 mod layers;
+mod log_format;
 // Kills `serve` with SIGKILL and stops the simulator with SIGTERM (rustix, a Linux dependency).
 #[cfg(target_os = "linux")]
 mod restart;
@@ -606,6 +607,8 @@ fn help_names_every_variable() {
         "BULWARK_VAULT_REFRESH_SECONDS",
         "BULWARK_BINANCE_URL",
         "BULWARK_LOG",
+        "BULWARK_LOG_FORMAT",
+        "BULWARK_METRICS_TOKEN",
     ] {
         assert!(help.contains(var), "{var} in --help");
     }

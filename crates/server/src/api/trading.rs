@@ -336,7 +336,7 @@ pub async fn place(
     });
     let audit = state.audit(Some(authed.user.id), "exchange_key.used", &client, detail);
     state.store.record_order(&intent, Some(&audit)).await?;
-    let result = exchange.place_order(&request).await;
+    let result = state.metrics.manual_order(&account.exchange, exchange.place_order(&request).await);
     let now = state.now();
     let answered = match &result {
         Ok(report) => Some(manual_orders::reported(&*exchange, &intent, report, now).await),

@@ -11,6 +11,7 @@ mod exchange_accounts;
 mod limits;
 mod logs;
 mod manual_orders;
+mod operator;
 mod pages;
 mod rotation;
 mod secrets;

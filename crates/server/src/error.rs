@@ -55,6 +55,12 @@ pub enum ApiError {
     Refused { status: StatusCode, code: &'static str, message: String },
     #[error("re-authentication required")]
     ReauthRequired,
+    /// The route is for the install's operator and the user is not it.
+    #[error("forbidden")]
+    Forbidden,
+    /// The operator closed registration.
+    #[error("registration closed")]
+    RegistrationClosed,
     #[error("cross-origin request refused")]
     CsrfRejected,
     #[error("not found")]
@@ -97,7 +103,9 @@ impl ApiError {
             | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::AlreadyEnabled | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Refused { status, .. } => *status,
-            ApiError::ReauthRequired | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
+            ApiError::ReauthRequired | ApiError::CsrfRejected | ApiError::Forbidden | ApiError::RegistrationClosed => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited(_) | ApiError::Locked => StatusCode::TOO_MANY_REQUESTS,
@@ -132,6 +140,8 @@ impl ApiError {
             ApiError::ExchangeUnreachable => "exchange_unreachable",
             ApiError::OrderRejected(_) => "order_rejected",
             ApiError::ReauthRequired => "reauth_required",
+            ApiError::Forbidden => "forbidden",
+            ApiError::RegistrationClosed => "registration_closed",
             ApiError::CsrfRejected => "csrf_rejected",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -182,6 +192,10 @@ impl ApiError {
                 "Confirm your password (and code, if two-factor sign-in is on) to continue.".to_owned()
             }
             ApiError::CsrfRejected => "This request did not come from Bulwark's own pages.".to_owned(),
+            ApiError::Forbidden => "Only the operator of this Bulwark server can do this.".to_owned(),
+            ApiError::RegistrationClosed => {
+                "This Bulwark server does not take new accounts. Ask its operator for one.".to_owned()
+            }
             ApiError::NotFound => "Nothing here.".to_owned(),
             ApiError::MethodNotAllowed => "This method is not allowed here.".to_owned(),
             ApiError::RateLimited(wait) => {

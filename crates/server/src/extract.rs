@@ -182,3 +182,38 @@ impl FromRequestParts<AppState> for StepUp {
         Ok(StepUp(authed))
     }
 }
+
+/// The session of the install's operator (its first account): the guard of the operator's routes.
+/// 401 without a session, 403 `forbidden` for any other account.
+#[derive(Debug)]
+pub struct Operator(pub Authed);
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let authed = Authed::from_request_parts(parts, state).await?;
+        if !authed.user.operator {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Operator(authed))
+    }
+}
+
+/// The operator, re-authenticated within the window: the guard of the operator's changes
+/// (AU-8, like [`StepUp`]). Another account gets 403 `forbidden` first, so it is never asked to
+/// confirm its password for something it cannot do.
+#[derive(Debug)]
+pub struct OperatorStepUp(pub Authed);
+
+impl FromRequestParts<AppState> for OperatorStepUp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Operator(authed) = Operator::from_request_parts(parts, state).await?;
+        if !authed.recently_authenticated(state) {
+            return Err(ApiError::ReauthRequired);
+        }
+        Ok(OperatorStepUp(authed))
+    }
+}

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/deals/{id}/cancel", post(api::deals::cancel))
         .route("/deals/{id}/add_funds", post(api::deals::add_funds))
         .route("/kill-switch", post(api::deals::kill_switch))
+        .route("/operator/settings", get(api::operator::settings).put(api::operator::update_settings))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
     Router::new()

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use domain::{BotId, DealId, ExchangeAccountId};
 use serde::Deserialize;
-use store::{ExchangeAccountStatus, UserRecord};
+use store::{ExchangeAccountStatus, Registration, UserRecord};
 
 use crate::api::account::live_sessions;
 use crate::extract::{ClientInfo, MaybeAuthed};
@@ -48,6 +48,8 @@ struct IndexPage<'a> {
 struct RegisterPage<'a> {
     viewer: Option<Viewer<'a>>,
     active: &'a str,
+    /// The operator closed registration: the page says so instead of showing the form.
+    closed: bool,
 }
 
 #[derive(Template)]
@@ -118,6 +120,10 @@ struct SecurityPage<'a> {
     /// Empty when none is set.
     anti_phishing_code: &'a str,
     email: &'a str,
+    /// The user is the install's operator: the page has the "Operator" section.
+    operator: bool,
+    /// The operator's registration setting (shown to the operator only).
+    registration_closed: bool,
 }
 
 /// One line of the key history on the exchange-accounts page.
@@ -208,8 +214,10 @@ pub async fn index(MaybeAuthed(authed): MaybeAuthed) -> Response {
     render(&IndexPage { viewer: None, active: "" }, StatusCode::OK)
 }
 
-pub async fn register() -> Response {
-    render(&RegisterPage { viewer: None, active: "" }, StatusCode::OK)
+/// `GET /register`: the form, or a note that the operator closed registration.
+pub async fn register(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let closed = state.store.operator_settings().await?.registration == Registration::Closed;
+    Ok(render(&RegisterPage { viewer: None, active: "", closed }, StatusCode::OK))
 }
 
 pub async fn check_email() -> Response {
@@ -356,6 +364,7 @@ fn event_label(kind: &str) -> &str {
         "exchange_key.used" => "Order sent with an exchange key",
         "paper.reset" => "Paper account reset",
         "bot.webhook_rotated" => "Bot webhook secret rotated",
+        "operator.settings_changed" => "Server settings changed (operator)",
         "webhook.accepted" => "Webhook signal accepted",
         "webhook.rejected" => "Webhook signal refused",
         other => other,
@@ -394,6 +403,8 @@ pub async fn security(State(state): State<AppState>, MaybeAuthed(authed): MaybeA
         .collect();
     let user = &authed.user;
     let backup_codes_left = if user.totp_enabled { state.store.unused_backup_codes(user.id).await?.len() } else { 0 };
+    let registration_closed =
+        user.operator && state.store.operator_settings().await?.registration == Registration::Closed;
     Ok(render(
         &SecurityPage {
             viewer: Some(Viewer::of(user)),
@@ -404,6 +415,8 @@ pub async fn security(State(state): State<AppState>, MaybeAuthed(authed): MaybeA
             backup_codes_left,
             anti_phishing_code: user.anti_phishing_code.as_deref().unwrap_or(""),
             email: user.email.as_str(),
+            operator: user.operator,
+            registration_closed,
         },
         StatusCode::OK,
     ))

@@ -53,7 +53,7 @@ macro_rules! impl_store {
 
             pub(super) const USER_COLUMNS: &str = "u.id, u.email, u.password_phc, u.email_verified_at, u.totp_enabled, \
                 u.totp_seed_sealed, u.totp_last_step, u.totp_pending_sealed, u.totp_pending_at, u.hide_balances, \
-                u.anti_phishing_code, u.created_at";
+                u.anti_phishing_code, u.operator, u.created_at";
 
             pub(super) fn user(row: &DbRow) -> StoreResult<UserRecord> {
                 let email: String = get(row, "email")?;
@@ -76,8 +76,76 @@ macro_rules! impl_store {
                     },
                     hide_balances: get(row, "hide_balances")?,
                     anti_phishing_code: get(row, "anti_phishing_code")?,
+                    operator: get(row, "operator")?,
                     created_at: ts(get(row, "created_at")?),
                 })
+            }
+
+            /// Appended to a `SELECT` that keeps the rows it reads from changing until the
+            /// transaction ends, without keeping other readers of the same kind out. SQLite needs
+            /// none: its write transactions (`BEGIN IMMEDIATE`) hold the whole database.
+            pub(super) fn for_share() -> &'static str {
+                if <$db as sqlx::Database>::NAME == "PostgreSQL" { " FOR SHARE" } else { "" }
+            }
+
+            /// What one attempt at `create_user` came to.
+            pub(super) enum Registered {
+                /// Stored; whether the account is the operator.
+                Done(bool),
+                /// The operator flag was claimed by an account committed meanwhile: try again.
+                OperatorTaken,
+            }
+
+            /// One attempt at `create_user` inside `tx`: refused while registration is closed; the
+            /// account claims the operator flag when it is the first.
+            pub(super) async fn register_once(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                user: &::store::NewUser,
+                token: &NewEmailToken,
+                audit: &AuditRecord,
+            ) -> StoreResult<Registered> {
+                // Shared lock on the settings row (PostgreSQL): closing registration waits for
+                // the registrations under way, and a registration that starts after the close
+                // committed reads `closed`.
+                let sql =
+                    format!("SELECT registration FROM operator_settings WHERE id = 1{}", for_share());
+                let registration: String =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut **tx).await.map_err(map_err)?;
+                match ::store::Registration::parse(&registration) {
+                    Some(::store::Registration::Open) => {}
+                    Some(::store::Registration::Closed) => return Err(StoreError::Conflict("registration_closed")),
+                    None => return Err(StoreError::Corrupt(format!("registration setting {registration:?}"))),
+                }
+                // The first account of the database is the operator. Under READ COMMITTED two
+                // first registrations can both find no account here; the unique index on the flag
+                // then fails the later insert, which the caller retries.
+                let anyone: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM users LIMIT 1").fetch_optional(&mut **tx).await.map_err(map_err)?;
+                let operator = anyone.is_none();
+                let inserted = sqlx::query(
+                    "INSERT INTO users (id, email, email_canonical, password_phc, operator, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(user.id.to_string())
+                .bind(user.email.as_str())
+                .bind(user.email.canonical())
+                .bind(user.password_phc.as_str())
+                .bind(operator)
+                .bind(user.created_at.as_unix_millis())
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err);
+                match inserted {
+                    Ok(_) => {}
+                    // Either the flag or the email was taken meanwhile; a retry finds an
+                    // account, asks for no flag, and meets only a taken email.
+                    Err(StoreError::Conflict(_)) if operator => return Ok(Registered::OperatorTaken),
+                    Err(StoreError::Conflict(_)) => return Err(StoreError::Conflict("email already registered")),
+                    Err(other) => return Err(other),
+                }
+                insert_token(&mut **tx, token).await?;
+                insert_audit(&mut **tx, audit).await?;
+                Ok(Registered::Done(operator))
             }
 
             pub(super) fn session(row: &DbRow) -> StoreResult<SessionRecord> {
@@ -1088,26 +1156,28 @@ macro_rules! impl_store {
                 user: &::store::NewUser,
                 token: &::store::NewEmailToken,
                 audit: &::store::AuditRecord,
-            ) -> ::store::StoreResult<()> {
-                use $crate::sqlx;
-                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
-                sqlx::query(
-                    "INSERT INTO users (id, email, email_canonical, password_phc, created_at) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(user.id.to_string())
-                .bind(user.email.as_str())
-                .bind(user.email.canonical())
-                .bind(user.password_phc.as_str())
-                .bind(user.created_at.as_unix_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match sql_impl::map_err(e) {
-                    ::store::StoreError::Conflict(_) => ::store::StoreError::Conflict("email already registered"),
-                    other => other,
-                })?;
-                sql_impl::insert_token(&mut *tx, token).await?;
-                sql_impl::insert_audit(&mut *tx, audit).await?;
-                tx.commit().await.map_err(sql_impl::map_err)
+            ) -> ::store::StoreResult<bool> {
+                // Two attempts suffice: a retry happens only after another first account
+                // committed, and then this one claims no flag. The third is a safety margin.
+                for _ in 0..3 {
+                    let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                    let attempt = sql_impl::register_once(&mut tx, user, token, audit).await;
+                    match attempt {
+                        Ok(sql_impl::Registered::Done(operator)) => {
+                            tx.commit().await.map_err(sql_impl::map_err)?;
+                            return Ok(operator);
+                        }
+                        Ok(sql_impl::Registered::OperatorTaken) => {
+                            tx.rollback().await.map_err(sql_impl::map_err)?;
+                        }
+                        Err(err) => {
+                            // The attempt's error is the one to report (dev-notes rule 1).
+                            let _ = tx.rollback().await;
+                            return Err(err);
+                        }
+                    }
+                }
+                Err(::store::StoreError::Other("the operator flag stayed contended after three attempts".to_owned()))
             }
 
             async fn user_by_email(&self, canonical_email: &str) -> ::store::StoreResult<Option<::store::UserRecord>> {
@@ -2825,6 +2895,65 @@ macro_rules! impl_store {
                 }
                 .await;
                 sql_impl::end_tx(tx, result, |_| true).await
+            }
+
+            async fn operator_settings(&self) -> ::store::StoreResult<::store::OperatorSettings> {
+                use $crate::sqlx;
+                let registration: String =
+                    sqlx::query_scalar("SELECT registration FROM operator_settings WHERE id = 1")
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(sql_impl::map_err)?;
+                let registration = ::store::Registration::parse(&registration).ok_or_else(|| {
+                    ::store::StoreError::Corrupt(format!("registration setting {registration:?}"))
+                })?;
+                Ok(::store::OperatorSettings { registration })
+            }
+
+            async fn set_operator_settings(
+                &self,
+                operator: ::domain::UserId,
+                expected: &::store::OperatorSettings,
+                new: &::store::OperatorSettings,
+                now: ::domain::Timestamp,
+                audit: &::store::AuditRecord,
+            ) -> ::store::StoreResult<::store::SettingsWrite> {
+                use $crate::sqlx;
+                let mut tx = $begin(&self.pool).await.map_err(sql_impl::map_err)?;
+                let result = async {
+                    // PostgreSQL re-checks the WHERE on the latest row when a concurrent change
+                    // committed first, so a stale `expected` updates nothing.
+                    let written = sqlx::query(
+                        "UPDATE operator_settings SET registration = $1, updated_at = $2, updated_by = $3 \
+                         WHERE id = 1 AND registration = $4 \
+                           AND EXISTS (SELECT 1 FROM users WHERE id = $3 AND operator = TRUE)",
+                    )
+                    .bind(new.registration.as_str())
+                    .bind(now.as_unix_millis())
+                    .bind(operator.to_string())
+                    .bind(expected.registration.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_impl::map_err)?
+                    .rows_affected();
+                    if written == 1 {
+                        sql_impl::insert_audit(&mut *tx, audit).await?;
+                        return Ok(::store::SettingsWrite::Written);
+                    }
+                    let is_operator: Option<String> =
+                        sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND operator = TRUE")
+                            .bind(operator.to_string())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(sql_impl::map_err)?;
+                    Ok(if is_operator.is_some() {
+                        ::store::SettingsWrite::Stale
+                    } else {
+                        ::store::SettingsWrite::NotOperator
+                    })
+                }
+                .await;
+                sql_impl::end_tx(tx, result, |write| *write == ::store::SettingsWrite::Written).await
             }
 
             async fn append_audit(&self, audit: &::store::AuditRecord) -> ::store::StoreResult<()> {

@@ -13,8 +13,9 @@ use domain::{
 use crate::{
     AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountStatus, KekState,
     KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken, NewExchangeAccount, NewSession, NewSignal,
-    NewUser, NewWebhookSecret, PreferencesUpdate, SealedBlob, SealedColumn, SecondFactorUse, SignalOutcome, Store,
-    StoreError, StoreResult, StoredKeyPermissions, ThrottleRule, TokenPurpose, WebhookSecrets,
+    NewUser, NewWebhookSecret, OperatorSettings, PreferencesUpdate, Registration, SealedBlob, SealedColumn,
+    SecondFactorUse, SettingsWrite, SignalOutcome, Store, StoreError, StoreResult, StoredKeyPermissions, ThrottleRule,
+    TokenPurpose, WebhookSecrets,
 };
 
 /// Expands to one `#[tokio::test]` per contract function. `$make` is an async expression that
@@ -78,6 +79,10 @@ macro_rules! store_contract_tests {
             a_signal_is_finished_once_and_never_with_a_pending_outcome,
             a_deal_saved_with_its_signal_finishes_it_in_the_same_write,
             expiry_ends_overdue_pending_signals_and_forgets_old_dedupe_entries,
+            the_first_account_is_the_operator_and_no_later_one,
+            first_accounts_created_at_once_make_exactly_one_operator,
+            only_the_operator_changes_the_settings_and_each_change_is_audited,
+            closed_registration_creates_nothing_until_reopened,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -2510,4 +2515,190 @@ pub async fn a_batch_of_signals_is_recorded_in_order_each_with_its_own_answer(st
     assert!(store.signals(other, others_bot.id, 10).await.unwrap().is_empty());
     assert_eq!(accepted_audits(store, user).await, 2, "an audit row with each recorded signal only");
     assert!(store.record_signals(&[]).await.unwrap().is_empty());
+}
+
+// --- the install's operator (issue 8: safe defaults) ---
+
+pub async fn the_first_account_is_the_operator_and_no_later_one(store: &dyn Store) {
+    let first = new_user("first@example.com");
+    let verify = token(first.id, TokenPurpose::VerifyEmail, DAY);
+    let made = store.create_user(&first, &verify, &audit(Some(first.id), "auth.registered", at(0))).await.unwrap();
+    assert!(made, "the first account of a database is its operator");
+    for (i, email) in ["second@example.com", "third@example.com"].into_iter().enumerate() {
+        let user = new_user(email);
+        let verify = token(user.id, TokenPurpose::VerifyEmail, DAY);
+        let made = store.create_user(&user, &verify, &audit(Some(user.id), "auth.registered", at(1))).await.unwrap();
+        assert!(!made, "account {} is not the operator", i + 2);
+        assert!(!store.user_by_id(user.id).await.unwrap().unwrap().operator);
+    }
+    assert!(store.user_by_id(first.id).await.unwrap().unwrap().operator);
+    assert!(store.user_by_email("first@example.com").await.unwrap().unwrap().operator, "read by email too");
+    // A taken email is still a conflict, not a retry, and changes no flag.
+    let again = new_user("FIRST@example.com");
+    let verify = token(again.id, TokenPurpose::VerifyEmail, DAY);
+    let err = store.create_user(&again, &verify, &audit(Some(again.id), "auth.registered", at(2))).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert!(store.user_by_id(first.id).await.unwrap().unwrap().operator);
+}
+
+/// Several first registrations at once on an empty database (on PostgreSQL each on its own
+/// connection, READ COMMITTED, so several find no account before any commits): every account is
+/// created and exactly one is the operator.
+pub async fn first_accounts_created_at_once_make_exactly_one_operator(store: &dyn Store) {
+    let users: Vec<NewUser> = (0..6).map(|i| new_user(&format!("racer{i}@example.com"))).collect();
+    async fn make(store: &dyn Store, user: &NewUser) -> StoreResult<bool> {
+        let verify = token(user.id, TokenPurpose::VerifyEmail, DAY);
+        store.create_user(user, &verify, &audit(Some(user.id), "auth.registered", at(0))).await
+    }
+    let make = |user| make(store, user);
+    let (a, b, c, d, e, f) = tokio::join!(
+        make(&users[0]),
+        make(&users[1]),
+        make(&users[2]),
+        make(&users[3]),
+        make(&users[4]),
+        make(&users[5])
+    );
+    let answers: Vec<bool> = [a, b, c, d, e, f].into_iter().map(|r| r.expect("every account is created")).collect();
+    assert_eq!(answers.iter().filter(|op| **op).count(), 1, "one answer says operator: {answers:?}");
+    let mut operators = Vec::new();
+    for (user, answer) in users.iter().zip(&answers) {
+        let stored = store.user_by_id(user.id).await.unwrap().expect("stored");
+        assert_eq!(stored.operator, *answer, "the answer matches the stored flag");
+        if stored.operator {
+            operators.push(user.id);
+        }
+    }
+    assert_eq!(operators.len(), 1, "exactly one operator");
+    // Each account got its own audit row, once (a retried attempt leaves nothing behind).
+    for user in &users {
+        let rows = store.audit_for_user(user.id, None, 10).await.unwrap();
+        assert_eq!(rows.len(), 1, "{:?}", rows.iter().map(|r| &r.kind).collect::<Vec<_>>());
+    }
+}
+
+pub async fn only_the_operator_changes_the_settings_and_each_change_is_audited(store: &dyn Store) {
+    let open = OperatorSettings { registration: Registration::Open };
+    let closed = OperatorSettings { registration: Registration::Closed };
+    assert_eq!(store.operator_settings().await.unwrap(), open, "a fresh install is open");
+    assert_eq!(OperatorSettings::default(), open);
+    let (operator, _) = register(store, "operator@example.com").await;
+    let (other, _) = register(store, "member@example.com").await;
+
+    // Not the operator, or no such user: nothing written, no audit row.
+    let refused = audit(Some(other.id), "operator.settings_changed", at(5));
+    assert_eq!(
+        store.set_operator_settings(other.id, &open, &closed, at(5), &refused).await.unwrap(),
+        SettingsWrite::NotOperator
+    );
+    let nobody = UserId::from_random_bytes(random_bytes());
+    let refused = audit(None, "operator.settings_changed", at(5));
+    assert_eq!(
+        store.set_operator_settings(nobody, &open, &closed, at(5), &refused).await.unwrap(),
+        SettingsWrite::NotOperator
+    );
+    assert_eq!(store.operator_settings().await.unwrap(), open);
+    assert_eq!(audit_kinds(store, other.id).await, ["auth.registered"]);
+
+    // A stale expectation writes nothing; the right one writes the setting and the audit row.
+    let stale = audit(Some(operator.id), "operator.settings_changed", at(6));
+    assert_eq!(
+        store.set_operator_settings(operator.id, &closed, &open, at(6), &stale).await.unwrap(),
+        SettingsWrite::Stale
+    );
+    assert_eq!(audit_kinds(store, operator.id).await, ["auth.registered"]);
+    let change = audit(Some(operator.id), "operator.settings_changed", at(7));
+    assert_eq!(
+        store.set_operator_settings(operator.id, &open, &closed, at(7), &change).await.unwrap(),
+        SettingsWrite::Written
+    );
+    assert_eq!(store.operator_settings().await.unwrap(), closed);
+    assert_eq!(audit_kinds(store, operator.id).await, ["operator.settings_changed", "auth.registered"]);
+    let back = audit(Some(operator.id), "operator.settings_changed", at(8));
+    assert_eq!(
+        store.set_operator_settings(operator.id, &closed, &open, at(8), &back).await.unwrap(),
+        SettingsWrite::Written
+    );
+    assert_eq!(store.operator_settings().await.unwrap(), open);
+
+    // Two changes from the same state at once: one wins, the other is told it is stale.
+    let one = audit(Some(operator.id), "operator.settings_changed", at(9));
+    let two = audit(Some(operator.id), "operator.settings_changed", at(9));
+    let (x, y) = tokio::join!(
+        store.set_operator_settings(operator.id, &open, &closed, at(9), &one),
+        store.set_operator_settings(operator.id, &open, &closed, at(9), &two)
+    );
+    let mut outcomes = [x.unwrap(), y.unwrap()];
+    outcomes.sort_by_key(|w| *w == SettingsWrite::Stale);
+    assert_eq!(outcomes, [SettingsWrite::Written, SettingsWrite::Stale]);
+    let changes = audit_kinds(store, operator.id).await.iter().filter(|k| *k == "operator.settings_changed").count();
+    assert_eq!(changes, 3, "one audit row per change that happened");
+}
+
+pub async fn closed_registration_creates_nothing_until_reopened(store: &dyn Store) {
+    let (operator, _) = register(store, "owner@example.com").await;
+    let open = OperatorSettings { registration: Registration::Open };
+    let closed = OperatorSettings { registration: Registration::Closed };
+    let close = audit(Some(operator.id), "operator.settings_changed", at(1));
+    assert_eq!(
+        store.set_operator_settings(operator.id, &open, &closed, at(1), &close).await.unwrap(),
+        SettingsWrite::Written
+    );
+
+    let late = new_user("late@example.com");
+    let verify = token(late.id, TokenPurpose::VerifyEmail, DAY);
+    let err = store.create_user(&late, &verify, &audit(Some(late.id), "auth.registered", at(2))).await;
+    assert!(matches!(err, Err(StoreError::Conflict("registration_closed"))), "{err:?}");
+    // Nothing of it exists: no account, no usable token, no audit row.
+    assert_eq!(store.user_by_id(late.id).await.unwrap(), None);
+    assert_eq!(store.user_by_email("late@example.com").await.unwrap(), None);
+    assert_eq!(store.audit_for_user(late.id, None, 10).await.unwrap(), vec![]);
+    assert_eq!(
+        store.verify_email(&verify.hash, at(3), &audit(None, "auth.email_verified", at(3))).await.unwrap(),
+        None
+    );
+    // A taken email is refused the same way while closed (nothing is looked up first).
+    let taken = new_user("owner@example.com");
+    let verify_taken = token(taken.id, TokenPurpose::VerifyEmail, DAY);
+    let err = store.create_user(&taken, &verify_taken, &audit(Some(taken.id), "auth.registered", at(2))).await;
+    assert!(matches!(err, Err(StoreError::Conflict("registration_closed"))), "{err:?}");
+
+    let reopen = audit(Some(operator.id), "operator.settings_changed", at(4));
+    assert_eq!(
+        store.set_operator_settings(operator.id, &closed, &open, at(4), &reopen).await.unwrap(),
+        SettingsWrite::Written
+    );
+    let made = store.create_user(&late, &verify, &audit(Some(late.id), "auth.registered", at(5))).await.unwrap();
+    assert!(!made, "a later account is never the operator");
+    assert!(store.user_by_id(late.id).await.unwrap().is_some());
+}
+
+/// Accounts of an install made before the operator existed (migration 0009): id, email and
+/// creation time. The oldest two share a millisecond; the lower id of those is the first.
+pub const PRE_OPERATOR_ACCOUNTS: [(&str, &str, i64); 3] = [
+    ("00000000-0000-4000-8000-000000000001", "newest@example.com", T0 + 300),
+    ("00000000-0000-4000-8000-000000000003", "tied@example.com", T0 + 100),
+    ("00000000-0000-4000-8000-000000000002", "oldest@example.com", T0 + 100),
+];
+
+/// Inserts one of [`PRE_OPERATOR_ACCOUNTS`] into a database migrated up to 0009 ($1 id, $2 email,
+/// $3 creation time).
+pub const INSERT_PRE_OPERATOR_ACCOUNT: &str = "INSERT INTO users (id, email, email_canonical, password_phc, created_at) \
+     VALUES ($1, $2, $2, 'not used by the test', $3)";
+
+/// After migration 0010 ran over [`PRE_OPERATOR_ACCOUNTS`]: the oldest account (by creation time,
+/// then id) is the operator and no other; registration is open; a new account is not the operator.
+pub async fn the_oldest_existing_account_became_the_operator(store: &dyn Store) {
+    async fn flag(store: &dyn Store, raw: &str) -> bool {
+        let id: UserId = raw.parse().expect("id");
+        store.user_by_id(id).await.unwrap().expect("kept by the migration").operator
+    }
+    let flag = |raw| flag(store, raw);
+    let [newest, tied, oldest] = PRE_OPERATOR_ACCOUNTS;
+    assert!(flag(oldest.0).await, "the oldest account is the operator");
+    assert!(!flag(tied.0).await, "same millisecond, higher id: not the operator");
+    assert!(!flag(newest.0).await, "the newest (lowest id) is not the operator");
+    assert_eq!(store.operator_settings().await.unwrap(), OperatorSettings::default());
+    let (user, _) = register(store, "after@example.com").await;
+    assert!(!store.user_by_id(user.id).await.unwrap().unwrap().operator);
 }

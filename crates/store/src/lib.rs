@@ -20,9 +20,9 @@ use domain::{
 pub use records::{
     AuditRecord, BackupCodeRecord, DealFilter, EmailChangeOutcome, EnableTotp, ExchangeAccountRecord,
     ExchangeAccountStatus, KekRecord, KekState, KeyCheck, KillSwitchOutcome, LoginWrite, NewEmailChange, NewEmailToken,
-    NewExchangeAccount, NewSession, NewSignal, NewUser, NewWebhookSecret, PreferencesUpdate, SealedBlob, SealedColumn,
-    SealedEntry, SealedRef, SecondFactorUse, SessionRecord, SignalOutcome, StoredKeyPermissions, ThrottleRule,
-    TokenPurpose, UserRecord, WebhookSecrets,
+    NewExchangeAccount, NewSession, NewSignal, NewUser, NewWebhookSecret, OperatorSettings, PreferencesUpdate,
+    Registration, SealedBlob, SealedColumn, SealedEntry, SealedRef, SecondFactorUse, SessionRecord, SettingsWrite,
+    SignalOutcome, StoredKeyPermissions, ThrottleRule, TokenPurpose, UserRecord, WebhookSecrets,
 };
 
 /// What went wrong in a backend, phrased as what the caller should do about it.
@@ -49,11 +49,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + fmt::Debug {
     // --- users and email tokens ---
 
-    /// Creates the user, its email-verification token and the sign-up audit row together.
+    /// Creates the user, its email-verification token and the sign-up audit row together, if
+    /// registration is open. The first account of the database becomes its operator; the answer
+    /// says whether this one did. Of several first accounts created at once exactly one does (a
+    /// unique index holds the flag; the others are retried as ordinary accounts).
     ///
     /// # Errors
-    /// `StoreError::Conflict` when the canonical email already has an account.
-    async fn create_user(&self, user: &NewUser, token: &NewEmailToken, audit: &AuditRecord) -> StoreResult<()>;
+    /// `StoreError::Conflict("registration_closed")` (nothing written) when the operator closed
+    /// registration; `StoreError::Conflict` when the canonical email already has an account.
+    async fn create_user(&self, user: &NewUser, token: &NewEmailToken, audit: &AuditRecord) -> StoreResult<bool>;
 
     async fn user_by_email(&self, canonical_email: &str) -> StoreResult<Option<UserRecord>>;
 
@@ -465,6 +469,23 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: Timestamp,
         audit: &AuditRecord,
     ) -> StoreResult<KillSwitchOutcome>;
+
+    // --- the install's operator ---
+
+    /// The install's settings (a fresh database has the defaults: registration open).
+    async fn operator_settings(&self) -> StoreResult<OperatorSettings>;
+
+    /// Compare-and-swap: stores `new` and the audit row if `operator` is the install's operator
+    /// and the stored settings are still `expected`, so the audit row's old values are exactly
+    /// what was replaced. Otherwise nothing is written and the answer says why.
+    async fn set_operator_settings(
+        &self,
+        operator: UserId,
+        expected: &OperatorSettings,
+        new: &OperatorSettings,
+        now: Timestamp,
+        audit: &AuditRecord,
+    ) -> StoreResult<SettingsWrite>;
 
     // --- audit log ---
 

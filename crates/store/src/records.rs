@@ -21,6 +21,8 @@ pub struct UserRecord {
     pub hide_balances: bool,
     /// Shown in every mail Bulwark sends the user, so a phishing copy can be told apart.
     pub anti_phishing_code: Option<String>,
+    /// The install's operator: the first account created on it (at most one has the flag).
+    pub operator: bool,
     pub created_at: Timestamp,
 }
 
@@ -451,4 +453,56 @@ pub struct NewSignal {
     pub dedupe_key: [u8; 32],
     pub dedupe_since: domain::Timestamp,
     pub audit: AuditRecord,
+}
+
+/// Whether people who reach the server may create accounts (`POST /api/v1/auth/register`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone may register (the contract's default).
+    Open,
+    /// No new accounts; registration is refused before anything is looked up or sent.
+    Closed,
+}
+
+impl Registration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Open => "open",
+            Registration::Closed => "closed",
+        }
+    }
+
+    /// `None` for anything but `open` and `closed`.
+    pub fn parse(raw: &str) -> Option<Registration> {
+        match raw {
+            "open" => Some(Registration::Open),
+            "closed" => Some(Registration::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// The install's settings, which only its operator changes; one set for every node of a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorSettings {
+    pub registration: Registration,
+}
+
+impl Default for OperatorSettings {
+    /// A fresh install: registration open.
+    fn default() -> OperatorSettings {
+        OperatorSettings { registration: Registration::Open }
+    }
+}
+
+/// What `Store::set_operator_settings` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsWrite {
+    /// The new settings and the audit row are stored.
+    Written,
+    /// Nothing written: the user is not the operator.
+    NotOperator,
+    /// Nothing written: the stored settings are no longer the ones expected (another change came
+    /// first). Read them again and decide again.
+    Stale,
 }

@@ -82,25 +82,27 @@ pub async fn pg_store() -> TestPg {
 
 impl Drop for TestPg {
     fn drop(&mut self) {
-        let options = self.options.clone();
-        let schema = self.schema.clone();
-        // Drop runs outside async; a short-lived runtime on its own thread removes the schema. It
-        // is not joined: blocking the test's runtime here could wait on the very connections it
-        // drives. A schema left behind dies with the per-run database that scripts/test drops.
-        std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(mut conn) = options.connect().await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-                        .execute(&mut conn)
-                        .await;
-                    let _ = conn.close().await;
-                }
-            });
-        });
+        drop_schema_later(self.options.clone(), self.schema.clone());
     }
+}
+
+/// Drop runs outside async; a short-lived runtime on its own thread removes the schema. It is not
+/// joined: blocking the test's runtime here could wait on the very connections it drives. A
+/// schema left behind dies with the per-run database that scripts/test drops.
+fn drop_schema_later(options: PgConnectOptions, schema: String) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        runtime.block_on(async move {
+            if let Ok(mut conn) = options.connect().await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        });
+    });
 }
 
 /// A second store on the same schema as `db`, like a second node starting on a shared database.
@@ -110,4 +112,45 @@ impl Drop for TestPg {
 pub async fn pg_store_again(db: &TestPg) -> PgStore {
     let scoped = db.options.clone().options([("search_path", db.schema.as_str())]);
     PgStore::connect_with(scoped).await.expect("second connection to the test schema")
+}
+
+/// A database file no migration has touched yet, in a temporary directory: for tests that migrate
+/// step by step (an install made by an older version). Returns the directory guard and the URL.
+///
+/// # Panics
+/// When the temporary directory cannot be created.
+pub fn sqlite_unmigrated() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("bulwark.db").display());
+    (dir, url)
+}
+
+/// A fresh, empty schema of the test database (no migration run), dropped when the value goes:
+/// for tests that migrate step by step. `options` connect into it.
+#[derive(Debug)]
+pub struct EmptyPgSchema {
+    pub options: PgConnectOptions,
+    pub schema: String,
+    admin: PgConnectOptions,
+}
+
+/// # Panics
+/// When PostgreSQL is not reachable: tests must fail loudly, never skip.
+pub async fn pg_unmigrated() -> EmptyPgSchema {
+    let admin = PgConnectOptions::from_str(&pg_url()).unwrap_or_else(|e| no_server(e));
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = admin.connect().await.unwrap_or_else(|e| no_server(e));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test schema");
+    let _ = conn.close().await;
+    let options = admin.clone().options([("search_path", schema.as_str())]);
+    EmptyPgSchema { options, schema, admin }
+}
+
+impl Drop for EmptyPgSchema {
+    fn drop(&mut self) {
+        drop_schema_later(self.admin.clone(), self.schema.clone());
+    }
 }

@@ -11,7 +11,10 @@ mod venue;
 
 pub use app::{Backend, Reply, TestApp, spawn_app, spawn_app_with, test_ring};
 pub use clock::FakeClock;
-pub use db::{DEFAULT_PG_URL, TestPg, TestSqlite, pg_store, pg_store_again, pg_url, sqlite_store};
+pub use db::{
+    DEFAULT_PG_URL, EmptyPgSchema, TestPg, TestSqlite, pg_store, pg_store_again, pg_unmigrated, pg_url, sqlite_store,
+    sqlite_unmigrated,
+};
 pub use smtp::{ReceivedMail, SmtpSink};
 pub use venue::{ED25519_API_KEY, TestVenue, WallClock};
 

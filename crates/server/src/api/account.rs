@@ -29,6 +29,7 @@ pub fn me_json(user: &UserRecord) -> Value {
         "totp_enabled": user.totp_enabled,
         "hide_balances": user.hide_balances,
         "anti_phishing_code": user.anti_phishing_code,
+        "operator": user.operator,
         "created_at": user.created_at,
     })
 }

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use store::{
-    LoginWrite, NewEmailToken, NewSession, NewUser, SecondFactorUse, StoreError, ThrottleRule, TokenPurpose, UserRecord,
+    LoginWrite, NewEmailToken, NewSession, NewUser, Registration, SecondFactorUse, StoreError, ThrottleRule,
+    TokenPurpose, UserRecord,
 };
 
 use crate::api::account::me_json;
@@ -104,12 +105,17 @@ pub struct RegisterBody {
 }
 
 /// `POST /api/v1/auth/register`. Answers the same for a new and a taken email (no enumeration):
-/// both hash the password and send one mail.
+/// both hash the password and send one mail. While the operator has registration closed, every
+/// request gets the same 403 `registration_closed` before anything is read, looked up, hashed or
+/// sent (and the store refuses the account too, should the setting change meanwhile).
 pub async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<Response, ApiError> {
+    if state.store.operator_settings().await?.registration == Registration::Closed {
+        return Err(ApiError::RegistrationClosed);
+    }
     let email = parse_email(&body.email)?;
     let password = Password::new(body.password.expose());
     check_new_password(&state, &password, &email, false)?;
@@ -124,10 +130,15 @@ pub async fn register(
         NewUser { id: user_id, email: email.clone(), password_phc: hash.as_phc().to_owned(), created_at: state.now() };
     let audit = state.audit(Some(user_id), "auth.registered", &client, json!({}));
     match state.store.create_user(&user, &token_record, &audit).await {
-        Ok(()) => {
-            tracing::info!(user = %user_id, "account registered");
+        Ok(operator) => {
+            if operator {
+                tracing::info!(user = %user_id, "account registered: the first on this install, so its operator");
+            } else {
+                tracing::info!(user = %user_id, "account registered");
+            }
             state.send_mail(emails::verify_email(&state.config, email.as_str(), token.expose()));
         }
+        Err(StoreError::Conflict("registration_closed")) => return Err(ApiError::RegistrationClosed),
         Err(StoreError::Conflict(_)) => {
             if let Some(owner) = state.store.user_by_email(&email.canonical()).await? {
                 let audit = state.audit(Some(owner.id), "auth.register_attempt_existing", &client, json!({}));

@@ -12,6 +12,7 @@ mod limits;
 mod logs;
 mod manual_orders;
 mod metrics;
+mod operator;
 mod pages;
 mod rotation;
 mod secrets;

@@ -30,3 +30,24 @@ async fn damaged_rows_read_as_corrupt_never_a_panic() {
         store::contract::damaged_record_reads_as_corrupt(&db.store, &fixture, damaged).await;
     }
 }
+
+/// Migration 0010 on an install made by an older version: its oldest account becomes the operator.
+#[tokio::test]
+async fn an_older_install_makes_its_oldest_account_the_operator() {
+    let schema = test_support::pg_unmigrated().await;
+    let pool = sqlx::PgPool::connect_with(schema.options.clone()).await.expect("connect");
+    sqlx::migrate!("./migrations").run_to(9, &pool).await.expect("migrations up to 0009");
+    for (id, email, created_at) in store::contract::PRE_OPERATOR_ACCOUNTS {
+        sqlx::query(store::contract::INSERT_PRE_OPERATOR_ACCOUNT)
+            .bind(id)
+            .bind(email)
+            .bind(created_at)
+            .execute(&pool)
+            .await
+            .expect("an account of the older version");
+    }
+    pool.close().await;
+    let store =
+        store_postgres::PgStore::connect_with(schema.options.clone()).await.expect("the newer version migrates it");
+    store::contract::the_oldest_existing_account_became_the_operator(&store).await;
+}

@@ -58,3 +58,23 @@ async fn the_database_files_are_private() {
         assert_eq!(mode(suffix), 0o600, "bulwark.db{suffix} tightened on open");
     }
 }
+
+/// Migration 0010 on an install made by an older version: its oldest account becomes the operator.
+#[tokio::test]
+async fn an_older_install_makes_its_oldest_account_the_operator() {
+    let (_dir, url) = test_support::sqlite_unmigrated();
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+    sqlx::migrate!("./migrations").run_to(9, &pool).await.expect("migrations up to 0009");
+    for (id, email, created_at) in store::contract::PRE_OPERATOR_ACCOUNTS {
+        sqlx::query(store::contract::INSERT_PRE_OPERATOR_ACCOUNT)
+            .bind(id)
+            .bind(email)
+            .bind(created_at)
+            .execute(&pool)
+            .await
+            .expect("an account of the older version");
+    }
+    pool.close().await;
+    let store = store_sqlite::SqliteStore::connect(&url).await.expect("the newer version migrates it");
+    store::contract::the_oldest_existing_account_became_the_operator(&store).await;
+}

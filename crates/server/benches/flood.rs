@@ -2,7 +2,8 @@
 //! webhooks (the path that moves money) and `/healthz` get meanwhile. The whole app over real
 //! HTTP on loopback (`test_support::spawn_app_with`, SQLite), with the default limits; the
 //! attackers' connections come from addresses of their own (127.0.0.10 and up: Linux answers the
-//! whole 127/8 on loopback), so the per-address limits work as they would on the internet.
+//! whole 127/8 on loopback; each part its own), so the per-address limits work as they would on the
+//! internet.
 //!
 //! - **Page flood**: 16 addresses × 32 keep-alive connections asking for `/` as fast as they are
 //!   answered, while a TradingView-like sender posts 100 signals a second (to a disabled signal
@@ -118,9 +119,10 @@ async fn connect_from(ip: [u8; 4], addr: SocketAddr) -> std::io::Result<TcpStrea
     socket.connect(addr).await
 }
 
-/// The address of attacker `n`.
-fn attacker(n: u8) -> [u8; 4] {
-    [127, 0, 0, 10 + n]
+/// The address of attacker `n` in flood `part`: every part has addresses of its own, so one
+/// part's spent buckets are not the next one's.
+fn attacker(part: u8, n: u8) -> [u8; 4] {
+    [127, 0, part, 10 + n]
 }
 
 /// Sends a request on a keep-alive connection and reads the answer; `None` when the connection
@@ -299,7 +301,7 @@ impl Fixture {
                     let mut tally = Tally::default();
                     let request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
                     while Instant::now() < until {
-                        let Ok(mut stream) = connect_from(attacker(a), addr).await else {
+                        let Ok(mut stream) = connect_from(attacker(1, a), addr).await else {
                             tally.closed += 1;
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             continue;
@@ -344,7 +346,7 @@ impl Fixture {
             for _ in 0..scale.slow_bodies {
                 let addr = self.app.addr;
                 held.push(tokio::spawn(async move {
-                    let mut stream = connect_from(attacker(a), addr).await.ok()?;
+                    let mut stream = connect_from(attacker(2, a), addr).await.ok()?;
                     let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                                 Content-Length: 40\r\n\r\n{\"email\":";
                     stream.write_all(head.as_bytes()).await.ok()?;
@@ -398,7 +400,7 @@ impl Fixture {
             for _ in 0..scale.slowloris {
                 let addr = self.app.addr;
                 slow.push(tokio::spawn(async move {
-                    let mut stream = connect_from(attacker(a), addr).await.ok()?;
+                    let mut stream = connect_from(attacker(3, a), addr).await.ok()?;
                     let opened = Instant::now();
                     stream.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-A: ").await.ok()?;
                     let mut byte = [0u8; 1];
@@ -455,7 +457,7 @@ impl Fixture {
             scale.one_address, scale.one_address_seconds
         );
         // A fresh address: the earlier parts' buckets are not this one's.
-        let ip = [127, 0, 0, 200];
+        let ip = [127, 0, 4, 1];
         let started = Instant::now();
         let until = started + Duration::from_secs_f64(scale.one_address_seconds);
         let mut clients = Vec::new();

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::{Frame, SizeHint};
 
 use crate::ApiError;
+use crate::metrics::RouteClass;
 use crate::state::AppState;
 
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -61,7 +62,7 @@ pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: N
     }
     // The webhook routes take no session: their secret is in the body, so another origin gains
     // nothing by posting to them (and a sender may well carry an `Origin` of its own).
-    if is_webhook(request.uri().path()) {
+    if RouteClass::of(request.uri().path()) == RouteClass::Webhook {
         return next.run(request).await;
     }
     let headers = request.headers();
@@ -103,10 +104,10 @@ impl InFlight {
 /// answer late. The slot is held until the handler has answered.
 pub async fn load_shed(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let pool = match path {
-        "/healthz" | "/metrics" => return next.run(request).await,
-        path if is_webhook(path) => &state.in_flight.webhooks,
-        _ => &state.in_flight.general,
+    let pool = match RouteClass::of(path) {
+        RouteClass::Health | RouteClass::Metrics => return next.run(request).await,
+        RouteClass::Webhook => &state.in_flight.webhooks,
+        RouteClass::Api | RouteClass::Page | RouteClass::Asset => &state.in_flight.general,
     };
     let Ok(_slot) = std::sync::Arc::clone(pool).try_acquire_owned() else {
         tracing::warn!(path, "load shedding: every request slot is taken");
@@ -144,20 +145,17 @@ pub async fn body_limit(State(state): State<AppState>, request: Request, next: N
     next.run(request).await
 }
 
-/// Whether a path is one of the two webhook routes (their own limits and pool).
-fn is_webhook(path: &str) -> bool {
-    matches!(path, "/trade_signal/trading_view" | "/signal_bots/webhooks")
-}
-
 /// Per-address request rate of the pages and the API (NET-1): beyond it, 429 `rate_limited` with
 /// `Retry-After` before any work. The client address is the socket peer, or the first untrusted
 /// hop of `X-Forwarded-For` behind a trusted proxy. `/healthz`, `/metrics`, the static assets and
 /// the webhook routes (limited per address and per bot on their own) take nothing from it. The
 /// per-account rate is spent where the session is read (`session::authenticate`).
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if matches!(path, "/healthz" | "/metrics") || path.starts_with("/assets/") || is_webhook(path) {
-        return next.run(request).await;
+    match RouteClass::of(request.uri().path()) {
+        RouteClass::Health | RouteClass::Metrics | RouteClass::Asset | RouteClass::Webhook => {
+            return next.run(request).await;
+        }
+        RouteClass::Api | RouteClass::Page => {}
     }
     let (parts, body) = request.into_parts();
     let ip = crate::extract::ClientInfo::from_parts(&parts, &state).ip;

@@ -18,7 +18,7 @@ use crate::{Backend, logs, spawn_app_with};
 
 /// A sign-in whose body is promised (2 bytes) but only half sent: its handler holds a slot until
 /// the rest arrives.
-async fn half_sent(addr: std::net::SocketAddr) -> TcpStream {
+pub(crate) async fn half_sent(addr: std::net::SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                 Content-Length: 2\r\nConnection: close\r\n\r\n{";

@@ -16,6 +16,7 @@ use server::config::{MetricsToken, Rate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::limits::half_sent;
 use crate::{Backend, Reply, TestApp, logs, spawn_app_with};
 
 const TOKEN: &str = "metrics-token-4f1c9a7e2b8d6035c1e0a9b7d4f2e8c6";
@@ -199,15 +200,6 @@ fn assert_same_as_unknown(reply: &Reply, unknown: &Reply, what: &str) {
         all
     };
     assert_eq!(headers(reply), headers(unknown), "{what}: the headers of an unknown route");
-}
-
-/// A request whose body is promised but half sent: its handler holds a request slot.
-async fn half_sent(addr: std::net::SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-                Content-Length: 2\r\nConnection: close\r\n\r\n{";
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream
 }
 
 /// Loopback scrapes parse, and the counters move by what the test sent: 3 unknown pages, a 429
